@@ -1,0 +1,1 @@
+"""Central ingest: validates, stores and queries the events agents send."""

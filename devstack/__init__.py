@@ -1,0 +1,1 @@
+"""Developer stack: installs and runs local PostgreSQL+TimescaleDB, mosquitto and an RTSP server."""

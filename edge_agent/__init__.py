@@ -1,0 +1,1 @@
+"""Edge agent: cameras in, compact durable events out."""
