@@ -10,7 +10,7 @@ unique ``event_id`` made at the edge (so a re-sent event is recognised), the
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -99,7 +99,7 @@ class HealthEvent(EventBase):
     uptime_s: float = Field(default=0.0, ge=0.0)
 
 
-Event = Annotated[Union[CountIntervalEvent, HealthEvent], Field(discriminator="kind")]
+Event = Annotated[CountIntervalEvent | HealthEvent, Field(discriminator="kind")]
 """Any event an agent can send; ``kind`` picks the model."""
 
 

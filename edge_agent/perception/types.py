@@ -46,11 +46,6 @@ class Frame:
         return int(self.image.shape[1])
 
 
-def _frozen(array: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
-    array.flags.writeable = False
-    return array
-
-
 @dataclass(frozen=True, slots=True)
 class Detections:
     """Parallel arrays describing n objects in one frame.
@@ -67,14 +62,15 @@ class Detections:
     tracker_id: IntArray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     def __post_init__(self) -> None:
-        n = len(self.confidence)
-        xyxy = np.ascontiguousarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
-        confidence = np.ascontiguousarray(self.confidence, dtype=np.float32).reshape(-1)
-        class_id = np.ascontiguousarray(self.class_id, dtype=np.int64).reshape(-1)
+        # Always copy: the caller may keep writing to its arrays, and ours are frozen for sharing.
+        xyxy = np.array(self.xyxy, dtype=np.float32).reshape(-1, 4)
+        confidence = np.array(self.confidence, dtype=np.float32).reshape(-1)
+        class_id = np.array(self.class_id, dtype=np.int64).reshape(-1)
+        n = len(confidence)
         tracker_id = (
             np.full(n, -1, dtype=np.int64)
             if len(self.tracker_id) == 0
-            else np.ascontiguousarray(self.tracker_id, dtype=np.int64).reshape(-1)
+            else np.array(self.tracker_id, dtype=np.int64).reshape(-1)
         )
         if not (len(xyxy) == len(class_id) == len(tracker_id) == n):
             raise ValueError(
@@ -85,11 +81,14 @@ class Detections:
             raise ValueError(f"class_id outside 0..{len(self.class_names) - 1}")
         if n and not np.all(np.isfinite(xyxy)):
             raise ValueError("detection boxes must be finite")
-        # Copies above are ours; freeze them so no stage can change a shared value.
-        object.__setattr__(self, "xyxy", _frozen(xyxy.copy() if xyxy is self.xyxy else xyxy))
-        object.__setattr__(self, "confidence", _frozen(confidence.copy() if confidence is self.confidence else confidence))
-        object.__setattr__(self, "class_id", _frozen(class_id.copy() if class_id is self.class_id else class_id))
-        object.__setattr__(self, "tracker_id", _frozen(tracker_id.copy() if tracker_id is self.tracker_id else tracker_id))
+        for name, array in (
+            ("xyxy", xyxy),
+            ("confidence", confidence),
+            ("class_id", class_id),
+            ("tracker_id", tracker_id),
+        ):
+            array.flags.writeable = False
+            object.__setattr__(self, name, array)
 
     @classmethod
     def empty(cls, class_names: tuple[str, ...]) -> Self:
