@@ -1,0 +1,351 @@
+"""ByteTrack-style multi-object tracker on our own immutable ``Detections``.
+
+Why not a PyPI tracker (checked with ``pip download --no-deps`` + METADATA, 2026):
+
+- ``trackers`` 2.6.1 (Roboflow, Apache-2.0): clean ByteTrack/OC-SORT/BoT-SORT, even takes a
+  timestamp, but requires ``opencv-python`` (the GUI build; it installs over our
+  ``opencv-python-headless`` as the same ``cv2`` package), ``supervision``, ``rich``,
+  ``requests``, ``pydeprecate``, imports cv2 eagerly from its package ``__init__``, and works
+  on ``supervision.Detections``.
+- ``supervision`` 0.31.2 (MIT): no longer ships ByteTrack (moved to ``trackers``); pulls
+  matplotlib, pillow, requests, av, tqdm.
+- ``boxmot`` 25.0.0: AGPL-3.0, requires torch, torchvision, timm, opencv-python, pandas,
+  pyarrow, scikit-learn, huggingface-hub, gdown.
+
+None fits (headless OpenCV, no torch, light deps, our ``Detections``), so this is a small
+re-implementation of ByteTrack (Zhang et al., 2022) with two changes that matter at the edge:
+
+- Time-based, not frame-based: the Kalman prediction uses the real ``dt`` between updates and
+  a lost track is kept for ``max_lost_s`` seconds, so dropped frames neither break tracks nor
+  stretch their lifetime.
+- Class vote: each track keeps a confidence-weighted vote over the classes it was detected as,
+  so a vehicle the detector flickers between ``car`` and ``van`` keeps one class.
+
+Association per update:
+
+1. Predict every track to ``timestamp_s``.
+2. High-score detections vs confirmed tracks (active and lost), Hungarian on ``1 - IoU``.
+3. Low-score detections vs the confirmed tracks still unmatched that were active at the last
+   update (low scores only extend live tracks: they are often occluded vehicles).
+4. Remaining high-score detections vs tentative tracks; a tentative track missed once is dropped.
+5. Unmatched high-score detections above ``new_track_threshold`` start tentative tracks.
+
+Output: one row per confirmed track matched in this update, with the DETECTION's box and
+confidence (what the camera saw, not the filter's smoothing), the track's voted class and a
+stable ``tracker_id`` (monotonic from 1, given at confirmation so ids have no gaps).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from scipy.optimize import linear_sum_assignment
+
+from edge_agent.perception import kalman
+from edge_agent.perception.types import Detections
+
+
+class TrackerConfig(BaseModel):
+    """Tracker knobs; defaults follow ByteTrack's published settings, converted to seconds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    high_score_threshold: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Detections at or above this score are matched first."
+    )
+    low_score_threshold: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="Detections between this and high_score_threshold only extend active tracks; "
+        "lower ones are ignored.",
+    )
+    new_track_threshold: float = Field(
+        default=0.6, ge=0.0, le=1.0, description="An unmatched detection starts a track only at or above this score."
+    )
+    match_iou_threshold: float = Field(
+        default=0.2, gt=0.0, le=1.0, description="Least IoU for a high-score detection to match a confirmed track."
+    )
+    low_match_iou_threshold: float = Field(
+        default=0.5, gt=0.0, le=1.0, description="Least IoU for a low-score detection to match an active track."
+    )
+    tentative_match_iou_threshold: float = Field(
+        default=0.3, gt=0.0, le=1.0, description="Least IoU for a detection to match a not-yet-confirmed track."
+    )
+    max_lost_s: float = Field(
+        default=1.0,
+        ge=0.0,
+        description="Seconds a confirmed track is kept without detections "
+        "(time-based, so dropped frames do not count).",
+    )
+    min_hits: int = Field(
+        default=3, ge=1, description="Consecutive matched updates before a track is confirmed and reported."
+    )
+    class_vote_decay: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=1.0,
+        description="Weight kept by past class votes at each observation: 1.0 votes over the whole history, "
+        "lower values follow recent detections.",
+    )
+    max_tracks: int = Field(
+        default=1024,
+        ge=1,
+        description="Bound on tracks held. When full, the longest-lost track is dropped; if none is lost, "
+        "the new track is refused (counted in tracks_refused).",
+    )
+    process_noise_position: float = Field(
+        default=0.25, gt=0.0, description="Kalman position random walk, box sizes per sqrt(second)."
+    )
+    process_noise_velocity: float = Field(
+        default=1.0, gt=0.0, description="Kalman velocity random walk, box sizes per second per sqrt(second)."
+    )
+    measurement_noise: float = Field(default=0.05, gt=0.0, description="Detector box noise, fraction of box size.")
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> TrackerConfig:
+        if self.low_score_threshold > self.high_score_threshold:
+            raise ValueError("low_score_threshold must not exceed high_score_threshold")
+        if self.new_track_threshold < self.high_score_threshold:
+            raise ValueError(
+                "new_track_threshold must be at least high_score_threshold (tracks start from high scores)"
+            )
+        return self
+
+    @property
+    def kalman_noise(self) -> kalman.KalmanNoise:
+        return kalman.KalmanNoise(
+            measurement=self.measurement_noise,
+            process_position=self.process_noise_position,
+            process_velocity=self.process_noise_velocity,
+        )
+
+
+def iou_matrix(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
+    """(n, m) IoU between xyxy boxes ``a`` (n, 4) and ``b`` (m, 4)."""
+    a64 = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b64 = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    ix1 = np.maximum(a64[:, None, 0], b64[None, :, 0])
+    iy1 = np.maximum(a64[:, None, 1], b64[None, :, 1])
+    ix2 = np.minimum(a64[:, None, 2], b64[None, :, 2])
+    iy2 = np.minimum(a64[:, None, 3], b64[None, :, 3])
+    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+    area_a = np.clip(a64[:, 2] - a64[:, 0], 0, None) * np.clip(a64[:, 3] - a64[:, 1], 0, None)
+    area_b = np.clip(b64[:, 2] - b64[:, 0], 0, None) * np.clip(b64[:, 3] - b64[:, 1], 0, None)
+    union = area_a[:, None] + area_b[None, :] - inter
+    iou: npt.NDArray[np.float64] = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return iou
+
+
+@dataclass(slots=True, eq=False)
+class _Track:
+    """Internal, mutable state of one track; never leaves the tracker."""
+
+    mean: npt.NDArray[np.float64]
+    cov: npt.NDArray[np.float64]
+    votes: npt.NDArray[np.float64]
+    last_seen_s: float
+    hits: int = 1
+    track_id: int = 0
+    """0 while tentative; the public id once confirmed."""
+    lost: bool = False
+    class_id: int = field(default=-1)
+
+    @property
+    def confirmed(self) -> bool:
+        return self.track_id > 0
+
+    def vote(self, class_id: int, confidence: float, decay: float) -> None:
+        self.votes *= decay
+        self.votes[class_id] += max(confidence, 1e-6)
+        best = float(self.votes.max())
+        # On a tie keep the class already reported, so the label does not flip back and forth.
+        if self.class_id < 0 or self.votes[self.class_id] < best:
+            self.class_id = int(np.argmax(self.votes))
+
+
+def _associate(
+    tracks: list[_Track], det_indices: npt.NDArray[np.intp], det_boxes: npt.NDArray[np.float64], min_iou: float
+) -> tuple[list[tuple[_Track, int]], list[_Track], npt.NDArray[np.intp]]:
+    """Hungarian assignment on 1 - IoU; pairs under ``min_iou`` are rejected."""
+    if not tracks or len(det_indices) == 0:
+        return [], list(tracks), det_indices
+    predicted = kalman.cxcywh_to_xyxy(np.stack([t.mean[:4] for t in tracks]))
+    iou = iou_matrix(predicted, det_boxes[det_indices])
+    rows, cols = linear_sum_assignment(1.0 - iou)
+    keep = iou[rows, cols] >= min_iou
+    rows, cols = rows[keep], cols[keep]
+    pairs = [(tracks[r], int(det_indices[c])) for r, c in zip(rows, cols, strict=True)]
+    matched_rows = set(rows.tolist())
+    unmatched_tracks = [t for i, t in enumerate(tracks) if i not in matched_rows]
+    unmatched_dets = np.delete(det_indices, cols)
+    return pairs, unmatched_tracks, unmatched_dets
+
+
+class ByteTracker:
+    """Assigns stable ids to detections over time. One instance per camera; not thread-safe."""
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self._config = config or TrackerConfig()
+        self._noise = self._config.kalman_noise
+        self._tracks: list[_Track] = []
+        self._last_timestamp_s: float | None = None
+        self._class_names: tuple[str, ...] | None = None
+        self._next_id = 1
+        self._tracks_refused = 0
+
+    @property
+    def config(self) -> TrackerConfig:
+        return self._config
+
+    @property
+    def tracks_refused(self) -> int:
+        """New tracks not started because max_tracks were held and none was lost."""
+        return self._tracks_refused
+
+    @property
+    def track_count(self) -> int:
+        """Tracks held now: tentative, active and lost."""
+        return len(self._tracks)
+
+    @property
+    def confirmed_count(self) -> int:
+        """Ids handed out so far."""
+        return self._next_id - 1
+
+    def update(self, detections: Detections, timestamp_s: float) -> Detections:
+        """Match ``detections`` taken at ``timestamp_s`` (seconds, any epoch, non-decreasing)."""
+        dt = self._check_input(detections, timestamp_s)
+        cfg = self._config
+        # Forget tracks lost too long BEFORE matching, so they cannot take a new vehicle's detection.
+        self._tracks = [t for t in self._tracks if timestamp_s - t.last_seen_s <= cfg.max_lost_s]
+        self._predict(dt)
+
+        boxes = np.asarray(detections.xyxy, dtype=np.float64)
+        scores = detections.confidence
+        high = np.flatnonzero(scores >= cfg.high_score_threshold)
+        low = np.flatnonzero((scores >= cfg.low_score_threshold) & (scores < cfg.high_score_threshold))
+        confirmed = [t for t in self._tracks if t.confirmed]
+        tentative = [t for t in self._tracks if not t.confirmed]
+
+        pairs, unmatched, high_left = _associate(confirmed, high, boxes, cfg.match_iou_threshold)
+        was_active = [t for t in unmatched if not t.lost]
+        low_pairs, _, _ = _associate(was_active, low, boxes, cfg.low_match_iou_threshold)
+        tentative_pairs, _, high_left = _associate(tentative, high_left, boxes, cfg.tentative_match_iou_threshold)
+        matched = pairs + low_pairs + tentative_pairs
+
+        self._correct(matched, detections, timestamp_s)
+        matched_tracks = {id(t) for t, _ in matched}
+        survivors: list[_Track] = []
+        for track in self._tracks:
+            if id(track) in matched_tracks:
+                survivors.append(track)
+            elif track.confirmed:
+                track.lost = True
+                survivors.append(track)
+            # A tentative track missed once is dropped here.
+        self._tracks = survivors
+
+        born = self._start_tracks(high_left[scores[high_left] >= cfg.new_track_threshold], detections, timestamp_s)
+        reported = [(t, d) for t, d in matched + born if t.confirmed]
+        return self._output(reported, detections)
+
+    def _check_input(self, detections: Detections, timestamp_s: float) -> float:
+        if not math.isfinite(timestamp_s):
+            raise ValueError(f"tracker timestamp must be finite, got {timestamp_s}")
+        if self._class_names is None:
+            self._class_names = detections.class_names
+        elif detections.class_names != self._class_names:
+            raise ValueError(
+                f"tracker got class_names {detections.class_names} after {self._class_names}: "
+                "use one tracker per detector vocabulary"
+            )
+        if self._last_timestamp_s is None:
+            dt = 0.0
+        else:
+            dt = timestamp_s - self._last_timestamp_s
+            if dt < 0:
+                raise ValueError(
+                    f"tracker timestamps must not go backwards: {timestamp_s} after {self._last_timestamp_s}"
+                )
+        self._last_timestamp_s = timestamp_s
+        return dt
+
+    def _predict(self, dt: float) -> None:
+        if not self._tracks or dt == 0:
+            return
+        means, covs = kalman.predict(
+            np.stack([t.mean for t in self._tracks]), np.stack([t.cov for t in self._tracks]), dt, self._noise
+        )
+        for track, mean, cov in zip(self._tracks, means, covs, strict=True):
+            track.mean, track.cov = mean, cov
+
+    def _correct(self, matched: list[tuple[_Track, int]], detections: Detections, timestamp_s: float) -> None:
+        if not matched:
+            return
+        tracks = [t for t, _ in matched]
+        rows = np.array([d for _, d in matched], dtype=np.intp)
+        means, covs = kalman.update(
+            np.stack([t.mean for t in tracks]),
+            np.stack([t.cov for t in tracks]),
+            kalman.xyxy_to_cxcywh(detections.xyxy[rows]),
+            self._noise,
+        )
+        for track, row, mean, cov in zip(tracks, rows, means, covs, strict=True):
+            track.mean, track.cov = mean, cov
+            track.hits += 1
+            track.lost = False
+            track.last_seen_s = timestamp_s
+            track.vote(int(detections.class_id[row]), float(detections.confidence[row]), self._config.class_vote_decay)
+            self._confirm_if_ready(track)
+
+    def _start_tracks(
+        self, rows: npt.NDArray[np.intp], detections: Detections, timestamp_s: float
+    ) -> list[tuple[_Track, int]]:
+        if len(rows) == 0:
+            return []
+        means, covs = kalman.initiate(kalman.xyxy_to_cxcywh(detections.xyxy[rows]), self._noise)
+        born: list[tuple[_Track, int]] = []
+        for row, mean, cov in zip(rows, means, covs, strict=True):
+            if not self._make_room():
+                self._tracks_refused += 1
+                continue
+            track = _Track(mean=mean, cov=cov, votes=np.zeros(len(detections.class_names)), last_seen_s=timestamp_s)
+            track.vote(int(detections.class_id[row]), float(detections.confidence[row]), self._config.class_vote_decay)
+            self._confirm_if_ready(track)
+            self._tracks.append(track)
+            born.append((track, int(row)))
+        return born
+
+    def _make_room(self) -> bool:
+        if len(self._tracks) < self._config.max_tracks:
+            return True
+        lost = [t for t in self._tracks if t.lost]
+        if not lost:
+            return False
+        oldest = min(lost, key=lambda t: t.last_seen_s)
+        self._tracks = [t for t in self._tracks if t is not oldest]
+        return True
+
+    def _confirm_if_ready(self, track: _Track) -> None:
+        if not track.confirmed and track.hits >= self._config.min_hits:
+            track.track_id = self._next_id
+            self._next_id += 1
+
+    @staticmethod
+    def _output(reported: list[tuple[_Track, int]], detections: Detections) -> Detections:
+        if not reported:
+            return Detections.empty(detections.class_names)
+        reported.sort(key=lambda pair: pair[1])
+        rows = np.array([d for _, d in reported], dtype=np.intp)
+        return Detections(
+            xyxy=detections.xyxy[rows],
+            confidence=detections.confidence[rows],
+            class_id=np.array([t.class_id for t, _ in reported], dtype=np.int64),
+            class_names=detections.class_names,
+            tracker_id=np.array([t.track_id for t, _ in reported], dtype=np.int64),
+        )
