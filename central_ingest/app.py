@@ -1,0 +1,101 @@
+"""The FastAPI application: ``create_app(settings)`` wires routes, pool and lifespan.
+
+Async all the way: psycopg's ``AsyncConnectionPool`` serves every request on one
+event loop, so waiting on the database costs no thread, while CPU-heavy batch
+parsing is pushed to a worker thread (see ``ingest.routes``). At start the app
+applies pending migrations (unless ``migrate_on_start`` is off) and opens the pool;
+at stop it closes the pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import anyio
+import psycopg
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from central_ingest.ingest.routes import router as ingest_router
+from central_ingest.query.routes import router as query_router
+from central_ingest.settings import Settings
+from central_ingest.state import AppState, get_app_state
+from central_ingest.store.migrate import apply_migrations, available_migrations
+from central_ingest.web.summary import router as web_router
+
+RETRY_AFTER_S = "5"
+READYZ_TIMEOUT_S = 2.0
+"""A probe must answer quickly; a pool that cannot lend a connection this fast is not ready."""
+
+
+def _database_unavailable(_request: Request, error: Exception) -> JSONResponse:
+    # Agents keep their spool and retry; say so instead of a bare 500.
+    return JSONResponse(
+        {"detail": f"database unavailable, retry later ({type(error).__name__})"},
+        status_code=503,
+        headers={"Retry-After": RETRY_AFTER_S},
+    )
+
+
+async def _pending_migrations(conn: AsyncConnection[Any]) -> list[str]:
+    """Versions packaged with this code but not applied in the database."""
+    cursor = await conn.execute(b"SELECT version FROM schema_migrations")
+    applied = {str(version) for (version,) in await cursor.fetchall()}
+    return [m.version for m in available_migrations() if m.version not in applied]
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """A ready-to-serve app; nothing connects until its lifespan starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.migrate_on_start:
+            await anyio.to_thread.run_sync(apply_migrations, settings.database_url)
+        pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
+            settings.database_url,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            timeout=settings.pool_timeout_s,
+            # A connection broken by a database restart is replaced instead of failing a request.
+            check=AsyncConnectionPool.check_connection,
+            open=False,
+        )
+        await pool.open()
+        app.state.ioc = AppState(settings=settings, pool=pool)
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(
+        title="IOC central ingest",
+        version="0.1.0",
+        summary="Receives edge agents' event batches, stores them in TimescaleDB, answers count queries.",
+        lifespan=lifespan,
+    )
+    app.add_exception_handler(PoolTimeout, _database_unavailable)
+    app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
+    app.include_router(ingest_router)
+    app.include_router(query_router)
+    app.include_router(web_router)
+
+    @app.get("/healthz", summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Database reachable and schema migrations current")
+    async def readyz(state: Annotated[AppState, Depends(get_app_state)]) -> JSONResponse:
+        try:
+            async with state.pool.connection(timeout=READYZ_TIMEOUT_S) as conn:
+                pending = await _pending_migrations(conn)
+        except (PoolTimeout, psycopg.Error) as error:
+            return JSONResponse({"status": "unavailable", "detail": type(error).__name__}, status_code=503)
+        if pending:
+            return JSONResponse({"status": "migrations pending", "pending": pending}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    return app

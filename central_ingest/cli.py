@@ -1,0 +1,109 @@
+"""``central-ingest``: serve the API, migrate the schema, manage agent tokens.
+
+    central-ingest migrate
+    central-ingest serve [--host H] [--port P]
+    central-ingest agent add AGENT_ID [--rotate]   # prints the token once
+    central-ingest agent revoke AGENT_ID
+    central-ingest agent list
+
+The database comes from ``--database-url`` or ``IOC_CENTRAL_DATABASE_URL``; every
+other setting from its ``IOC_CENTRAL_*`` variable (see ``settings.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import psycopg
+import uvicorn
+from pydantic import ValidationError
+
+from central_ingest.app import create_app
+from central_ingest.settings import Settings
+from central_ingest.store.agents import AgentError, add_agent, list_agents, revoke_agent
+from central_ingest.store.migrate import MigrationError, apply_migrations
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="central-ingest", description="IOC central ingest service.")
+    parser.add_argument("--database-url", help="libpq URL; default: IOC_CENTRAL_DATABASE_URL or the settings default")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP API (applies pending migrations first)")
+    serve.add_argument("--host", help="bind address (default: IOC_CENTRAL_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="TCP port (default: IOC_CENTRAL_PORT or 8080)")
+
+    commands.add_parser("migrate", help="apply pending schema migrations")
+
+    agent = commands.add_parser("agent", help="manage edge agents' tokens")
+    agent_commands = agent.add_subparsers(dest="agent_command", required=True)
+    add = agent_commands.add_parser("add", help="create an agent and print its token (shown only once)")
+    add.add_argument("agent_id")
+    add.add_argument("--rotate", action="store_true", help="issue a new token to an existing agent")
+    revoke = agent_commands.add_parser("revoke", help="revoke an agent's token")
+    revoke.add_argument("agent_id")
+    agent_commands.add_parser("list", help="list agents")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {
+        key: value
+        for key, value in (
+            ("database_url", args.database_url),
+            ("host", getattr(args, "host", None)),
+            ("port", getattr(args, "port", None)),
+        )
+        if value is not None
+    }
+    return Settings(**overrides)
+
+
+def _serve(settings: Settings) -> int:
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    return 0
+
+
+def _agent(settings: Settings, args: argparse.Namespace) -> int:
+    with psycopg.connect(settings.database_url) as conn:
+        if args.agent_command == "add":
+            token = add_agent(conn, args.agent_id, rotate=args.rotate)
+            print(token)
+            print(
+                f"agent {args.agent_id!r}: keep this token now, it is not stored and cannot be shown again",
+                file=sys.stderr,
+            )
+        elif args.agent_command == "revoke":
+            revoke_agent(conn, args.agent_id)
+            print(f"agent {args.agent_id!r} revoked", file=sys.stderr)
+        else:
+            for record in list_agents(conn):
+                state = f"revoked {record.revoked_at.isoformat()}" if record.revoked_at else "active"
+                print(f"{record.agent_id}\tcreated {record.created_at.isoformat()}\t{state}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        if args.command == "serve":
+            return _serve(settings)
+        if args.command == "migrate":
+            applied = apply_migrations(settings.database_url)
+            print(f"applied migrations: {', '.join(applied)}" if applied else "schema is current")
+            return 0
+        return _agent(settings, args)
+    except ValidationError as error:
+        print(f"central-ingest: invalid settings:\n{error}", file=sys.stderr)
+    except (AgentError, MigrationError) as error:
+        print(f"central-ingest: {error}", file=sys.stderr)
+    except psycopg.OperationalError as error:
+        print(f"central-ingest: cannot reach the database: {error}".rstrip(), file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,84 @@
+"""``GET /api/v1/counts`` (bucketed series) and ``GET /api/v1/counts/totals``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+
+from central_ingest.query.params import (
+    GROUP_KEYS,
+    CountFilters,
+    CountSeriesQuery,
+    QueryError,
+    parse_bucket,
+    parse_group_by,
+    parse_timezone,
+    resolve_range,
+)
+from central_ingest.state import AppState, get_app_state
+from central_ingest.store.queries import count_series, count_totals
+from event_contract import Direction, VehicleClass
+from event_contract.models import IDENTIFIER_PATTERN
+
+router = APIRouter(prefix="/api/v1/counts")
+
+IdFilter = Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN)]
+Start = Annotated[dt.datetime | None, Query(description="Range start (ISO 8601 with zone); default end - 24 h.")]
+End = Annotated[dt.datetime | None, Query(description="Range end, exclusive (ISO 8601 with zone); default now.")]
+
+
+def _filters(
+    agent_id: IdFilter = None,
+    source_id: IdFilter = None,
+    line_id: IdFilter = None,
+    vehicle_class: VehicleClass | None = None,
+    direction: Direction | None = None,
+) -> CountFilters:
+    return CountFilters(agent_id, source_id, line_id, vehicle_class, direction)
+
+
+def _rows_as_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in row.items()} for row in rows]
+
+
+@router.get("", summary="Crossings summed per time bucket, optionally per camera/line/class/direction")
+async def get_counts(
+    *,
+    app: Annotated[AppState, Depends(get_app_state)],
+    filters: Annotated[CountFilters, Depends(_filters)],
+    start: Start = None,
+    end: End = None,
+    bucket: Annotated[str, Query(description="Bucket width: 1m to 31d, e.g. 15m, 1h, 1d.")] = "1h",
+    group_by: Annotated[list[str], Query(description=f"Any of {list(GROUP_KEYS)}; repeat or comma-separate.")] = [],  # noqa: B006 - FastAPI copies defaults, and Query needs a list here
+    timezone: Annotated[str, Query(description="IANA zone that day/hour buckets align to.")] = "UTC",
+) -> list[dict[str, Any]]:
+    try:
+        query = CountSeriesQuery(
+            time_range=resolve_range(start, end, dt.datetime.now(dt.UTC)),
+            bucket=parse_bucket(bucket),
+            group_by=parse_group_by(group_by),
+            filters=filters,
+            timezone=parse_timezone(timezone),
+        )
+    except QueryError as error:
+        raise HTTPException(422, str(error)) from None
+    async with app.pool.connection() as conn:
+        return _rows_as_json(await count_series(conn, query))
+
+
+@router.get("/totals", summary="Crossings per agent/camera/line/class/direction over a range")
+async def get_totals(
+    *,
+    app: Annotated[AppState, Depends(get_app_state)],
+    filters: Annotated[CountFilters, Depends(_filters)],
+    start: Start = None,
+    end: End = None,
+) -> list[dict[str, Any]]:
+    try:
+        time_range = resolve_range(start, end, dt.datetime.now(dt.UTC))
+    except QueryError as error:
+        raise HTTPException(422, str(error)) from None
+    async with app.pool.connection() as conn:
+        return _rows_as_json(await count_totals(conn, time_range, filters))
