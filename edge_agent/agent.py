@@ -1,0 +1,151 @@
+"""The edge agent process: one ``CameraPipeline`` per camera, one ``HttpUplink``, clean shutdown.
+
+``Agent.run()`` blocks until every source has ended (cameras configured with
+``on_end: stop``) or ``stop()`` is called, e.g. by SIGINT/SIGTERM. On the way out
+each pipeline flushes its open count intervals into the uplink, and the uplink
+gets ``shutdown_timeout_s`` to deliver what it holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+from edge_agent.config import AgentConfig
+from edge_agent.delivery.http_uplink import HttpUplink, UplinkStats
+from edge_agent.perception.detector import Detector
+from edge_agent.perception.detectors import DetectorConfig, build_detector
+from edge_agent.pipeline import CameraPipeline, PipelineStats
+
+log = logging.getLogger(__name__)
+
+DetectorFactory = Callable[[DetectorConfig], Detector]
+_SignalHandler = Callable[[int, FrameType | None], object] | int | None
+
+SUPERVISE_POLL_S = 0.5
+"""How often ``run`` checks whether every source has ended."""
+
+STATUS_EVERY_S = 2.0
+"""How often the status file (if any) is rewritten."""
+
+
+class Agent:
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        detector_factory: DetectorFactory = build_detector,
+        uplink: HttpUplink | None = None,
+    ) -> None:
+        self.config = config
+        self._stop = threading.Event()
+        # Build every detector before anything starts, so a missing model fails fast with its camera named.
+        detectors: dict[str, Detector] = {}
+        for camera in config.cameras:
+            try:
+                detectors[camera.id] = detector_factory(camera.detector)
+            except Exception as error:
+                raise RuntimeError(f"camera {camera.id}: cannot build its detector: {error}") from error
+        self.uplink = uplink or HttpUplink(config.agent_id, config.central)
+        self.pipelines = tuple(
+            CameraPipeline(
+                config.agent_id,
+                camera,
+                detectors[camera.id],
+                self.uplink.submit,
+                interval_s=config.interval_s,
+                health_interval_s=config.health_interval_s,
+            )
+            for camera in config.cameras
+        )
+
+    def stop(self) -> None:
+        """Ask ``run`` to shut down; safe from a signal handler or any thread."""
+        self._stop.set()
+
+    def run(
+        self, *, handle_signals: bool = True, status_file: Path | None = None
+    ) -> tuple[tuple[PipelineStats, ...], UplinkStats]:
+        """Run until stopped or every source ended; returns the final counters.
+
+        ``status_file``, if given, is rewritten (atomically) every few seconds with every
+        camera's and the uplink's counters as JSON, for supervisors and the demo.
+        """
+        previous = self._install_signal_handlers() if handle_signals else {}
+        try:
+            for pipeline in self.pipelines:
+                pipeline.start()
+            log.info("agent %s: %d cameras running", self.config.agent_id, len(self.pipelines))
+            next_status = time.monotonic()
+            while not self._stop.wait(SUPERVISE_POLL_S):
+                if status_file is not None and time.monotonic() >= next_status:
+                    self._write_status(status_file)
+                    next_status = time.monotonic() + STATUS_EVERY_S
+                if all(pipeline.done for pipeline in self.pipelines):
+                    log.info("agent %s: every source has ended", self.config.agent_id)
+                    break
+            result = self._shutdown()
+            if status_file is not None:
+                self._write_status(status_file)
+            return result
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def status(self) -> dict[str, object]:
+        """Counters of every camera and of the uplink, JSON-ready."""
+        return {
+            "agent_id": self.config.agent_id,
+            "time": dt.datetime.now(dt.UTC).isoformat(),
+            "stopping": self._stop.is_set(),
+            "cameras": [dataclasses.asdict(pipeline.stats()) for pipeline in self.pipelines],
+            "uplink": dataclasses.asdict(self.uplink.stats()),
+        }
+
+    def _write_status(self, path: Path) -> None:
+        try:
+            temporary = path.with_name(path.name + ".tmp")
+            temporary.write_text(json.dumps(self.status(), indent=2), encoding="utf-8")
+            os.replace(temporary, path)  # readers never see a half-written file
+        except OSError as error:
+            log.warning("cannot write status file %s: %s", path, error)
+
+    def _shutdown(self) -> tuple[tuple[PipelineStats, ...], UplinkStats]:
+        for pipeline in self.pipelines:
+            pipeline.stop()
+        join_timeout = max(camera.read_timeout_s for camera in self.config.cameras) + 5.0
+        for pipeline in self.pipelines:
+            if not pipeline.join(join_timeout):
+                log.error("camera %s: did not stop within %.0f s", pipeline.camera.id, join_timeout)
+        uplink_stats = self.uplink.close(self.config.shutdown_timeout_s)
+        pipeline_stats = tuple(pipeline.stats() for pipeline in self.pipelines)
+        for stats in pipeline_stats:
+            log.info("camera %s: %s", stats.source_id, stats)
+        log.info("uplink: %s", uplink_stats)
+        return pipeline_stats, uplink_stats
+
+    def _install_signal_handlers(self) -> dict[signal.Signals, _SignalHandler]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %s: stopping (again to force quit)", signal.Signals(signum).name)
+            self.stop()
+            # A second Ctrl-C should not wait for a slow flush.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+        previous: dict[signal.Signals, _SignalHandler] = {
+            signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)
+        }
+        for signum in previous:
+            signal.signal(signum, on_signal)
+        return previous

@@ -1,0 +1,290 @@
+"""Per-camera pipeline: reader thread -> frame mailbox -> analytics thread -> event sink.
+
+``AnalyticsStep`` is the per-frame work (detect -> track -> count lines -> close
+intervals) as one class that takes a ``Frame`` and returns values, so it can be
+tested on arrays with any ``Detector``. ``CameraPipeline`` adds the threads:
+
+- the reader thread decodes frames into a bounded mailbox (``queue_policy``:
+  ``drop_oldest`` keeps only the newest frames for live cameras, ``block`` loses
+  nothing for offline files);
+- the analytics thread takes frames, runs the step, hands events to ``submit``
+  (the uplink), and every ``health_interval_s`` submits a ``HealthEvent``.
+
+Count intervals close as SOURCE time advances (frame timestamps), so a file
+analysed faster than real time yields the same intervals as a live camera.
+When the source ends or the pipeline is stopped, open intervals are flushed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from edge_agent.analytics.intervals import IntervalCounter
+from edge_agent.analytics.lines import CountingLine, Crossing, LineConfig
+from edge_agent.config import CameraConfig
+from edge_agent.delivery.queues import BoundedQueue, QueueClosedError
+from edge_agent.perception.detector import Detector
+from edge_agent.perception.tracker import ByteTracker
+from edge_agent.perception.types import Detections, Frame
+from edge_agent.sources.pyav_reader import PyAVReader, SourceGaveUpError, utc_now
+from event_contract import CountIntervalEvent, HealthEvent, SourceState
+
+log = logging.getLogger(__name__)
+
+EventSink = Callable[[CountIntervalEvent | HealthEvent], None]
+
+MAILBOX_POLL_S = 0.25
+"""How often the analytics thread wakes without frames, to send health while a camera is down."""
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    tracked: Detections
+    crossings: tuple[Crossing, ...]
+    events: tuple[CountIntervalEvent, ...]
+    """Intervals that closed at this frame's time."""
+
+
+class AnalyticsStep:
+    """Detect, track, count and bucket one camera's frames, in timestamp order."""
+
+    def __init__(
+        self,
+        agent_id: str,
+        source_id: str,
+        detector: Detector,
+        tracker: ByteTracker,
+        *,
+        lines: Sequence[LineConfig],
+        interval_s: int,
+    ) -> None:
+        self.source_id = source_id
+        self._detector = detector
+        self._tracker = tracker
+        self._line_configs = tuple(lines)
+        self._lines: tuple[CountingLine, ...] = ()
+        self._frame_size: tuple[int, int] | None = None
+        self._counters = {line.id: IntervalCounter(agent_id, source_id, line.id, interval_s) for line in lines}
+
+    def process(self, frame: Frame) -> StepResult:
+        if frame.source_id != self.source_id:
+            raise ValueError(f"frame from {frame.source_id!r} given to the pipeline of {self.source_id!r}")
+        lines = self._lines_for(frame.width, frame.height)
+        detections = self._detector.detect(frame.image)
+        tracked = self._tracker.update(detections, frame.timestamp.timestamp())
+        crossings = tuple(crossing for line in lines for crossing in line.update(tracked, frame.timestamp))
+        for crossing in crossings:
+            self._counters[crossing.line_id].add(crossing)
+        closed = tuple(event for counter in self._counters.values() for event in counter.close_until(frame.timestamp))
+        return StepResult(tracked=tracked, crossings=crossings, events=closed)
+
+    def flush(self) -> tuple[CountIntervalEvent, ...]:
+        """Close every open interval (source ended or agent stopping)."""
+        return tuple(event for counter in self._counters.values() for event in counter.flush())
+
+    def _lines_for(self, width: int, height: int) -> tuple[CountingLine, ...]:
+        # Lines are drawn in normalised coordinates; pixels are known only once frames arrive,
+        # and a camera whose resolution is changed on site gets its lines rescaled.
+        if self._frame_size != (width, height):
+            if self._frame_size is not None:
+                log.warning("camera %s: frame size changed %s -> %s", self.source_id, self._frame_size, (width, height))
+            self._frame_size = (width, height)
+            self._lines = tuple(CountingLine(config, width, height) for config in self._line_configs)
+        return self._lines
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineStats:
+    source_id: str
+    state: SourceState
+    frames_decoded: int
+    frames_processed: int
+    frames_dropped: int
+    """Frames the mailbox discarded (drop_oldest) because analytics was busy."""
+    decode_errors: int
+    reconnects: int
+    crossings: int
+    events_emitted: int
+    analytics_errors: int
+    last_error: str
+    source_ended: bool
+    """The reader has stopped for good; analytics finishes the frames already handed over."""
+    failed: bool
+    """The source gave up (max_reconnects) or the reader crashed, rather than ending or being stopped."""
+
+
+class CameraPipeline:
+    """Runs one camera in two threads; ``start()``, then ``stop()`` or wait for ``join()``."""
+
+    def __init__(
+        self,
+        agent_id: str,
+        camera: CameraConfig,
+        detector: Detector,
+        submit: EventSink,
+        *,
+        interval_s: int = 60,
+        health_interval_s: float = 30.0,
+        reader: PyAVReader | None = None,
+        wall_clock: Callable[[], dt.datetime] = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.agent_id = agent_id
+        self.camera = camera
+        self._submit = submit
+        self._health_interval_s = health_interval_s
+        self._wall_clock = wall_clock
+        self._monotonic = monotonic
+        self._reader = reader or PyAVReader(camera.id, camera, wall_clock=wall_clock, monotonic=monotonic)
+        self._step = AnalyticsStep(
+            agent_id, camera.id, detector, ByteTracker(camera.tracker), lines=camera.lines, interval_s=interval_s
+        )
+        self._mailbox: BoundedQueue[Frame] = BoundedQueue(camera.queue_capacity, camera.queue_policy)
+        self._stopping = threading.Event()
+        self._frames_processed = 0
+        self._crossings = 0
+        self._events_emitted = 0
+        self._analytics_errors = 0
+        self._last_error = ""
+        self._failed = False
+        self._started_at = monotonic()
+        self._reader_thread = threading.Thread(target=self._read, name=f"reader-{camera.id}", daemon=True)
+        self._analytics_thread = threading.Thread(target=self._analyse, name=f"analytics-{camera.id}", daemon=True)
+
+    def start(self) -> None:
+        self._started_at = self._monotonic()
+        self._emit(self._health("starting"))
+        self._reader_thread.start()
+        self._analytics_thread.start()
+
+    def stop(self) -> None:
+        """Stop reading; the analytics thread flushes open intervals and sends a last health event."""
+        self._stopping.set()
+        self._reader.stop()
+        self._mailbox.close()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for both threads; True when they have ended."""
+        deadline = None if timeout is None else self._monotonic() + timeout
+        for thread in (self._reader_thread, self._analytics_thread):
+            remaining = None if deadline is None else max(0.0, deadline - self._monotonic())
+            thread.join(remaining)
+        return self.done
+
+    @property
+    def done(self) -> bool:
+        return not (self._reader_thread.is_alive() or self._analytics_thread.is_alive())
+
+    def stats(self) -> PipelineStats:
+        reader = self._reader.stats()
+        return PipelineStats(
+            source_id=self.camera.id,
+            state=self._state(),
+            frames_decoded=reader.frames_decoded,
+            frames_processed=self._frames_processed,
+            frames_dropped=self._mailbox.stats().dropped,
+            decode_errors=reader.decode_errors,
+            reconnects=reader.reconnects,
+            crossings=self._crossings,
+            events_emitted=self._events_emitted,
+            analytics_errors=self._analytics_errors,
+            last_error=self._last_error or reader.last_error,
+            source_ended=self._mailbox.closed,
+            failed=self._failed,
+        )
+
+    # -- threads ---------------------------------------------------------------------------------
+
+    def _read(self) -> None:
+        try:
+            for frame in self._reader.frames():
+                self._mailbox.put(frame)
+        except QueueClosedError:
+            pass  # stop() closed the mailbox while a put was waiting
+        except SourceGaveUpError as error:
+            self._failed = True
+            self._last_error = str(error)
+            log.error("%s", error)
+        except Exception as error:
+            # A reader bug must not leave analytics waiting forever; record it and end this camera.
+            self._failed = True
+            self._last_error = f"reader crashed: {type(error).__name__}: {error}"
+            log.exception("camera %s: reader crashed", self.camera.id)
+        finally:
+            self._mailbox.close()
+
+    def _analyse(self) -> None:
+        last_health = self._monotonic()
+        decoded_at_last_health = 0
+        processed_at_last_health = 0
+        try:
+            while not self._stopping.is_set():
+                frame = self._mailbox.get(timeout=MAILBOX_POLL_S)
+                if frame is not None:
+                    self._process(frame)
+                elif self._mailbox.drained():
+                    break
+                now = self._monotonic()
+                if now - last_health >= self._health_interval_s:
+                    decoded = self._reader.stats().frames_decoded
+                    fps = (self._frames_processed - processed_at_last_health) / (now - last_health)
+                    stalled = decoded == decoded_at_last_health
+                    self._emit(self._health(self._state(stalled=stalled), fps=fps))
+                    last_health, decoded_at_last_health = now, decoded
+                    processed_at_last_health = self._frames_processed
+        finally:
+            self._flush()
+
+    def _process(self, frame: Frame) -> None:
+        try:
+            result = self._step.process(frame)
+        except Exception as error:
+            # One bad frame (or a detector hiccup) must not end the camera; count it and go on.
+            self._analytics_errors += 1
+            self._last_error = f"analytics: {type(error).__name__}: {error}"
+            if self._analytics_errors == 1 or self._analytics_errors % 100 == 0:
+                log.exception("camera %s: analytics failed (%d so far)", self.camera.id, self._analytics_errors)
+            return
+        self._frames_processed += 1
+        self._crossings += len(result.crossings)
+        for event in result.events:
+            self._emit(event)
+
+    def _flush(self) -> None:
+        for event in self._step.flush():
+            self._emit(event)
+        self._emit(self._health("stopped"))
+
+    def _emit(self, event: CountIntervalEvent | HealthEvent) -> None:
+        try:
+            self._submit(event)
+        except Exception:
+            log.exception("camera %s: could not hand event %s to the uplink", self.camera.id, event.event_id)
+            return
+        self._events_emitted += 1
+
+    def _state(self, *, stalled: bool = False) -> SourceState:
+        reader_state = self._reader.stats().state
+        if reader_state == "live" and stalled:
+            return "stalled"
+        return reader_state
+
+    def _health(self, state: SourceState, fps: float = 0.0) -> HealthEvent:
+        stats = self.stats()
+        return HealthEvent(
+            agent_id=self.agent_id,
+            source_id=self.camera.id,
+            time=self._wall_clock(),
+            state=state,
+            reason=stats.last_error[:500],
+            frames_decoded=stats.frames_decoded,
+            frames_processed=stats.frames_processed,
+            frames_dropped=stats.frames_dropped,
+            fps=round(fps, 2),
+            uptime_s=max(0.0, self._monotonic() - self._started_at),
+        )
