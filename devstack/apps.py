@@ -1,0 +1,199 @@
+"""The project's own processes (central ingest, edge agent) run against a started stack.
+
+The demo and the end-to-end test both go through here, so they start, provision and
+stop the services the same way a deployment would: as separate processes talking HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlencode
+
+import yaml
+
+from devstack.errors import DevstackError
+from devstack.ports import LOCALHOST, free_port
+
+CountKey = tuple[str, str, str]
+"""(line_id, vehicle_class, direction)."""
+
+
+def _cli(module: str) -> list[str]:
+    """Run a console script through this interpreter, so the venv's packages are used even when not on PATH."""
+    return [sys.executable, "-m", module]
+
+
+@dataclass
+class ManagedProcess:
+    """A child process in its own session with its output in a log file; stopped politely, then firmly."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    log_file: IO[bytes]
+
+    @classmethod
+    def start(
+        cls, name: str, argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None
+    ) -> ManagedProcess:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_file = log_path.open("ab")
+        process = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            # Own session: a Ctrl-C in the terminal reaches the demo only, which then stops its children in order.
+            start_new_session=True,
+        )
+        return cls(name=name, process=process, log_path=log_path, log_file=log_file)
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def wait(self, timeout_s: float) -> int:
+        return self.process.wait(timeout=timeout_s)
+
+    def stop(self, *, first_signal: signal.Signals = signal.SIGTERM, timeout_s: float = 15.0) -> int:
+        """Send ``first_signal``, wait up to ``timeout_s``, then SIGKILL. Returns the exit code."""
+        try:
+            if self.running():
+                self.process.send_signal(first_signal)
+                try:
+                    self.process.wait(timeout=timeout_s)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait(timeout=5)
+            return self.process.returncode
+        finally:
+            self.log_file.close()
+
+
+def _get_json(url: str, timeout_s: float = 5.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - our own local service
+        return json.load(response)
+
+
+def run_central_cli(database_url: str, *args: str) -> str:
+    """Run ``central-ingest --database-url URL ARGS`` and return its stdout; raise with its stderr on failure."""
+    argv = [*_cli("central_ingest"), "--database-url", database_url, *args]
+    result = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
+    if result.returncode != 0:
+        raise DevstackError(f"central-ingest {' '.join(args)} failed ({result.returncode}):\n{result.stderr.strip()}")
+    return result.stdout
+
+
+def provision_agent(database_url: str, agent_id: str) -> str:
+    """Apply migrations and (re)issue the token of ``agent_id``; returns the token."""
+    run_central_cli(database_url, "migrate")
+    existing = run_central_cli(database_url, "agent", "list")
+    rotate = ["--rotate"] if any(line.split()[:1] == [agent_id] for line in existing.splitlines()) else []
+    output = run_central_cli(database_url, "agent", "add", agent_id, *rotate).strip().splitlines()
+    if not output:
+        raise DevstackError(f"central-ingest agent add {agent_id} printed no token")
+    return output[-1].strip()
+
+
+@dataclass
+class CentralService:
+    process: ManagedProcess
+    url: str
+
+    def totals(self, **filters: str) -> dict[CountKey, int]:
+        """Stored crossings per (line, class, direction) over the filters' range (see /api/v1/counts/totals)."""
+        rows = _get_json(f"{self.url}/api/v1/counts/totals?{urlencode(filters)}")
+        totals: dict[CountKey, int] = {}
+        for row in rows:
+            key = (str(row["line_id"]), str(row["vehicle_class"]), str(row["direction"]))
+            totals[key] = totals.get(key, 0) + int(row["count"])
+        return totals
+
+
+def start_central(
+    database_url: str, log_path: Path, port: int | None = None, timeout_s: float = 30.0
+) -> CentralService:
+    """Start ``central-ingest serve`` on a free port and wait until /readyz answers."""
+    port = port or free_port()
+    argv = [*_cli("central_ingest"), "--database-url", database_url, "serve", "--host", LOCALHOST, "--port", str(port)]
+    process = ManagedProcess.start("central-ingest", argv, log_path)
+    url = f"http://{LOCALHOST}:{port}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not process.running():
+            raise DevstackError(f"central-ingest exited at start ({process.process.returncode}):\n{process.log_tail()}")
+        try:
+            _get_json(f"{url}/readyz", timeout_s=1.0)
+            return CentralService(process=process, url=url)
+        except (urllib.error.URLError, OSError, ValueError):
+            time.sleep(0.2)
+    process.stop()
+    raise DevstackError(f"central-ingest did not become ready in {timeout_s:.0f} s:\n{process.log_tail()}")
+
+
+def edge_config(
+    *,
+    agent_id: str,
+    central_url: str,
+    token_file: Path,
+    camera_id: str,
+    camera_url: str,
+    lines: Sequence[Mapping[str, Any]],
+    interval_s: int,
+    on_end: str,
+    detector: Mapping[str, Any] | None = None,
+    camera_extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A site config (see configs/edge.example.yaml) for one camera."""
+    camera: dict[str, Any] = {
+        "id": camera_id,
+        "url": camera_url,
+        "on_end": on_end,
+        "detector": dict(detector or {"backend": "ssd_mobilenet_oidv4"}),
+        "lines": [dict(line) for line in lines],
+        **(camera_extra or {}),
+    }
+    return {
+        "agent_id": agent_id,
+        "central": {"url": central_url, "token_file": str(token_file), "flush_interval_s": 1.0},
+        "interval_s": interval_s,
+        "cameras": [camera],
+    }
+
+
+def write_edge_config(path: Path, config: Mapping[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(dict(config), sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def write_secret(path: Path, secret: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(secret + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+def start_edge(config_path: Path, log_path: Path, status_file: Path | None = None) -> ManagedProcess:
+    argv = [*_cli("edge_agent"), "-v", "run", "--config", str(config_path)]
+    if status_file is not None:
+        argv += ["--status-file", str(status_file)]
+    return ManagedProcess.start("edge-agent", argv, log_path)
