@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -23,7 +22,7 @@ from urllib.parse import urlencode
 import yaml
 
 from devstack.errors import DevstackError
-from devstack.ports import LOCALHOST, free_port
+from devstack.ports import LOCALHOST, free_port, wait_until
 
 CountKey = tuple[str, str, str]
 """(line_id, vehicle_class, direction)."""
@@ -136,17 +135,20 @@ def start_central(
     argv = [*_cli("central_ingest"), "--database-url", database_url, "serve", "--host", LOCALHOST, "--port", str(port)]
     process = ManagedProcess.start("central-ingest", argv, log_path)
     url = f"http://{LOCALHOST}:{port}"
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not process.running():
-            raise DevstackError(f"central-ingest exited at start ({process.process.returncode}):\n{process.log_tail()}")
+
+    def ready() -> bool:
         try:
             _get_json(f"{url}/readyz", timeout_s=1.0)
-            return CentralService(process=process, url=url)
         except (urllib.error.URLError, OSError, ValueError):
-            time.sleep(0.2)
-    process.stop()
-    raise DevstackError(f"central-ingest did not become ready in {timeout_s:.0f} s:\n{process.log_tail()}")
+            return False
+        return True
+
+    if wait_until(ready, timeout_s=timeout_s, still_worth_waiting=process.running):
+        return CentralService(process=process, url=url)
+    exited = not process.running()
+    code = process.stop()
+    reason = f"exited at start ({code})" if exited else f"was not ready in {timeout_s:.0f} s"
+    raise DevstackError(f"central-ingest {reason}:\n{process.log_tail()}")
 
 
 def edge_config(

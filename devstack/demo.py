@@ -163,27 +163,42 @@ def run_demo(state_dir: Path, duration_s: float, interval_s: int, report_every_s
                 f"[demo] counts are stored per {interval_s} s interval; press Ctrl-C to stop.",
                 flush=True,
             )
-            t0 = time.monotonic()
-            next_report = t0 + report_every_s
-            while duration_s <= 0 or time.monotonic() - t0 < duration_s:
-                for process in (edge, central.process):
-                    if not process.running():
-                        raise DevstackError(f"{process.name} stopped unexpectedly:\n{process.log_tail()}")
-                if time.monotonic() >= next_report:
-                    print_summary(central, truth, started, time.monotonic() - t0)
-                    next_report += report_every_s
-                time.sleep(0.5)
-            print("\n[demo] duration reached: stopping ...", flush=True)
-        except _StopRequestedError as stop:
-            print(f"\n[demo] {stop} received: stopping cleanly ...", flush=True)
-            elapsed = time.monotonic() - t0 if "t0" in locals() else 0.0
-        else:
-            elapsed = time.monotonic() - t0
-        if "edge" in locals():
+            elapsed_s = _watch(
+                edge, central, truth, started=started, duration_s=duration_s, report_every_s=report_every_s
+            )
             _stop_edge(edge)  # flushes the open interval to central before the final summary
-            print_summary(central, truth, started, elapsed)
+            print_summary(central, truth, started, elapsed_s)
+        except _StopRequestedError as stop:
+            print(f"\n[demo] {stop} received during start-up: stopping ...", flush=True)
     print("[demo] stopped: agent, central service and stack are down.")
     return 0
+
+
+def _watch(
+    edge: ManagedProcess,
+    central: CentralService,
+    truth: SceneTruth,
+    *,
+    started: dt.datetime,
+    duration_s: float,
+    report_every_s: float,
+) -> float:
+    """Print summaries until the duration passes or Ctrl-C; fail if a process dies. Returns seconds watched."""
+    t0 = time.monotonic()
+    next_report = t0 + report_every_s
+    try:
+        while duration_s <= 0 or time.monotonic() - t0 < duration_s:
+            for process in (edge, central.process):
+                if not process.running():
+                    raise DevstackError(f"{process.name} stopped unexpectedly:\n{process.log_tail()}")
+            if time.monotonic() >= next_report:
+                print_summary(central, truth, started, time.monotonic() - t0)
+                next_report += report_every_s
+            time.sleep(0.5)
+        print("\n[demo] duration reached: stopping ...", flush=True)
+    except _StopRequestedError as stop:
+        print(f"\n[demo] {stop} received: stopping cleanly ...", flush=True)
+    return time.monotonic() - t0
 
 
 def _stop_edge(edge: ManagedProcess) -> None:
