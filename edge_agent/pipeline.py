@@ -17,12 +17,17 @@ When the source ends or the pipeline is stopped, open intervals are flushed.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
 
 from edge_agent.analytics.intervals import IntervalCounter
 from edge_agent.analytics.lines import CountingLine, Crossing, LineConfig
@@ -38,6 +43,25 @@ log = logging.getLogger(__name__)
 
 EventSink = Callable[[CountIntervalEvent | HealthEvent], None]
 
+
+class MotionGateLike(Protocol):
+    """Decides per frame whether the detector must run (see ``perception.motion_gate``)."""
+
+    def check(self, image: npt.NDArray[np.uint8], timestamp_s: float) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StageTimings:
+    """Seconds spent in each analytics stage for one frame (for benchmarks and metrics)."""
+
+    gate_s: float = 0.0
+    detect_s: float = 0.0
+    track_s: float = 0.0
+    count_s: float = 0.0
+    detector_ran: bool = True
+    """False when the motion gate saw no motion and the previous detections were reused."""
+
+
 MAILBOX_POLL_S = 0.25
 """How often the analytics thread wakes without frames, to send health while a camera is down."""
 
@@ -48,6 +72,11 @@ class StepResult:
     crossings: tuple[Crossing, ...]
     events: tuple[CountIntervalEvent, ...]
     """Intervals that closed at this frame's time."""
+    timings: StageTimings = StageTimings()
+
+
+FrameObserver = Callable[[Frame, StepResult], None]
+"""Called in the analytics thread after each analysed frame (live preview, benchmarks); keep it O(1)."""
 
 
 class AnalyticsStep:
@@ -62,10 +91,15 @@ class AnalyticsStep:
         *,
         lines: Sequence[LineConfig],
         interval_s: int,
+        gate: MotionGateLike | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.source_id = source_id
         self._detector = detector
         self._tracker = tracker
+        self._gate = gate
+        self._clock = clock
+        self._last_detections: Detections | None = None
         self._line_configs = tuple(lines)
         self._lines: tuple[CountingLine, ...] = ()
         self._frame_size: tuple[int, int] | None = None
@@ -75,13 +109,29 @@ class AnalyticsStep:
         if frame.source_id != self.source_id:
             raise ValueError(f"frame from {frame.source_id!r} given to the pipeline of {self.source_id!r}")
         lines = self._lines_for(frame.width, frame.height)
-        detections = self._detector.detect(frame.image)
+        t0 = self._clock()
+        run_detector = self._gate is None or self._last_detections is None
+        if not run_detector and self._gate is not None:
+            run_detector = self._gate.check(frame.image, frame.timestamp.timestamp())
+        t1 = self._clock()
+        if run_detector or self._last_detections is None:
+            detections = self._detector.detect(frame.image)
+            self._last_detections = detections
+        else:
+            # Nothing moved since the detector last ran, so its boxes still describe the scene.
+            detections = self._last_detections
+        t2 = self._clock()
         tracked = self._tracker.update(detections, frame.timestamp.timestamp())
+        t3 = self._clock()
         crossings = tuple(crossing for line in lines for crossing in line.update(tracked, frame.timestamp))
         for crossing in crossings:
             self._counters[crossing.line_id].add(crossing)
         closed = tuple(event for counter in self._counters.values() for event in counter.close_until(frame.timestamp))
-        return StepResult(tracked=tracked, crossings=crossings, events=closed)
+        t4 = self._clock()
+        timings = StageTimings(
+            gate_s=t1 - t0, detect_s=t2 - t1, track_s=t3 - t2, count_s=t4 - t3, detector_ran=run_detector
+        )
+        return StepResult(tracked=tracked, crossings=crossings, events=closed, timings=timings)
 
     def flush(self) -> tuple[CountIntervalEvent, ...]:
         """Close every open interval (source ended or agent stopping)."""
@@ -133,16 +183,25 @@ class CameraPipeline:
         reader: PyAVReader | None = None,
         wall_clock: Callable[[], dt.datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
+        observer: FrameObserver | None = None,
+        gate: MotionGateLike | None = None,
     ) -> None:
         self.agent_id = agent_id
         self.camera = camera
         self._submit = submit
+        self._observer = observer
         self._health_interval_s = health_interval_s
         self._wall_clock = wall_clock
         self._monotonic = monotonic
         self._reader = reader or PyAVReader(camera.id, camera, wall_clock=wall_clock, monotonic=monotonic)
         self._step = AnalyticsStep(
-            agent_id, camera.id, detector, ByteTracker(camera.tracker), lines=camera.lines, interval_s=interval_s
+            agent_id,
+            camera.id,
+            detector,
+            ByteTracker(camera.tracker),
+            lines=camera.lines,
+            interval_s=interval_s,
+            gate=gate,
         )
         self._mailbox: BoundedQueue[Frame] = BoundedQueue(camera.queue_capacity, camera.queue_policy)
         self._stopping = threading.Event()
@@ -203,7 +262,7 @@ class CameraPipeline:
     def _read(self) -> None:
         try:
             for frame in self._reader.frames():
-                self._mailbox.put(frame)
+                self._mailbox.put(dataclasses.replace(frame, received_monotonic=self._monotonic()))
         except QueueClosedError:
             pass  # stop() closed the mailbox while a put was waiting
         except SourceGaveUpError as error:
@@ -254,6 +313,12 @@ class CameraPipeline:
         self._crossings += len(result.crossings)
         for event in result.events:
             self._emit(event)
+        if self._observer is not None:
+            try:
+                self._observer(frame, result)
+            except Exception:
+                # A preview or metrics bug must never stop counting.
+                log.exception("camera %s: frame observer failed", self.camera.id)
 
     def _flush(self) -> None:
         for event in self._step.flush():

@@ -29,6 +29,8 @@ class Frame:
     """Position of the frame in its stream, from 0."""
     timestamp: dt.datetime
     """UTC wall-clock time of capture, from the stream (PTS mapped to wall clock)."""
+    received_monotonic: float = 0.0
+    """``time.monotonic()`` when the reader handed the frame to analytics (0 = unknown); for latency."""
 
     def __post_init__(self) -> None:
         if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:
