@@ -16,7 +16,7 @@ class PreviewConfig(BaseModel):
     host: str = Field(
         default="127.0.0.1",
         min_length=1,
-        description="Address to listen on. 127.0.0.1 keeps it on the box; 0.0.0.0 exposes it to the site network.",
+        description="IPv4 address to listen on. 127.0.0.1 keeps it on the box; 0.0.0.0 exposes it to the site network.",
     )
     port: int = Field(
         default=DEFAULT_PREVIEW_PORT,

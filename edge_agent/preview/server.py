@@ -230,6 +230,10 @@ class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     app: PreviewServer
 
+    def handle_error(self, request: object, client_address: Any) -> None:
+        # socketserver would print to stderr; a failed request belongs in the agent's log.
+        log.exception("preview: request from %s failed", client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: _HttpServer
