@@ -25,6 +25,8 @@ from edge_agent.delivery.http_uplink import HttpUplink, UplinkStats
 from edge_agent.perception.detector import Detector
 from edge_agent.perception.detectors import DetectorConfig, build_detector
 from edge_agent.pipeline import CameraPipeline, PipelineStats
+from edge_agent.preview.feed import CameraFeed
+from edge_agent.preview.server import PreviewServer, PreviewSources
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,9 @@ class Agent:
             except Exception as error:
                 raise RuntimeError(f"camera {camera.id}: cannot build its detector: {error}") from error
         self.uplink = uplink or HttpUplink(config.agent_id, config.central)
+        # Each camera's latest analysed frame, for the preview server (none when preview.port is 0).
+        self.preview_feeds = {c.id: CameraFeed(c.id, c.lines) for c in config.cameras} if config.preview.port else {}
+        self.preview: PreviewServer | None = None
         self.pipelines = tuple(
             CameraPipeline(
                 config.agent_id,
@@ -64,6 +69,7 @@ class Agent:
                 self.uplink.submit,
                 interval_s=config.interval_s,
                 health_interval_s=config.health_interval_s,
+                observer=self.preview_feeds[camera.id].observe if self.preview_feeds else None,
             )
             for camera in config.cameras
         )
@@ -82,6 +88,7 @@ class Agent:
         """
         previous = self._install_signal_handlers() if handle_signals else {}
         try:
+            self._start_preview()
             for pipeline in self.pipelines:
                 pipeline.start()
             log.info("agent %s: %d cameras running", self.config.agent_id, len(self.pipelines))
@@ -98,6 +105,8 @@ class Agent:
                 self._write_status(status_file)
             return result
         finally:
+            if self.preview is not None:
+                self.preview.stop()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
@@ -109,7 +118,32 @@ class Agent:
             "stopping": self._stop.is_set(),
             "cameras": [dataclasses.asdict(pipeline.stats()) for pipeline in self.pipelines],
             "uplink": dataclasses.asdict(self.uplink.stats()),
+            "preview_url": self.preview.url if self.preview is not None else None,
         }
+
+    def _start_preview(self) -> None:
+        if not self.preview_feeds:
+            return
+        sources = PreviewSources(
+            self.config.agent_id,
+            self.config.cameras,
+            self.preview_feeds,
+            pipeline_stats=lambda: [pipeline.stats() for pipeline in self.pipelines],
+            uplink_stats=self.uplink.stats,
+        )
+        server = PreviewServer(self.config.preview, sources)
+        try:
+            server.start()
+        except OSError as error:
+            # The preview is for people watching; counting and delivery go on without it.
+            log.error(
+                "preview server cannot listen on %s:%d (%s): no preview, /metrics or /healthz; set preview.port",
+                self.config.preview.host,
+                self.config.preview.port,
+                error,
+            )
+            return
+        self.preview = server
 
     def _write_status(self, path: Path) -> None:
         try:

@@ -1,11 +1,15 @@
-"""``edge-agent``: run | validate-config | analyze.
+"""``edge-agent``: run | validate-config | analyze | health.
 
 - ``edge-agent run -c site.yaml [-v]`` runs the agent until SIGINT/SIGTERM (or every source ended).
 - ``edge-agent validate-config site.yaml`` prints ``FILE:LINE:COL: field: problem`` for each
   problem and exits 2, or prints a short summary and exits 0.
-- ``edge-agent analyze VIDEO --line 0,0.5,1,0.5`` counts crossings in a recorded file as fast as
-  it decodes (no pacing, no dropped frames) and prints the counts as JSON; a technician's check
-  of a camera's lines on a clip, and the basis of end-to-end tests.
+- ``edge-agent analyze VIDEO --config site.yaml [--camera ID] [--events OUT.jsonl] [--annotated OUT.mp4]``
+  runs a camera's detector, tracker and lines over a recorded clip as fast as it decodes (no
+  pacing, no dropped frames), prints counts per line, direction and class (``--json``: as JSON),
+  and writes the events as JSONL and an annotated MP4; a technician's check of a placement
+  before going live. ``--line 0,0.5,1,0.5`` tries a line without a site config.
+- ``edge-agent health [--url URL | --status-file FILE]`` exits 0 when the running agent is
+  healthy and 1 with the reason otherwise (Docker's HEALTHCHECK).
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ import datetime as dt
 import json
 import logging
 import sys
-from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +29,15 @@ from pydantic import ValidationError
 
 from edge_agent.agent import Agent
 from edge_agent.analytics.lines import LineConfig
+from edge_agent.analyze import Event, format_table, run_analysis, summarise, write_events_jsonl
+from edge_agent.annotated_video import AnnotatedVideoWriter, probe_frame_rate
 from edge_agent.config import AgentConfig, CameraConfig, ConfigError, load_config
 from edge_agent.delivery.backoff import BackoffConfig
+from edge_agent.health import DEFAULT_STATUS_MAX_AGE_S, check_status_file, check_url
 from edge_agent.perception.detector import Detector
-from edge_agent.perception.detectors import DetectorConfig, build_detector
+from edge_agent.perception.detectors import DetectorConfig
 from edge_agent.perception.tracker import TrackerConfig
-from edge_agent.pipeline import CameraPipeline
-from event_contract import CountIntervalEvent, HealthEvent
+from edge_agent.preview.config import DEFAULT_PREVIEW_PORT
 
 EXIT_INVALID_CONFIG = 2
 EXIT_RUNTIME_ERROR = 1
@@ -48,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(Path(args.config), Path(args.status_file) if args.status_file else None)
     if command == "validate-config":
         return _validate(Path(args.file))
+    if command == "health":
+        return _health(args)
     return _analyze(args)
 
 
@@ -63,7 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate-config", help="check a site config; exit 2 with FILE:LINE:COL if invalid")
     validate.add_argument("file")
 
-    analyze = commands.add_parser("analyze", help="count line crossings in a video file, print JSON")
+    analyze = commands.add_parser(
+        "analyze",
+        help="run a camera's detector, tracker and lines on a video file; print counts, write events and video",
+    )
     analyze.add_argument("video", help="video file (or any URL PyAV opens)")
     analyze.add_argument(
         "--line",
@@ -76,13 +87,32 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--config", help="take detector, tracker and (without --line) lines from this site config")
     analyze.add_argument("--camera", help="camera id in --config (default: its first camera)")
     analyze.add_argument("--detector-config", help="YAML file with a detector section (DetectorConfig)")
-    analyze.add_argument("--interval-s", type=int, default=60, help="count interval length in seconds")
+    analyze.add_argument(
+        "--interval-s", type=int, help="count interval length in seconds (default: --config's interval_s, else 60)"
+    )
+    analyze.add_argument("--events", metavar="OUT.jsonl", help="write every event produced, one JSON per line")
+    analyze.add_argument(
+        "--annotated", metavar="OUT.mp4", help="write an H.264 MP4 with boxes, track ids, lines and running counts"
+    )
+    analyze.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     analyze.add_argument(
         "--start-time",
         type=dt.datetime.fromisoformat,
         default=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
         help="wall-clock time of the first frame, ISO 8601 with zone (default 2000-01-01T00:00:00+00:00)",
     )
+
+    health = commands.add_parser("health", help="exit 0 when the running agent is healthy, 1 with the reason if not")
+    source = health.add_mutually_exclusive_group()
+    source.add_argument("--url", help=f"the agent's /healthz (default http://127.0.0.1:{DEFAULT_PREVIEW_PORT}/healthz)")
+    source.add_argument("--status-file", help="the file the agent rewrites (run --status-file) instead of --url")
+    health.add_argument(
+        "--max-age-s",
+        type=float,
+        default=DEFAULT_STATUS_MAX_AGE_S,
+        help="--status-file: older than this means the agent hung",
+    )
+    health.add_argument("--timeout-s", type=float, default=3.0, help="--url: seconds to wait for an answer")
     return parser
 
 
@@ -141,16 +171,27 @@ def parse_line(text: str, index: int, anchor: str) -> LineConfig:
     return LineConfig(id=line_id or f"line-{index}", start=(x1, y1), end=(x2, y2), anchor=anchor)
 
 
-def _analysis_camera(args: argparse.Namespace) -> CameraConfig:
+@dataclass(frozen=True, slots=True)
+class _AnalysisSetup:
+    camera: CameraConfig
+    agent_id: str
+    interval_s: int
+
+
+def _analysis_setup(args: argparse.Namespace) -> _AnalysisSetup:
     detector: DetectorConfig | None = None
     tracker = TrackerConfig()
     lines: tuple[LineConfig, ...] = ()
+    camera_id, name, agent_id, interval_s = "video", "", "analyze", 60
     if args.config:
         site = load_config(args.config)
         chosen = [c for c in site.cameras if args.camera in (None, c.id)]
         if not chosen:
             raise ValueError(f"--camera {args.camera!r} is not in {args.config}")
-        detector, tracker, lines = chosen[0].detector, chosen[0].tracker, chosen[0].lines
+        camera = chosen[0]
+        detector, tracker, lines = camera.detector, camera.tracker, camera.lines
+        # The events then look exactly like the ones this camera will send from the site.
+        camera_id, name, agent_id, interval_s = camera.id, camera.name, site.agent_id, site.interval_s
     if args.detector_config:
         raw = yaml.safe_load(Path(args.detector_config).read_text(encoding="utf-8"))
         detector = DetectorConfig.model_validate(raw.get("detector", raw) if isinstance(raw, dict) else raw)
@@ -160,8 +201,13 @@ def _analysis_camera(args: argparse.Namespace) -> CameraConfig:
         raise ValueError("give at least one --line (or --config with a camera that has lines)")
     if args.start_time.tzinfo is None:
         raise ValueError("--start-time needs a time zone, e.g. 2025-03-01T07:00:00+07:00")
-    return CameraConfig(
-        id="video",
+    if args.interval_s is not None:
+        if args.interval_s <= 0:
+            raise ValueError(f"--interval-s must be positive, got {args.interval_s}")
+        interval_s = args.interval_s
+    camera = CameraConfig(
+        id=camera_id,
+        name=name,
         url=args.video,
         realtime=False,
         loop=False,
@@ -175,62 +221,89 @@ def _analysis_camera(args: argparse.Namespace) -> CameraConfig:
         tracker=tracker,
         lines=lines,
     )
+    return _AnalysisSetup(camera, agent_id, interval_s)
 
 
 def analyze_video(camera: CameraConfig, interval_s: int = 60, detector: Detector | None = None) -> dict[str, Any]:
-    """Run one camera's pipeline over a file to the end; counts per line, direction and class.
+    """Run one camera's pipeline over a file to the end; the JSON report (counts per line, direction, class).
 
     ``detector`` defaults to the one ``camera.detector`` describes.
     """
-    events: list[CountIntervalEvent] = []
-
-    def collect(event: CountIntervalEvent | HealthEvent) -> None:
-        if isinstance(event, CountIntervalEvent):
-            events.append(event)
-
-    detector = detector or build_detector(camera.detector)
-    pipeline = CameraPipeline("analyze", camera, detector, collect, interval_s=interval_s)
-    pipeline.start()
-    pipeline.join()
-    stats = pipeline.stats()
-    totals: dict[str, dict[str, Counter[str]]] = {line.id: {"in": Counter(), "out": Counter()} for line in camera.lines}
-    for event in events:
-        for bucket in event.counts:
-            totals[event.line_id][bucket.direction][bucket.vehicle_class] += bucket.count
-    return {
-        "video": camera.url,
-        "frames_decoded": stats.frames_decoded,
-        "frames_processed": stats.frames_processed,
-        "decode_errors": stats.decode_errors,
-        "error": stats.last_error,
-        "lines": {
-            line_id: {
-                "in": dict(sorted(directions["in"].items())),
-                "out": dict(sorted(directions["out"].items())),
-                "total": sum(directions["in"].values()) + sum(directions["out"].values()),
-            }
-            for line_id, directions in totals.items()
-        },
-        "intervals": [event.model_dump(mode="json", exclude={"event_id", "schema_version"}) for event in events],
-    }
+    return summarise(camera, run_analysis(camera, interval_s=interval_s, detector=detector))
 
 
 def _analyze(args: argparse.Namespace) -> int:
     try:
-        camera = _analysis_camera(args)
+        setup = _analysis_setup(args)
     except ConfigError as error:
         print(error, file=sys.stderr)
         return EXIT_INVALID_CONFIG
     except (ValueError, ValidationError, OSError) as error:
         print(f"edge-agent analyze: {error}", file=sys.stderr)
         return EXIT_INVALID_CONFIG
+    camera = setup.camera
+    writer = None
+    if args.annotated:
+        writer = AnnotatedVideoWriter(Path(args.annotated), camera.lines, frame_rate=probe_frame_rate(camera.url))
     try:
-        report = analyze_video(camera, args.interval_s)
+        result = run_analysis(
+            camera,
+            interval_s=setup.interval_s,
+            agent_id=setup.agent_id,
+            observer=writer.observe if writer is not None else None,
+        )
     except (RuntimeError, ValueError, OSError) as error:
         print(f"edge-agent analyze: {error}", file=sys.stderr)
         return EXIT_RUNTIME_ERROR
-    print(json.dumps(report, indent=2, ensure_ascii=False))
-    return EXIT_RUNTIME_ERROR if report["frames_processed"] == 0 else 0
+    finally:
+        if writer is not None:
+            writer.close()
+    report = summarise(camera, result)
+    problems = [] if report["frames_processed"] else ["no frame was analysed"]
+    problems += _record_outputs(report, result.events, args.events, writer)
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        print(format_table(camera, report))
+        if "events_file" in report:
+            print(f"\n{report['events']} events -> {report['events_file']}")
+        if "annotated_video" in report:
+            print(f"annotated video ({report['annotated_frames']} frames) -> {report['annotated_video']}")
+    for problem in problems:
+        print(f"edge-agent analyze: {problem}", file=sys.stderr)
+    return EXIT_RUNTIME_ERROR if problems else 0
+
+
+def _record_outputs(
+    report: dict[str, Any], events: Sequence[Event], events_path: str | None, writer: AnnotatedVideoWriter | None
+) -> list[str]:
+    """Write the JSONL, note both outputs in ``report``; the problems met, if any."""
+    problems: list[str] = []
+    if events_path:
+        try:
+            write_events_jsonl(Path(events_path), events)
+            report["events_file"] = events_path
+        except OSError as error:
+            problems.append(f"cannot write {events_path}: {error}")
+    if writer is not None:
+        if writer.error:
+            problems.append(writer.error)
+        else:
+            report["annotated_video"] = str(writer.path)
+            report["annotated_frames"] = writer.frames_written
+    return problems
+
+
+def _health(args: argparse.Namespace) -> int:
+    if args.status_file:
+        verdict = check_status_file(Path(args.status_file), dt.datetime.now(dt.UTC), args.max_age_s)
+    else:
+        verdict = check_url(args.url or f"http://127.0.0.1:{DEFAULT_PREVIEW_PORT}/healthz", args.timeout_s)
+    if verdict.healthy:
+        print(f"healthy: {verdict.reason}")
+        return 0
+    print(f"unhealthy: {verdict.reason}", file=sys.stderr)
+    return EXIT_RUNTIME_ERROR
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from edge_agent.delivery.http_uplink import UplinkConfig
 from edge_agent.delivery.queues import QueuePolicy
 from edge_agent.perception.detectors import DetectorConfig
 from edge_agent.perception.tracker import TrackerConfig
+from edge_agent.preview.config import PreviewConfig
 from edge_agent.sources.pyav_reader import ReaderConfig
 from event_contract.models import Identifier
 
@@ -83,6 +84,10 @@ class AgentConfig(BaseModel):
         description="Camera settings applied to every camera that does not set them itself.",
     )
     cameras: tuple[CameraConfig, ...] = Field(description="Cameras of this agent (1 to 64).")
+    preview: PreviewConfig = Field(
+        default_factory=PreviewConfig,
+        description="Local HTTP server: live annotated preview, detections as SSE, /metrics, /healthz.",
+    )
 
     @model_validator(mode="before")
     @classmethod

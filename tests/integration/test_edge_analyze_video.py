@@ -22,7 +22,9 @@ def test_analyze_counts_cars_crossing_in_top_down_footage(capsys: pytest.Capture
     except FileNotFoundError as error:
         pytest.skip(str(error))
 
-    code = main(["analyze", str(FOOTAGE), "--line", "mid=0,0.5,1,0.5", "--anchor", "center", "--interval-s", "10"])
+    code = main(
+        ["analyze", str(FOOTAGE), "--line", "mid=0,0.5,1,0.5", "--anchor", "center", "--interval-s", "10", "--json"]
+    )
     report = json.loads(capsys.readouterr().out)
 
     assert code == 0

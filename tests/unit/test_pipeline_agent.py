@@ -33,6 +33,7 @@ def agent_config(url: str, video: Path, **camera: object) -> AgentConfig:
                 "retry": {"base_s": 0.01, "ceiling_s": 0.05},
             },
             "shutdown_timeout_s": 5,
+            "preview": {"port": 0},  # no fixed port in unit tests; the preview has its own tests
             "defaults": {"detector": DetectorConfig().model_dump(), "realtime": False, "start_time": START},
             "cameras": [
                 {

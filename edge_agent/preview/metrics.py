@@ -1,0 +1,229 @@
+"""The agent's counters in the Prometheus text exposition format (version 0.0.4), for ``GET /metrics``.
+
+A pure function of stats values: every camera's pipeline counters, its measured frame rate,
+running crossings per line/direction/class and per-stage seconds, the uplink's queue and
+delivery counters and the preview server's own clients and refusals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import get_args
+
+from edge_agent.delivery.http_uplink import UplinkStats
+from edge_agent.health import CameraHealth
+from edge_agent.overlay import RunningCounts
+from edge_agent.pipeline import PipelineStats
+from edge_agent.preview.feed import StageTotals
+from event_contract import SourceState
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+PREFIX = "ioc_edge_"
+
+
+@dataclass(frozen=True, slots=True)
+class CameraMetrics:
+    stats: PipelineStats
+    fps: float = 0.0
+    counts: RunningCounts | None = None
+    stages: StageTotals | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerMetrics:
+    stream_clients: dict[str, int] = field(default_factory=dict)
+    """Open streams by kind (mjpeg, sse)."""
+    streams_refused: int = 0
+    mjpeg_frames_sent: int = 0
+    sse_messages_sent: int = 0
+    jpeg_encodes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Family:
+    name: str
+    kind: str
+    help: str
+    samples: tuple[tuple[dict[str, str], float], ...]
+
+
+def render_metrics(
+    agent_id: str, cameras: Sequence[CameraMetrics], uplink: UplinkStats | None, server: ServerMetrics
+) -> str:
+    families = [
+        _Family("agent_info", "gauge", "Always 1; labels name the agent.", (({"agent_id": agent_id}, 1.0),)),
+        *_camera_families(cameras),
+        *(_uplink_families(uplink) if uplink is not None else ()),
+        *_server_families(server),
+    ]
+    return "".join(_format(family) for family in families)
+
+
+def _camera_families(cameras: Sequence[CameraMetrics]) -> Iterable[_Family]:
+    def per_camera(name: str, kind: str, help_text: str, value: Iterable[float]) -> _Family:
+        samples = tuple(({"camera": c.stats.source_id}, v) for c, v in zip(cameras, value, strict=True))
+        return _Family(name, kind, help_text, samples)
+
+    states = get_args(SourceState)
+    yield _Family(
+        "camera_state",
+        "gauge",
+        "1 for the camera's current state, 0 for the others.",
+        tuple(
+            ({"camera": c.stats.source_id, "state": state}, float(c.stats.state == state))
+            for c in cameras
+            for state in states
+        ),
+    )
+    yield per_camera(
+        "camera_up",
+        "gauge",
+        "1 while the camera is starting or live and has not given up.",
+        (float(CameraHealth(c.stats.source_id, c.stats.state, c.stats.failed).working) for c in cameras),
+    )
+    yield per_camera(
+        "camera_failed",
+        "gauge",
+        "1 when the camera gave up (max_reconnects).",
+        (float(c.stats.failed) for c in cameras),
+    )
+    yield per_camera(
+        "frames_decoded_total", "counter", "Frames decoded by the reader.", (c.stats.frames_decoded for c in cameras)
+    )
+    yield per_camera(
+        "frames_processed_total", "counter", "Frames analysed.", (c.stats.frames_processed for c in cameras)
+    )
+    yield per_camera(
+        "frames_dropped_total",
+        "counter",
+        "Frames the reader->analytics mailbox dropped because analytics was busy.",
+        (c.stats.frames_dropped for c in cameras),
+    )
+    yield per_camera(
+        "decode_errors_total",
+        "counter",
+        "Packets or frames that failed to decode.",
+        (c.stats.decode_errors for c in cameras),
+    )
+    yield per_camera(
+        "reconnects_total", "counter", "Reconnections to the camera.", (c.stats.reconnects for c in cameras)
+    )
+    yield per_camera("crossings_total", "counter", "Line crossings counted.", (c.stats.crossings for c in cameras))
+    yield per_camera(
+        "events_emitted_total", "counter", "Events handed to the uplink.", (c.stats.events_emitted for c in cameras)
+    )
+    yield per_camera(
+        "analytics_errors_total",
+        "counter",
+        "Frames whose analysis failed.",
+        (c.stats.analytics_errors for c in cameras),
+    )
+    yield per_camera("camera_fps", "gauge", "Analysed frames per second, recent.", (c.fps for c in cameras))
+    yield _Family(
+        "line_crossings_total",
+        "counter",
+        "Crossings since the agent started, per line, direction and class.",
+        tuple(
+            ({"camera": c.stats.source_id, "line": line_id, "direction": direction, "class": vehicle_class}, float(n))
+            for c in cameras
+            if c.counts is not None
+            for line_id, line_counts in c.counts.lines.items()
+            for direction, by_class in (("in", line_counts.inbound), ("out", line_counts.outbound))
+            for vehicle_class, n in by_class.items()
+        ),
+    )
+    yield _Family(
+        "stage_seconds_total",
+        "counter",
+        "Seconds of analytics time per stage.",
+        tuple(
+            ({"camera": c.stats.source_id, "stage": stage}, seconds)
+            for c in cameras
+            if c.stages is not None
+            for stage, seconds in (
+                ("gate", c.stages.gate_s),
+                ("detect", c.stages.detect_s),
+                ("track", c.stages.track_s),
+                ("count", c.stages.count_s),
+            )
+        ),
+    )
+    yield per_camera(
+        "detector_runs_total",
+        "counter",
+        "Frames on which the detector ran (fewer than analysed when a motion gate skips still frames).",
+        (c.stages.detector_runs if c.stages is not None else 0 for c in cameras),
+    )
+
+
+def _uplink_families(uplink: UplinkStats) -> Iterable[_Family]:
+    def one(name: str, kind: str, help_text: str, value: float) -> _Family:
+        return _Family(name, kind, help_text, (({}, float(value)),))
+
+    yield one("uplink_queue_depth", "gauge", "Events waiting to be sent to central.", uplink.queue_depth)
+    yield one("uplink_events_submitted_total", "counter", "Events given to the uplink.", uplink.submitted)
+    yield one("uplink_events_sent_total", "counter", "Events central accepted.", uplink.sent_events)
+    yield one(
+        "uplink_events_failed_total",
+        "counter",
+        "Events central rejected (4xx other than 429), not retried.",
+        uplink.dead_events,
+    )
+    yield one(
+        "uplink_events_dropped_total", "counter", "Events dropped because the uplink queue was full.", uplink.dropped
+    )
+    yield one("uplink_batches_sent_total", "counter", "Batches central accepted.", uplink.sent_batches)
+    yield one("uplink_batches_failed_total", "counter", "Batches central rejected, not retried.", uplink.dead_batches)
+    yield one("uplink_retries_total", "counter", "Failed send attempts that were retried.", uplink.retries)
+
+
+def _server_families(server: ServerMetrics) -> Iterable[_Family]:
+    yield _Family(
+        "preview_stream_clients",
+        "gauge",
+        "Open preview streams by kind.",
+        tuple(({"kind": kind}, float(n)) for kind, n in sorted(server.stream_clients.items())),
+    )
+    yield _Family(
+        "preview_streams_refused_total",
+        "counter",
+        "Stream requests refused with 503 because max_stream_clients were open.",
+        (({}, float(server.streams_refused)),),
+    )
+    yield _Family(
+        "preview_mjpeg_frames_sent_total",
+        "counter",
+        "JPEG parts sent to MJPEG clients.",
+        (({}, float(server.mjpeg_frames_sent)),),
+    )
+    yield _Family(
+        "preview_sse_messages_sent_total",
+        "counter",
+        "Frame messages sent to SSE clients.",
+        (({}, float(server.sse_messages_sent)),),
+    )
+    yield _Family(
+        "preview_jpeg_encodes_total", "counter", "Preview pictures encoded.", (({}, float(server.jpeg_encodes)),)
+    )
+
+
+def _format(family: _Family) -> str:
+    name = PREFIX + family.name
+    lines = [f"# HELP {name} {_escape_help(family.help)}", f"# TYPE {name} {family.kind}"]
+    for labels, value in family.samples:
+        label_text = ",".join(f'{key}="{_escape_label(val)}"' for key, val in labels.items())
+        lines.append(f"{name}{{{label_text}}} {_number(value)}" if label_text else f"{name} {_number(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _escape_label(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
