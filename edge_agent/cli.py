@@ -1,4 +1,4 @@
-"""``edge-agent``: run | validate-config | analyze.
+"""``edge-agent``: run | validate-config | analyze | snapshot.
 
 - ``edge-agent run -c site.yaml [-v]`` runs the agent until SIGINT/SIGTERM (or every source ended).
 - ``edge-agent validate-config site.yaml`` prints ``FILE:LINE:COL: field: problem`` for each
@@ -6,6 +6,8 @@
 - ``edge-agent analyze VIDEO --line 0,0.5,1,0.5`` counts crossings in a recorded file as fast as
   it decodes (no pacing, no dropped frames) and prints the counts as JSON; a technician's check
   of a camera's lines on a clip, and the basis of end-to-end tests.
+- ``edge-agent snapshot CAMERA_URL [-o FILE] [--timeout S]`` saves one decoded frame (JPEG or PNG
+  by the file's suffix) and prints ``FILE WIDTHxHEIGHT``, for drawing lines and zones on.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from edge_agent.perception.detector import Detector
 from edge_agent.perception.detectors import DetectorConfig, build_detector
 from edge_agent.perception.tracker import TrackerConfig
 from edge_agent.pipeline import CameraPipeline
+from edge_agent.sources.snapshot import SnapshotError, check_image_path, default_snapshot_path, grab_frame, save_image
+from edge_agent.sources.urls import redact_url
 from event_contract import CountIntervalEvent, HealthEvent
 
 EXIT_INVALID_CONFIG = 2
@@ -48,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(Path(args.config), Path(args.status_file) if args.status_file else None)
     if command == "validate-config":
         return _validate(Path(args.file))
+    if command == "snapshot":
+        return _snapshot(args.url, Path(args.output) if args.output else None, args.timeout, args.rtsp_transport)
     return _analyze(args)
 
 
@@ -83,6 +89,11 @@ def _parser() -> argparse.ArgumentParser:
         default=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
         help="wall-clock time of the first frame, ISO 8601 with zone (default 2000-01-01T00:00:00+00:00)",
     )
+    snapshot = commands.add_parser("snapshot", help="save one frame of a camera or file as JPEG/PNG")
+    snapshot.add_argument("url", metavar="CAMERA_URL", help="rtsp://..., http(s)://... or a video file")
+    snapshot.add_argument("-o", "--output", help="image file, .jpg or .png (default: snapshot-HOST-TIME.jpg)")
+    snapshot.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for a frame (default 15)")
+    snapshot.add_argument("--rtsp-transport", choices=("tcp", "udp"), default="tcp")
     return parser
 
 
@@ -231,6 +242,26 @@ def _analyze(args: argparse.Namespace) -> int:
         return EXIT_RUNTIME_ERROR
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return EXIT_RUNTIME_ERROR if report["frames_processed"] == 0 else 0
+
+
+def _snapshot(url: str, output: Path | None, timeout_s: float, rtsp_transport: str) -> int:
+    path = output or default_snapshot_path(url, dt.datetime.now(dt.UTC))
+    try:
+        check_image_path(path)
+        if timeout_s <= 0:
+            raise ValueError("--timeout must be positive")
+    except ValueError as error:
+        print(f"edge-agent snapshot: {error}", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    try:
+        frame = grab_frame(url, timeout_s=timeout_s, rtsp_transport=rtsp_transport)
+        save_image(frame, path)
+    except (SnapshotError, OSError) as error:
+        print(f"edge-agent snapshot: {redact_url(str(error))}", file=sys.stderr)
+        return EXIT_RUNTIME_ERROR
+    # The size lets a technician turn pixel positions into the normalised 0..1 coordinates of lines and zones.
+    print(f"{path} {frame.width}x{frame.height}")
+    return 0
 
 
 if __name__ == "__main__":
