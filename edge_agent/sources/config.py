@@ -100,9 +100,9 @@ class ReaderConfig(BaseModel):
     )
     timestamps: Literal["sender_report", "arrival"] = Field(
         default="sender_report",
-        description="Live sources: sender_report uses the camera's clock from RTCP sender reports once one has "
-        "arrived and agrees with ours within max_clock_offset_s; arrival (and until then) anchors the stream's "
-        "PTS on our clock at the first frame of each connection.",
+        description="Live sources: sender_report steers timestamps (slewing, never jumping) to the camera's clock "
+        "from RTCP sender reports once one has arrived and agrees with ours within max_clock_offset_s; arrival "
+        "(and until then) anchors the stream's PTS on our clock at the first frame of each connection.",
     )
     max_clock_offset_s: float = Field(
         default=2.0,

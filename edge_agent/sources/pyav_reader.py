@@ -50,7 +50,7 @@ from edge_agent.sources.decoders import (
 from edge_agent.sources.rate_limit import FrameRateLimiter
 from edge_agent.sources.reconnect import ReconnectLimitError, ReconnectPolicy
 from edge_agent.sources.status import ReaderState, ReaderStats, SourceStatus, StateChange, TimestampSource
-from edge_agent.sources.timeline import SenderClock, Timeline
+from edge_agent.sources.timeline import ClockSteering, ConnectionClocks, Timeline
 from edge_agent.sources.urls import describe_error, redact_url
 from edge_agent.sources.watchdog import StallWatchdog, StreamStalledError
 
@@ -131,6 +131,7 @@ class PyAVReader:
         self._nvdec_probe = nvdec_probe
         self._decoder: DecoderChoice | None = None
         self._file_origin = config.start_time or wall_clock()
+        self._steering = ClockSteering(config.max_clock_offset_s)
         self._last_logged_problem = ""
 
     def stop(self) -> None:
@@ -215,20 +216,21 @@ class PyAVReader:
             self._status.connection(decoder=choice.kind, decoder_reason=choice.reason, codec=codec.name)
             frame_interval_s = 1.0 / float(stream.average_rate) if stream.average_rate else DEFAULT_FRAME_INTERVAL_S
             timeline.new_connection()
+            self._steering.new_connection()
             limiter = FrameRateLimiter(self.config.max_fps, frame_interval_s)
-            sender = SenderClock()
-            for picture in self._decoded(container, stream, choice, sender):
+            clocks = ConnectionClocks()
+            for picture, arrival in self._decoded(container, stream, choice, clocks):
                 offset = timeline.offset_s(picture.pts, picture.time_base, frame_interval_s)
                 if not outcome.got_frame:
                     outcome.got_frame = True
                     if self.config.is_live:
-                        # Anchor on the wall clock when the first frame actually arrived.
-                        timeline.anchor_arrival(self._wall_clock())
+                        timeline.anchor_arrival(arrival)
                     self._set_state("live", "")
                     self._last_logged_problem = ""
                     size = f"{picture.width}x{picture.height}"
                     log.info("source %s live: %s %s on %s", self.source_id, codec.name, size, choice.kind)
                 self._reconnect.frame_arrived(self._monotonic())
+                clocks.arrival.observe(arrival, offset)
                 source_offset = offset if self.config.is_live else timeline.loop_base_s + offset
                 if not limiter.due(source_offset):
                     self._status.rate_limited()
@@ -238,7 +240,7 @@ class PyAVReader:
                 if self._stop.is_set():
                     return
                 timestamp, timestamp_source, clock_offset_s = self._timestamp(
-                    timeline, sender, container, picture, source_offset
+                    timeline, clocks, container, picture, source_offset
                 )
                 image = cast(npt.NDArray[np.uint8], picture.to_ndarray(format="bgr24"))
                 sequence = self._status.delivered(timestamp_source, clock_offset_s)
@@ -274,6 +276,10 @@ class PyAVReader:
             options["rtsp_transport"] = self.config.rtsp_transport
             # Only video is read: no audio bandwidth, and FFmpeg keeps PTS on the RTP clock (see timeline).
             options["allowed_media_types"] = "video"
+        if self.config.is_live:
+            # Stream probing would otherwise wait for 20 frames to estimate the frame rate (2 s at 10 fps,
+            # measured) before the first frame; timestamps come from PTS, so that estimate buys nothing.
+            options["fpsprobesize"] = "0"
         if url.startswith("file://"):
             url = url.removeprefix("file://")
         if not self.config.is_live and not Path(url).is_file():
@@ -296,9 +302,12 @@ class PyAVReader:
         container: av.container.InputContainer,
         stream: av.video.VideoStream,
         choice: DecoderChoice,
-        sender: SenderClock,
-    ) -> Iterator[av.VideoFrame]:
-        """Decoded pictures of ``stream``; corrupt packets are skipped and counted, stalls raise."""
+        clocks: ConnectionClocks,
+    ) -> Iterator[tuple[av.VideoFrame, dt.datetime]]:
+        """Decoded pictures of ``stream`` with the wall-clock time their packet left the demuxer.
+
+        Corrupt packets are skipped and counted; a stall raises ``StreamStalledError``.
+        """
         keyframes_only = self.config.decode == "keyframes"
         watchdog = StallWatchdog(self.config.stall_timeout_s, self._monotonic())
         consecutive_errors = 0
@@ -322,7 +331,8 @@ class PyAVReader:
                 watchdog.packet()
                 watchdog.check(self._monotonic())
                 continue
-            sender.observe(packet.pts, producer_wallclock_us(packet))
+            arrived = self._wall_clock()
+            clocks.packet(packet.pts, producer_wallclock_us(packet), arrived)
             try:
                 pictures = packet.decode()
             except av.error.FFmpegError as error:
@@ -342,7 +352,7 @@ class PyAVReader:
                 corrupt = bool(picture.is_corrupt)
                 self._status.decoded(corrupt=corrupt)
                 if not (corrupt and self.config.corrupt_frames == "drop"):
-                    yield picture
+                    yield picture, clocks.frame_arrival(picture.pts, arrived)
                 # After the consumer returns: time spent analysing (or pacing) a frame is not a stall.
                 watchdog.progress(self._monotonic())
             watchdog.check(self._monotonic())
@@ -350,23 +360,24 @@ class PyAVReader:
     def _timestamp(
         self,
         timeline: Timeline,
-        sender: SenderClock,
+        clocks: ConnectionClocks,
         container: av.container.InputContainer,
         picture: av.VideoFrame,
         source_offset: float,
     ) -> tuple[dt.datetime, TimestampSource, float | None]:
         """The frame's wall-clock time, where it came from, and the camera clock's offset from ours."""
-        if not self.config.is_live:
+        if not self.config.is_live or clocks.arrival.origin is None:
             return timeline.monotonic(timeline.at(source_offset)), "file", None
-        arrival = timeline.at(source_offset)
+        camera_time = None
         if self.config.timestamps == "sender_report":
-            camera_time = sender.time_of(picture.pts, picture.time_base, container.start_time_realtime)
-            if camera_time is not None:
-                offset_s = (camera_time - arrival).total_seconds()
-                if abs(offset_s) <= self.config.max_clock_offset_s:
-                    return timeline.monotonic(camera_time), "sender_report", offset_s
-                return timeline.monotonic(arrival), "arrival", offset_s
-        return timeline.monotonic(arrival), "arrival", None
+            camera_time = clocks.sender.time_of(picture.pts, picture.time_base, container.start_time_realtime)
+        stamp, source, clock_offset_s = self._steering.steer(
+            timeline.at(source_offset),
+            source_offset,
+            clocks.arrival.origin + dt.timedelta(seconds=source_offset),
+            camera_time,
+        )
+        return timeline.monotonic(stamp), source, clock_offset_s
 
     # -- state and reconnects ------------------------------------------------------------------------
 

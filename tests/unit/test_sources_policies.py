@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 from fractions import Fraction
 
@@ -13,7 +14,7 @@ from edge_agent.sources.config import ReaderConfig
 from edge_agent.sources.rate_limit import FrameRateLimiter
 from edge_agent.sources.reconnect import ReconnectLimitError, ReconnectPolicy
 from edge_agent.sources.status import CHANGE_LOG_SIZE, SourceStatus
-from edge_agent.sources.timeline import SenderClock, Timeline
+from edge_agent.sources.timeline import ArrivalClock, ClockSteering, ConnectionClocks, SenderClock, Timeline
 from edge_agent.sources.urls import describe_error, redact_url, short_name
 from edge_agent.sources.watchdog import StallWatchdog, StreamStalledError
 
@@ -145,3 +146,50 @@ def test_urls_lose_their_credentials_in_messages() -> None:
     assert message.startswith("ConnectionRefusedError: ")
     assert short_name(url) == "10.0.0.5-101"
     assert short_name("/data/junction 4.mp4") == "junction_4"
+
+
+def at(seconds: float) -> dt.datetime:
+    return T0 + dt.timedelta(seconds=seconds)
+
+
+def test_arrival_origin_is_the_earliest_arrival_minus_offset() -> None:
+    clock = ArrivalClock()
+    # Frames 0-4 came in a burst 0.5 s late (buffered while FFmpeg probed the stream), then on time.
+    for offset, arrived in [(0.0, 0.5), (0.1, 0.52), (0.2, 0.54), (0.3, 0.56), (0.4, 0.58), (0.5, 0.6), (0.6, 0.61)]:
+        clock.observe(at(arrived), offset)
+    assert clock.origin == at(0.01)
+
+
+def test_connection_clocks_remember_when_each_frames_packet_arrived() -> None:
+    clocks = ConnectionClocks()
+    clocks.packet(0, None, at(1.0))
+    clocks.packet(9000, int(at(1.05).timestamp() * 1e6), at(1.1))
+    assert clocks.frame_arrival(0, at(9.0)) == at(1.0)  # the decoder gave frame 0 out later: its packet counts
+    assert clocks.frame_arrival(0, at(9.0)) == at(9.0)  # taken once
+    assert clocks.frame_arrival(None, at(9.0)) == at(9.0)
+    assert clocks.sender.time_of(18_000, Fraction(1, 90_000), None) == at(1.15)
+
+
+def test_steering_slews_towards_the_camera_clock_by_a_tenth_of_each_frame_step() -> None:
+    steering = ClockSteering(max_clock_offset_s=2.0)
+    stamps = []
+    for index in range(12):
+        offset = 0.1 * index
+        camera = at(offset - 0.05) if index >= 2 else None  # a report arrives at frame 2: camera 50 ms behind
+        stamp, source, clock_offset = steering.steer(at(offset), offset, at(offset), camera)
+        stamps.append((stamp, source, clock_offset))
+    assert [s for _, s, _ in stamps[:2]] == ["arrival", "arrival"]
+    assert {s for _, s, _ in stamps[2:]} == {"sender_report"}
+    assert stamps[5][2] == pytest.approx(-0.05)
+    gaps_ms = [round((b[0] - a[0]).total_seconds() * 1000, 3) for a, b in itertools.pairwise(stamps)]
+    assert gaps_ms == [100.0, 90.0, 90.0, 90.0, 90.0, 90.0, 100.0, 100.0, 100.0, 100.0, 100.0]
+    assert stamps[-1][0] == at(1.1 - 0.05)
+
+
+def test_a_camera_clock_far_off_ours_is_reported_but_not_followed() -> None:
+    steering = ClockSteering(max_clock_offset_s=2.0)
+    for index in range(5):
+        stamp, source, clock_offset = steering.steer(at(0.1 * index), 0.1 * index, at(0.1 * index), at(3600.0))
+    assert source == "arrival"
+    assert stamp == at(0.4)
+    assert clock_offset == pytest.approx(3599.6)
