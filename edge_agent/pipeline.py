@@ -176,6 +176,21 @@ class PipelineStats:
     """Connections the reader's stall watchdog tore down."""
 
 
+def is_news(state: SourceState, reason: str, last_reported: tuple[SourceState, str] | None) -> bool:
+    """Whether a reader state change deserves its own health event.
+
+    A camera that stays down is retried every few seconds (connecting, down, connecting, ...);
+    those retries are counted in the stats and the periodic health event, not sent one by one.
+    "starting" went out at start(); "stopped" goes out once, after the last intervals.
+    """
+    if state in ("starting", "stopped"):
+        return False
+    if last_reported is None:
+        return True
+    retrying = state == "connecting" and last_reported[0] in ("down", "stalled")
+    return not retrying and (state, reason) != last_reported
+
+
 class CameraPipeline:
     """Runs one camera in two threads; ``start()``, then ``stop()`` or wait for ``join()``."""
 
@@ -220,6 +235,7 @@ class CameraPipeline:
         self._last_error = ""
         self._failed = False
         self._seen_change = 0
+        self._last_reported: tuple[SourceState, str] | None = None
         self._started_at = monotonic()
         self._reader_thread = threading.Thread(target=self._read, name=f"reader-{camera.id}", daemon=True)
         self._analytics_thread = threading.Thread(target=self._analyse, name=f"analytics-{camera.id}", daemon=True)
@@ -347,11 +363,11 @@ class CameraPipeline:
         self._events_emitted += 1
 
     def _emit_state_changes(self) -> None:
-        """One health event per reader state change since the last call (O(1) when there is none)."""
+        """A health event for each reader state change that is news (O(1) when there is none)."""
         for change in self._reader.state_changes(self._seen_change):
             self._seen_change = change.number
-            # "starting" went out at start(); "stopped" goes out once, by _flush, after the last intervals.
-            if change.state not in ("starting", "stopped"):
+            if is_news(change.state, change.reason, self._last_reported):
+                self._last_reported = (change.state, change.reason)
                 self._emit(self._health(change.state, reason=change.reason, at=change.at))
 
     def _health(

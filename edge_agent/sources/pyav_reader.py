@@ -135,7 +135,8 @@ class PyAVReader:
         self._last_logged_problem = ""
 
     def stop(self) -> None:
-        """Ask ``frames()`` to end; it returns within about ``read_timeout_s``."""
+        """Ask ``frames()`` to end: at once while waiting to reconnect, within ``read_timeout_s`` while
+        reading, within ``open_timeout_s`` while opening (FFmpeg's blocking calls end only by timeout)."""
         self._stop.set()
 
     @property

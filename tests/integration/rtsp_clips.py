@@ -20,12 +20,21 @@ WIDTH, HEIGHT = 160, 120
 
 
 def write_counting_clip(
-    path: Path, *, frames: int = 30, fps: int = 10, codec: str = "libx264", gop: int | None = None
+    path: Path,
+    *,
+    frames: int = 30,
+    fps: int = 10,
+    codec: str = "libx264",
+    gop: int | None = None,
 ) -> Path:
-    """Frame i is a flat grey of brightness 8*(i % 32), so a reader can tell which frame it got."""
+    """Frame i is a flat grey of brightness 8*(i % 32), so a reader can tell which frame it got.
+
+    Steps of 8 survive H.264 and colour conversion (they shift grey levels by about 3).
+    """
     gop = gop or fps
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=fps)
+        assert isinstance(stream, av.VideoStream)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         stream.codec_context.time_base = Fraction(1, fps)
         if codec == "libx265":
@@ -42,6 +51,7 @@ def write_counting_clip(
 
 
 def frame_index(frame: Frame) -> int:
+    """The clip's frame index modulo 32."""
     return round(float(frame.image.mean()) / 8)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge_agent.delivery.backoff import BackoffConfig
-from edge_agent.pipeline import CameraPipeline
+from edge_agent.pipeline import CameraPipeline, is_news
 from event_contract import CountIntervalEvent, HealthEvent
 from tests.unit.test_pipeline_step import BrightBlobDetector, camera, square_tops, write_square_video
 
@@ -15,22 +15,32 @@ def run_to_end(pipeline: CameraPipeline) -> None:
     assert pipeline.join(timeout=60)
 
 
-def test_each_reader_state_change_is_one_health_event_with_the_readers_reason(tmp_path: Path) -> None:
+def test_reader_state_changes_become_health_events_with_the_readers_reason(tmp_path: Path) -> None:
     events: list[CountIntervalEvent | HealthEvent] = []
-    config = camera(tmp_path / "absent.mp4", max_reconnects=1, reconnect=BackoffConfig(base_s=0.01, ceiling_s=0.02))
+    config = camera(tmp_path / "absent.mp4", max_reconnects=3, reconnect=BackoffConfig(base_s=0.01, ceiling_s=0.02))
     pipeline = CameraPipeline("agent-1", config, BrightBlobDetector(), events.append, health_interval_s=3600)
     run_to_end(pipeline)
 
     health = [(e.state, e.reason) for e in events if isinstance(e, HealthEvent)]
     missing = f"FileNotFoundError: video file not found: {tmp_path / 'absent.mp4'}"
-    assert health[:3] == [("starting", ""), ("connecting", "opening"), ("down", missing)]
-    assert health[3] == ("connecting", f"reconnecting after: {missing}")
-    assert health[4] == ("down", missing)
-    assert health[-1][0] == "stopped"
-    assert [state for state, _ in health].count("stopped") == 1
+    # Three retries of the same failure are counted, not reported one by one.
+    assert health == [("starting", ""), ("connecting", "opening"), ("down", missing), ("stopped", missing)]
     stats = pipeline.stats()
     assert stats.failed
-    assert (stats.state, stats.reconnects) == ("stopped", 1)
+    assert (stats.state, stats.state_reason, stats.reconnects) == ("stopped", missing, 3)
+
+
+def test_only_news_is_reported_between_periodic_health_events() -> None:
+    assert is_news("connecting", "opening", None)
+    assert is_news("live", "", ("connecting", "opening"))
+    assert is_news("stalled", "no data for 5 s", ("live", ""))
+    assert not is_news("connecting", "reconnecting after: no data for 5 s", ("stalled", "no data for 5 s"))
+    assert is_news("down", "no answer within open_timeout_s (10 s)", ("stalled", "no data for 5 s"))
+    assert not is_news(
+        "down", "no answer within open_timeout_s (10 s)", ("down", "no answer within open_timeout_s (10 s)")
+    )
+    assert is_news("down", "ConnectionRefusedError: refused", ("down", "no answer within open_timeout_s (10 s)"))
+    assert not is_news("stopped", "stop requested", ("live", ""))
 
 
 def test_periodic_health_carries_the_readers_state_not_a_guess(tmp_path: Path) -> None:

@@ -6,8 +6,10 @@ import datetime as dt
 import itertools
 import random
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
+import yaml
 
 from edge_agent.delivery.backoff import BackoffConfig
 from edge_agent.sources.config import ReaderConfig
@@ -193,3 +195,13 @@ def test_a_camera_clock_far_off_ours_is_reported_but_not_followed() -> None:
     assert source == "arrival"
     assert stamp == at(0.4)
     assert clock_offset == pytest.approx(3599.6)
+
+
+def test_every_reader_knob_is_shown_with_its_default_in_the_example_config() -> None:
+    example = Path(__file__).resolve().parents[2] / "configs" / "edge.example.yaml"
+    defaults = yaml.safe_load(example.read_text(encoding="utf-8"))["defaults"]
+    knobs = set(ReaderConfig.model_fields) - {"url"}
+    assert knobs <= set(defaults), f"not in configs/edge.example.yaml defaults: {sorted(knobs - set(defaults))}"
+    built_in = ReaderConfig(url="rtsp://cam/1")
+    for knob in knobs - {"reconnect"}:
+        assert defaults[knob] == getattr(built_in, knob), f"{knob}: the example shows another value than the default"
