@@ -371,7 +371,9 @@ class PyAVReader:
             return timeline.monotonic(timeline.at(source_offset)), "file", None
         camera_time = None
         if self.config.timestamps == "sender_report":
-            camera_time = clocks.sender.time_of(picture.pts, picture.time_base, container.start_time_realtime)
+            # Older PyAV lacks start_time_realtime (and packet side data): timestamps then stay on arrival.
+            start_time_realtime: int | None = getattr(container, "start_time_realtime", None)
+            camera_time = clocks.sender.time_of(picture.pts, picture.time_base, start_time_realtime)
         stamp, source, clock_offset_s = self._steering.steer(
             timeline.at(source_offset),
             source_offset,
