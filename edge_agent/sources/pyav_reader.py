@@ -70,9 +70,9 @@ log = logging.getLogger(__name__)
 MAX_CONSECUTIVE_DEMUX_ERRORS = 50
 """Corrupt packets in a row before the connection is treated as broken and reopened."""
 
-READ_TIMEOUT_SHARE = 0.5
-"""PyAV's read timeout is this share of ``read_timeout_s``: FFmpeg's RTSP demuxer needs two
-expiries to give up (the first hands over the access unit it holds; see ``watchdog``)."""
+RTSP_READ_TIMEOUT_SHARE = 0.5
+"""For RTSP, PyAV's read timeout is this share of ``read_timeout_s``: FFmpeg's RTSP demuxer needs
+two expiries to give up (the first hands over the access unit it holds; see ``watchdog``)."""
 
 DEFAULT_FRAME_INTERVAL_S = 0.04
 
@@ -277,6 +277,7 @@ class PyAVReader:
             options["rtsp_transport"] = self.config.rtsp_transport
             # Only video is read: no audio bandwidth, and FFmpeg keeps PTS on the RTP clock (see timeline).
             options["allowed_media_types"] = "video"
+        read_share = RTSP_READ_TIMEOUT_SHARE if self.config.is_rtsp else 1.0
         if self.config.is_live:
             # Stream probing would otherwise wait for 20 frames to estimate the frame rate (2 s at 10 fps,
             # measured) before the first frame; timestamps come from PTS, so that estimate buys nothing.
@@ -289,7 +290,7 @@ class PyAVReader:
             url,
             mode="r",
             options=options,
-            timeout=(self.config.open_timeout_s, self.config.read_timeout_s * READ_TIMEOUT_SHARE),
+            timeout=(self.config.open_timeout_s, self.config.read_timeout_s * read_share),
             hwaccel=hwaccel_for(choice),
         )
         if not container.streams.video:
