@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -109,7 +111,8 @@ class RtspServer:
             processes.stop(self._pid_path, timeout_s=self._settings.stop_timeout_s)
             raise DevstackError(
                 f"the RTSP server did not start.\n--- {self.log_path} ---\n{processes.log_tail(self.log_path)}\n"
-                f"What to do: check the video files are H.264 .mp4; if 'gi' or an element is missing: {SETUP_HINT}"
+                f"What to do: check the video files are H.264 or H.265 .mp4; if 'gi' or an element is missing: "
+                f"{SETUP_HINT}"
             )
         port = int(port_file.read_text())
         self._record_path.write_text(
@@ -129,6 +132,20 @@ class RtspServer:
 
     def stop(self) -> None:
         processes.stop(self._pid_path, timeout_s=self._settings.stop_timeout_s)
+
+    def pause(self) -> None:
+        """SIGSTOP, as a frozen camera: connections stay open, nothing is sent or answered. `resume()` undoes it."""
+        self._signal_running(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after `pause()`."""
+        self._signal_running(signal.SIGCONT)
+
+    def _signal_running(self, signum: signal.Signals) -> None:
+        record = processes.running_record(self._pid_path)
+        if record is None:
+            raise DevstackError(f"the RTSP server under {self._dir} is not running")
+        os.kill(record.pid, signum)
 
     def kill(self) -> None:
         """SIGKILL, as a crash: clients lose the stream. `start()` brings it back on the same port."""

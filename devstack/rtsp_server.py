@@ -1,4 +1,7 @@
-"""Serves H.264 .mp4 files over RTSP with GStreamer's RTSP server, each at rtsp://HOST:PORT/<name>.
+"""Serves H.264 and H.265 .mp4 files over RTSP with GStreamer's RTSP server, each at rtsp://HOST:PORT/<name>.
+
+The codec of each file is read from its first video sample (qtdemux caps), and the matching
+parser and RTP payloader (rtph264pay / rtph265pay) serve it.
 
 Runs under Debian's /usr/bin/python3, where the `gi` bindings live: it uses the standard library and
 `gi` only, and imports nothing from the project. Every client gets its own media, so each one starts
@@ -27,6 +30,8 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 _MOUNT_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_CODECS = {"video/x-h264": "h264", "video/x-h265": "h265"}
+"""Caps name of the file's video -> the name GStreamer's parser and payloader elements use."""
 
 
 @dataclass(frozen=True)
@@ -50,17 +55,36 @@ def parse_source(text: str) -> tuple[str, Path]:
     return mount, path.resolve()
 
 
-def launch_string_once(path: Path) -> str:
-    location = str(path).replace('"', '\\"')
-    return f'( filesrc location="{location}" ! qtdemux ! h264parse ! rtph264pay name=pay0 pt=96 )'
+def _quoted(path: Path) -> str:
+    return str(path).replace('"', '\\"')
 
 
-def read_access_units(path: Path) -> tuple[list[AccessUnit], Any]:
-    """Demuxes the whole file into byte-stream access units (SPS/PPS before each keyframe) and their caps."""
-    location = str(path).replace('"', '\\"')
+def probe_codec(path: Path) -> str:
+    """'h264' or 'h265': the codec of the file's first video track."""
     pipeline = Gst.parse_launch(
-        f'filesrc location="{location}" ! qtdemux ! h264parse config-interval=-1 '
-        "! video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=sink sync=false"
+        f'filesrc location="{_quoted(path)}" ! qtdemux name=demux demux.video_0 ! appsink name=sink sync=false'
+    )
+    sink = pipeline.get_by_name("sink")
+    pipeline.set_state(Gst.State.PLAYING)
+    sample = sink.emit("pull-sample")
+    pipeline.set_state(Gst.State.NULL)
+    if sample is None:
+        raise RuntimeError(f"no video track in {path}")
+    caps_name = sample.get_caps().get_structure(0).get_name()
+    if caps_name not in _CODECS:
+        raise RuntimeError(f"{path}: video is {caps_name}; only H.264 and H.265 are served")
+    return _CODECS[caps_name]
+
+
+def launch_string_once(path: Path, codec: str) -> str:
+    return f'( filesrc location="{_quoted(path)}" ! qtdemux ! {codec}parse ! rtp{codec}pay name=pay0 pt=96 )'
+
+
+def read_access_units(path: Path, codec: str) -> tuple[list[AccessUnit], Any]:
+    """Demuxes the whole file into byte-stream access units (parameter sets before each keyframe) and caps."""
+    pipeline = Gst.parse_launch(
+        f'filesrc location="{_quoted(path)}" ! qtdemux ! {codec}parse config-interval=-1 '
+        f"! video/x-{codec},stream-format=byte-stream,alignment=au ! appsink name=sink sync=false"
     )
     sink = pipeline.get_by_name("sink")
     pipeline.set_state(Gst.State.PLAYING)
@@ -81,21 +105,21 @@ def read_access_units(path: Path) -> tuple[list[AccessUnit], Any]:
         error, _debug = bus_error.parse_error()
         raise RuntimeError(f"cannot read {path}: {error.message}")
     if not units or caps is None:
-        raise RuntimeError(f"no H.264 video in {path}")
+        raise RuntimeError(f"no {codec} video in {path}")
     return units, caps
 
 
 class LoopingFactory(GstRtspServer.RTSPMediaFactory):  # type: ignore[misc]
     """Feeds a file's access units forever through an appsrc, shifting each repetition by the clip length."""
 
-    def __init__(self, units: list[AccessUnit], caps: Any) -> None:
+    def __init__(self, units: list[AccessUnit], caps: Any, codec: str) -> None:
         super().__init__()
         self._units = units
         self._caps = caps
         last = units[-1]
         frame = last.duration if last.duration != Gst.CLOCK_TIME_NONE else Gst.SECOND // 25
         self._period = max(unit.pts for unit in units) + frame
-        self.set_launch("( appsrc name=src format=time ! h264parse ! rtph264pay name=pay0 pt=96 )")
+        self.set_launch(f"( appsrc name=src format=time ! {codec}parse ! rtp{codec}pay name=pay0 pt=96 )")
         self.connect("media-configure", self._on_media_configure)
 
     def _on_media_configure(self, _factory: Any, media: Any) -> None:
@@ -134,12 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     server.set_service(str(args.port))
     mounts = server.get_mount_points()
     for name, path in args.sources:
+        codec = probe_codec(path)
         if args.loop:
-            units, caps = read_access_units(path)
-            factory = LoopingFactory(units, caps)
+            units, caps = read_access_units(path, codec)
+            factory = LoopingFactory(units, caps, codec)
         else:
             factory = GstRtspServer.RTSPMediaFactory()
-            factory.set_launch(launch_string_once(path))
+            factory.set_launch(launch_string_once(path, codec))
         factory.set_shared(False)
         mounts.add_factory(f"/{name}", factory)
     if server.attach(None) == 0:

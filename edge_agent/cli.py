@@ -1,4 +1,4 @@
-"""``edge-agent``: run | validate-config | analyze | health.
+"""``edge-agent``: run | validate-config | analyze | snapshot | health.
 
 - ``edge-agent run -c site.yaml [-v]`` runs the agent until SIGINT/SIGTERM (or every source ended).
 - ``edge-agent validate-config site.yaml`` prints ``FILE:LINE:COL: field: problem`` for each
@@ -10,6 +10,8 @@
   before going live. ``--line 0,0.5,1,0.5`` tries a line without a site config.
 - ``edge-agent health [--url URL | --status-file FILE]`` exits 0 when the running agent is
   healthy and 1 with the reason otherwise (Docker's HEALTHCHECK).
+- ``edge-agent snapshot CAMERA_URL [-o FILE] [--timeout S]`` saves one decoded frame (JPEG or PNG
+  by the file's suffix) and prints ``FILE WIDTHxHEIGHT``, for drawing lines and zones on.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from edge_agent.perception.detector import Detector
 from edge_agent.perception.detectors import DetectorConfig
 from edge_agent.perception.tracker import TrackerConfig
 from edge_agent.preview.config import DEFAULT_PREVIEW_PORT
+from edge_agent.sources.snapshot import SnapshotError, check_image_path, default_snapshot_path, grab_frame, save_image
+from edge_agent.sources.urls import redact_url
 
 EXIT_INVALID_CONFIG = 2
 EXIT_RUNTIME_ERROR = 1
@@ -56,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _validate(Path(args.file))
     if command == "health":
         return _health(args)
+    if command == "snapshot":
+        return _snapshot(args.url, Path(args.output) if args.output else None, args.timeout, args.rtsp_transport)
     return _analyze(args)
 
 
@@ -113,6 +119,12 @@ def _parser() -> argparse.ArgumentParser:
         help="--status-file: older than this means the agent hung",
     )
     health.add_argument("--timeout-s", type=float, default=3.0, help="--url: seconds to wait for an answer")
+
+    snapshot = commands.add_parser("snapshot", help="save one frame of a camera or file as JPEG/PNG")
+    snapshot.add_argument("url", metavar="CAMERA_URL", help="rtsp://..., http(s)://... or a video file")
+    snapshot.add_argument("-o", "--output", help="image file, .jpg or .png (default: snapshot-HOST-TIME.jpg)")
+    snapshot.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for a frame (default 15)")
+    snapshot.add_argument("--rtsp-transport", choices=("tcp", "udp"), default="tcp")
     return parser
 
 
@@ -304,6 +316,26 @@ def _health(args: argparse.Namespace) -> int:
         return 0
     print(f"unhealthy: {verdict.reason}", file=sys.stderr)
     return EXIT_RUNTIME_ERROR
+
+
+def _snapshot(url: str, output: Path | None, timeout_s: float, rtsp_transport: str) -> int:
+    path = output or default_snapshot_path(url, dt.datetime.now(dt.UTC))
+    try:
+        check_image_path(path)
+        if timeout_s <= 0:
+            raise ValueError("--timeout must be positive")
+    except ValueError as error:
+        print(f"edge-agent snapshot: {error}", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    try:
+        frame = grab_frame(url, timeout_s=timeout_s, rtsp_transport=rtsp_transport)
+        save_image(frame, path)
+    except (SnapshotError, OSError) as error:
+        print(f"edge-agent snapshot: {redact_url(str(error))}", file=sys.stderr)
+        return EXIT_RUNTIME_ERROR
+    # The size lets a technician turn pixel positions into the normalised 0..1 coordinates of lines and zones.
+    print(f"{path} {frame.width}x{frame.height}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ tested on arrays with any ``Detector``. ``CameraPipeline`` adds the threads:
   ``drop_oldest`` keeps only the newest frames for live cameras, ``block`` loses
   nothing for offline files);
 - the analytics thread takes frames, runs the step, hands events to ``submit``
-  (the uplink), and every ``health_interval_s`` submits a ``HealthEvent``.
+  (the uplink), and submits a ``HealthEvent`` at every change of the reader's state
+  (connecting, live, stalled, down, ...: the reader's stats are the one source of
+  truth for state and reason) and every ``health_interval_s``.
 
 Count intervals close as SOURCE time advances (frame timestamps), so a file
 analysed faster than real time yields the same intervals as a live camera.
@@ -166,6 +168,27 @@ class PipelineStats:
     """The reader has stopped for good; analytics finishes the frames already handed over."""
     failed: bool
     """The source gave up (max_reconnects) or the reader crashed, rather than ending or being stopped."""
+    state_reason: str = ""
+    """Why the camera is in ``state`` (from the reader; empty while live)."""
+    frames_delivered: int = 0
+    """Frames the reader handed over (fewer than decoded with max_fps or dropped corrupt frames)."""
+    stalls: int = 0
+    """Connections the reader's stall watchdog tore down."""
+
+
+def is_news(state: SourceState, reason: str, last_reported: tuple[SourceState, str] | None) -> bool:
+    """Whether a reader state change deserves its own health event.
+
+    A camera that stays down is retried every few seconds (connecting, down, connecting, ...);
+    those retries are counted in the stats and the periodic health event, not sent one by one.
+    "starting" went out at start(); "stopped" goes out once, after the last intervals.
+    """
+    if state in ("starting", "stopped"):
+        return False
+    if last_reported is None:
+        return True
+    retrying = state == "connecting" and last_reported[0] in ("down", "stalled")
+    return not retrying and (state, reason) != last_reported
 
 
 class CameraPipeline:
@@ -211,6 +234,8 @@ class CameraPipeline:
         self._analytics_errors = 0
         self._last_error = ""
         self._failed = False
+        self._seen_change = 0
+        self._last_reported: tuple[SourceState, str] | None = None
         self._started_at = monotonic()
         self._reader_thread = threading.Thread(target=self._read, name=f"reader-{camera.id}", daemon=True)
         self._analytics_thread = threading.Thread(target=self._analyse, name=f"analytics-{camera.id}", daemon=True)
@@ -243,7 +268,7 @@ class CameraPipeline:
         reader = self._reader.stats()
         return PipelineStats(
             source_id=self.camera.id,
-            state=self._state(),
+            state=reader.state,
             frames_decoded=reader.frames_decoded,
             frames_processed=self._frames_processed,
             frames_dropped=self._mailbox.stats().dropped,
@@ -255,6 +280,9 @@ class CameraPipeline:
             last_error=self._last_error or reader.last_error,
             source_ended=self._mailbox.closed,
             failed=self._failed,
+            state_reason=reader.reason,
+            frames_delivered=reader.frames_delivered,
+            stalls=reader.stalls,
         )
 
     # -- threads ---------------------------------------------------------------------------------
@@ -279,22 +307,21 @@ class CameraPipeline:
 
     def _analyse(self) -> None:
         last_health = self._monotonic()
-        decoded_at_last_health = 0
         processed_at_last_health = 0
         try:
             while not self._stopping.is_set():
                 frame = self._mailbox.get(timeout=MAILBOX_POLL_S)
                 if frame is not None:
                     self._process(frame)
-                elif self._mailbox.drained():
+                self._emit_state_changes()
+                if frame is None and self._mailbox.drained():
                     break
                 now = self._monotonic()
                 if now - last_health >= self._health_interval_s:
-                    decoded = self._reader.stats().frames_decoded
                     fps = (self._frames_processed - processed_at_last_health) / (now - last_health)
-                    stalled = decoded == decoded_at_last_health
-                    self._emit(self._health(self._state(stalled=stalled), fps=fps))
-                    last_health, decoded_at_last_health = now, decoded
+                    reader = self._reader.stats()
+                    self._emit(self._health(reader.state, fps=fps, reason=reader.reason or self._last_error))
+                    last_health = now
                     processed_at_last_health = self._frames_processed
         finally:
             self._flush()
@@ -321,9 +348,11 @@ class CameraPipeline:
                 log.exception("camera %s: frame observer failed", self.camera.id)
 
     def _flush(self) -> None:
+        self._emit_state_changes()
         for event in self._step.flush():
             self._emit(event)
-        self._emit(self._health("stopped"))
+        stats = self.stats()
+        self._emit(self._health("stopped", reason=stats.state_reason or stats.last_error))
 
     def _emit(self, event: CountIntervalEvent | HealthEvent) -> None:
         try:
@@ -333,20 +362,24 @@ class CameraPipeline:
             return
         self._events_emitted += 1
 
-    def _state(self, *, stalled: bool = False) -> SourceState:
-        reader_state = self._reader.stats().state
-        if reader_state == "live" and stalled:
-            return "stalled"
-        return reader_state
+    def _emit_state_changes(self) -> None:
+        """A health event for each reader state change that is news (O(1) when there is none)."""
+        for change in self._reader.state_changes(self._seen_change):
+            self._seen_change = change.number
+            if is_news(change.state, change.reason, self._last_reported):
+                self._last_reported = (change.state, change.reason)
+                self._emit(self._health(change.state, reason=change.reason, at=change.at))
 
-    def _health(self, state: SourceState, fps: float = 0.0) -> HealthEvent:
+    def _health(
+        self, state: SourceState, fps: float = 0.0, *, reason: str = "", at: dt.datetime | None = None
+    ) -> HealthEvent:
         stats = self.stats()
         return HealthEvent(
             agent_id=self.agent_id,
             source_id=self.camera.id,
-            time=self._wall_clock(),
+            time=at or self._wall_clock(),
             state=state,
-            reason=stats.last_error[:500],
+            reason=reason[:500],
             frames_decoded=stats.frames_decoded,
             frames_processed=stats.frames_processed,
             frames_dropped=stats.frames_dropped,

@@ -1,17 +1,17 @@
 """Camera and file reader on PyAV (FFmpeg): RTSP (TCP or UDP), HTTP, local files; H.264/H.265.
 
 ``PyAVReader.frames()`` yields immutable ``Frame`` values (BGR) until the source
-ends for good or ``stop()`` is called. It never raises for a camera that is down:
-it reconnects with exponential backoff, full jitter and a ceiling, and counts.
+ends for good or ``stop()`` is called. It never raises for a camera that is down,
+stalled or sending garbage: it reconnects (``reconnect``), tears down a stalled
+connection (``watchdog``), skips and counts corrupt packets, and falls back from
+NVDEC to the CPU (``decoders``), recording state, reason and counters in a
+``SourceStatus`` that ``stats()`` and ``state_changes()`` read from any thread.
 
-Timestamps come from the stream, not from when Python got around to a frame:
-
-- live sources (rtsp, http, ...): the wall-clock time of the first frame after
-  each (re)connect, plus ``(pts - first_pts) * time_base``;
-- files: ``start_time`` (default: the moment the reader was created) plus the
-  same PTS offset; a looping file keeps counting forward, so time never repeats.
-
-Timestamps never go backwards: a PTS jump back is clamped just after the previous frame.
+Per connection: open (with PyAV's open/read timeouts) -> pick the video stream ->
+demux every packet (so the watchdog runs even when only non-video data arrives) ->
+decode (all frames, or keyframes only) -> drop corrupt frames (``corrupt_frames``) ->
+``max_fps`` by PTS (frames not due are never converted to BGR) -> timestamp
+(``timeline``) -> BGR ``Frame``.
 """
 
 from __future__ import annotations
@@ -19,91 +19,70 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, cast
 
 import av
 import av.container
 import av.error
+import av.packet
 import av.video
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+import numpy as np
+import numpy.typing as npt
 
-from edge_agent.delivery.backoff import Backoff, BackoffConfig
 from edge_agent.perception.types import Frame
+from edge_agent.sources.config import LIVE_SCHEMES, ReaderConfig
+from edge_agent.sources.decoders import (
+    DecoderChoice,
+    NvdecProbe,
+    choose_decoder,
+    confirm_for_stream,
+    hwaccel_for,
+    is_source_failure,
+    nvdec_failed,
+    probe_nvdec,
+)
+from edge_agent.sources.rate_limit import FrameRateLimiter
+from edge_agent.sources.reconnect import ReconnectLimitError, ReconnectPolicy
+from edge_agent.sources.status import ReaderState, ReaderStats, SourceStatus, StateChange, TimestampSource
+from edge_agent.sources.timeline import ClockSteering, ConnectionClocks, Timeline
+from edge_agent.sources.urls import describe_error, redact_url
+from edge_agent.sources.watchdog import StallWatchdog, StreamStalledError
+
+__all__ = [
+    "LIVE_SCHEMES",
+    "PyAVReader",
+    "ReaderConfig",
+    "ReaderState",
+    "ReaderStats",
+    "SourceGaveUpError",
+    "StateChange",
+    "utc_now",
+]
 
 log = logging.getLogger(__name__)
-
-ReaderState = Literal["starting", "connecting", "live", "down", "stopped"]
-"""A subset of the contract's ``SourceState``, so health events can carry it as is."""
-
-LIVE_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://", "srt://")
 
 MAX_CONSECUTIVE_DEMUX_ERRORS = 50
 """Corrupt packets in a row before the connection is treated as broken and reopened."""
 
-_ONE_TICK = dt.timedelta(microseconds=1)
+RTSP_READ_TIMEOUT_SHARE = 0.5
+"""For RTSP, PyAV's read timeout is this share of ``read_timeout_s``: FFmpeg's RTSP demuxer needs
+two expiries to give up (the first hands over the access unit it holds; see ``watchdog``)."""
 
-
-class ReaderConfig(BaseModel):
-    """How to read one camera or file."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    url: str = Field(
-        min_length=1,
-        description="rtsp://, rtsps://, http(s):// or a local file path (file:// allowed).",
-    )
-    rtsp_transport: Literal["tcp", "udp"] = Field(
-        default="tcp", description="RTSP transport: tcp survives lossy links and NAT; udp has less latency."
-    )
-    realtime: bool = Field(
-        default=True,
-        description="Files only: pace frames at their own rate so a file behaves like a camera. "
-        "Turn off for offline analysis (as fast as decoding allows).",
-    )
-    loop: bool = Field(default=False, description="Files only: start again from the beginning at the end.")
-    on_end: Literal["reconnect", "stop"] = Field(
-        default="reconnect",
-        description="When the stream ends (EOF, server closed): reopen it after a backoff, or stop the source. "
-        "Failures (cannot open, read timeout) always reconnect unless max_reconnects is reached.",
-    )
-    open_timeout_s: float = Field(default=10.0, gt=0, le=300, description="Seconds to wait for the source to open.")
-    read_timeout_s: float = Field(
-        default=5.0, gt=0, le=300, description="Seconds without data before the connection counts as lost."
-    )
-    reconnect: BackoffConfig = Field(
-        default_factory=lambda: BackoffConfig(base_s=1.0, ceiling_s=30.0),
-        description="Backoff between reconnect attempts.",
-    )
-    max_reconnects: int | None = Field(
-        default=None, ge=0, description="Give up after this many reconnects in a row without a frame; null = never."
-    )
-    start_time: AwareDatetime | None = Field(
-        default=None, description="Files only: wall-clock time of the first frame; null = when reading started."
-    )
-
-    @property
-    def is_live(self) -> bool:
-        return self.url.lower().startswith(LIVE_SCHEMES)
-
-
-@dataclass(frozen=True, slots=True)
-class ReaderStats:
-    state: ReaderState
-    frames_decoded: int
-    decode_errors: int
-    """Packets or frames FFmpeg could not decode; skipped, never fatal."""
-    reconnects: int
-    last_error: str
+DEFAULT_FRAME_INTERVAL_S = 0.04
 
 
 class SourceGaveUpError(RuntimeError):
     """The source failed ``max_reconnects`` times in a row."""
+
+
+class _NvdecFailedError(Exception):
+    """NVDEC raised while decoding: the reader moves to the CPU decoder."""
 
 
 def utc_now() -> dt.datetime:
@@ -114,40 +93,19 @@ def utc_now() -> dt.datetime:
 class _Outcome:
     """How one connection ended."""
 
+    opened: bool = False
     got_frame: bool = False
     ended_cleanly: bool = False
 
 
-class _Timeline:
-    """Maps PTS of one opened stream onto wall-clock time, across loops and reconnects."""
-
-    def __init__(self, origin: dt.datetime) -> None:
-        self.origin = origin
-        self.first_pts: int | None = None
-        self.last_offset_s = 0.0
-        self.loop_base_s = 0.0
-        """Files: where the current pass over the file starts, seconds after ``origin``."""
-        self.last_timestamp: dt.datetime | None = None
-
-    def offset_s(self, pts: int | None, time_base: Fraction | None, frame_interval_s: float) -> float:
-        """Seconds since the first frame of this opening of the stream."""
-        if self.first_pts is None:
-            self.first_pts = pts if pts is not None else 0
-            offset = 0.0
-        elif pts is None or time_base is None:
-            # A frame without PTS: assume a steady rate from the previous frame.
-            offset = self.last_offset_s + frame_interval_s
-        else:
-            offset = float((pts - self.first_pts) * time_base)
-        self.last_offset_s = offset
-        return offset
-
-    def timestamp(self, offset_s: float) -> dt.datetime:
-        stamp = self.origin + dt.timedelta(seconds=offset_s)
-        if self.last_timestamp is not None and stamp <= self.last_timestamp:
-            stamp = self.last_timestamp + _ONE_TICK
-        self.last_timestamp = stamp
-        return stamp
+def producer_wallclock_us(packet: av.packet.Packet[Any]) -> int | None:
+    """The packet's capture time by the camera's clock (RTCP PRFT side data, FFmpeg >= 8), or None."""
+    has_sidedata = getattr(packet, "has_sidedata", None)  # PyAV < 18 has no packet side data API
+    if has_sidedata is None or not has_sidedata("prft"):
+        return None
+    data = bytes(packet.get_sidedata("prft"))
+    # AVProducerReferenceTime starts with int64_t wallclock (microseconds since the Unix epoch).
+    return int.from_bytes(data[:8], sys.byteorder, signed=True) if len(data) >= 8 else None
 
 
 class PyAVReader:
@@ -161,22 +119,24 @@ class PyAVReader:
         wall_clock: Callable[[], dt.datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        nvdec_probe: NvdecProbe = probe_nvdec,
     ) -> None:
         self.source_id = source_id
         self.config = config
         self._wall_clock = wall_clock
         self._monotonic = monotonic
         self._stop = threading.Event()
-        self._backoff = Backoff(config.reconnect, rng or random.Random())  # noqa: S311 - jitter, not crypto
-        self._state: ReaderState = "starting"
-        self._frames_decoded = 0
-        self._decode_errors = 0
-        self._reconnects = 0
-        self._last_error = ""
+        self._status = SourceStatus(wall_clock)
+        self._reconnect = ReconnectPolicy(config, rng or random.Random())  # noqa: S311 - jitter, not crypto
+        self._nvdec_probe = nvdec_probe
+        self._decoder: DecoderChoice | None = None
         self._file_origin = config.start_time or wall_clock()
+        self._steering = ClockSteering(config.max_clock_offset_s)
+        self._last_logged_problem = ""
 
     def stop(self) -> None:
-        """Ask ``frames()`` to end; it returns within about ``read_timeout_s``."""
+        """Ask ``frames()`` to end: at once while waiting to reconnect, within ``read_timeout_s`` while
+        reading, within ``open_timeout_s`` while opening (FFmpeg's blocking calls end only by timeout)."""
         self._stop.set()
 
     @property
@@ -184,30 +144,28 @@ class PyAVReader:
         return self._stop.is_set()
 
     def stats(self) -> ReaderStats:
-        return ReaderStats(
-            state=self._state,
-            frames_decoded=self._frames_decoded,
-            decode_errors=self._decode_errors,
-            reconnects=self._reconnects,
-            last_error=self._last_error,
-        )
+        return self._status.snapshot()
 
-    def frames(self) -> Iterator[Frame]:
+    def state_changes(self, since: int = 0) -> tuple[StateChange, ...]:
+        """State changes numbered after ``since`` (see ``StateChange.number``), oldest first."""
+        return self._status.changes_since(since)
+
+    def frames(self) -> Generator[Frame, None, None]:
         """Yield frames until the source ends (``on_end: stop``), gives up, or ``stop()`` is called.
 
         Raises ``SourceGaveUpError`` when ``max_reconnects`` failures happen in a row.
         """
-        timeline = _Timeline(self._file_origin)
+        timeline = Timeline(self._file_origin)
         pace_anchor = self._monotonic()
+        end_reason = ""
         try:
             while not self._stop.is_set():
-                self._state = "connecting"
+                previous = self._status.snapshot()
+                if previous.state != "live":  # a looping file starting its next pass stays live
+                    reason = "opening" if previous.state == "starting" else f"reconnecting after: {previous.reason}"
+                    self._set_state("connecting", reason)
                 outcome = _Outcome()
-                try:
-                    yield from self._read_connection(timeline, pace_anchor, outcome)
-                except (av.error.FFmpegError, OSError) as error:
-                    self._last_error = f"{type(error).__name__}: {error}"
-                    log.warning("source %s: %s", self.source_id, self._last_error)
+                yield from self._connection(timeline, pace_anchor, outcome)
                 if self._stop.is_set():
                     return
                 if outcome.ended_cleanly:
@@ -215,70 +173,148 @@ class PyAVReader:
                         continue
                     if self.config.on_end == "stop":
                         log.info("source %s ended (on_end: stop)", self.source_id)
+                        end_reason = "end of stream (on_end: stop)"
                         return
-                    self._last_error = "end of stream"
-                self._state = "down"
+                    self._down("end of stream (the source closed it)")
                 self._wait_before_reconnect()
         finally:
-            self._state = "stopped"
+            if self._stop.is_set():
+                end_reason = "stop requested"
+            self._set_state("stopped", end_reason or self._status.snapshot().reason)
 
-    def _read_connection(self, timeline: _Timeline, pace_anchor: float, outcome: _Outcome) -> Iterator[Frame]:
+    # -- one connection ----------------------------------------------------------------------------
+
+    def _connection(self, timeline: Timeline, pace_anchor: float, outcome: _Outcome) -> Iterator[Frame]:
+        """Frames of one connection; how it failed is recorded as the reader's state, never raised."""
+        try:
+            yield from self._read_connection(timeline, pace_anchor, outcome)
+        except StreamStalledError as stall:
+            self._stalled(str(stall))
+        except av.error.ExitError:
+            # PyAV's timeout interrupted a blocked open or read.
+            if outcome.opened:
+                self._stalled(f"no data for {self.config.read_timeout_s:g} s while the connection stayed open")
+            else:
+                self._down(f"no answer within open_timeout_s ({self.config.open_timeout_s:g} s)")
+        except _NvdecFailedError as failure:
+            self._decoder = nvdec_failed(failure.__cause__ or failure, "decoding")
+            self._down(self._decoder.reason)
+        except (av.error.FFmpegError, OSError) as error:
+            self._down(describe_error(error, self.config.url))
+
+    def _read_connection(self, timeline: Timeline, pace_anchor: float, outcome: _Outcome) -> Iterator[Frame]:
         """Frames of one opening of the source, until EOF (``outcome.ended_cleanly``) or an error."""
-        with self._open() as container:
+        container, choice = self._open_with_fallback(self._decoder_for_connection())
+        with container:
+            outcome.opened = True
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            frame_interval_s = 1.0 / float(stream.average_rate) if stream.average_rate else 0.04
-            timeline.first_pts = None
-            for image, pts, time_base in self._decode(container, stream):
-                offset = timeline.offset_s(pts, time_base, frame_interval_s)
-                if self.config.is_live and not outcome.got_frame:
-                    # Anchor on the wall clock when the first frame actually arrived.
-                    timeline.origin = self._wall_clock()
-                outcome.got_frame = True
-                self._state = "live"
-                self._backoff.reset()
+            codec = stream.codec_context
+            choice = confirm_for_stream(choice, codec.name, codec.is_hwaccel)
+            if choice.kind == "cpu":
+                stream.thread_type = "AUTO"  # frame and slice threads; hwaccel decodes on the GPU instead
+            if self.config.decode == "keyframes":
+                codec.skip_frame = "NONKEY"
+            self._status.connection(decoder=choice.kind, decoder_reason=choice.reason, codec=codec.name)
+            frame_interval_s = 1.0 / float(stream.average_rate) if stream.average_rate else DEFAULT_FRAME_INTERVAL_S
+            timeline.new_connection()
+            self._steering.new_connection()
+            limiter = FrameRateLimiter(self.config.max_fps, frame_interval_s)
+            clocks = ConnectionClocks()
+            for picture, arrival in self._decoded(container, stream, choice, clocks):
+                offset = timeline.offset_s(picture.pts, picture.time_base, frame_interval_s)
+                if not outcome.got_frame:
+                    outcome.got_frame = True
+                    if self.config.is_live:
+                        timeline.anchor_arrival(arrival)
+                    self._set_state("live", "")
+                    self._last_logged_problem = ""
+                    size = f"{picture.width}x{picture.height}"
+                    log.info("source %s live: %s %s on %s", self.source_id, codec.name, size, choice.kind)
+                self._reconnect.frame_arrived(self._monotonic())
+                clocks.arrival.observe(arrival, offset)
                 source_offset = offset if self.config.is_live else timeline.loop_base_s + offset
+                if not limiter.due(source_offset):
+                    self._status.rate_limited()
+                    continue
                 if not self.config.is_live and self.config.realtime:
                     self._pace(pace_anchor + source_offset)
                 if self._stop.is_set():
                     return
-                frame = Frame(
-                    image=image,
-                    source_id=self.source_id,
-                    sequence=self._frames_decoded,
-                    timestamp=timeline.timestamp(source_offset),
+                timestamp, timestamp_source, clock_offset_s = self._timestamp(
+                    timeline, clocks, container, picture, source_offset
                 )
-                self._frames_decoded += 1
-                yield frame
+                image = cast(npt.NDArray[np.uint8], picture.to_ndarray(format="bgr24"))
+                sequence = self._status.delivered(timestamp_source, clock_offset_s)
+                yield Frame(image=image, source_id=self.source_id, sequence=sequence, timestamp=timestamp)
             outcome.ended_cleanly = not self._stop.is_set()
             if not self.config.is_live:
                 # The next pass over the file continues the timeline one frame after this one's end.
                 timeline.loop_base_s += timeline.last_offset_s + frame_interval_s
 
-    def _open(self) -> av.container.InputContainer:
+    def _decoder_for_connection(self) -> DecoderChoice:
+        if self._decoder is None:
+            self._decoder = choose_decoder(self.config.decoder, self._nvdec_probe)
+            level = logging.WARNING if self.config.decoder == "nvdec" and self._decoder.kind == "cpu" else logging.INFO
+            log.log(level, "source %s: %s decoder: %s", self.source_id, self._decoder.kind, self._decoder.reason)
+        return self._decoder
+
+    def _open_with_fallback(self, choice: DecoderChoice) -> tuple[av.container.InputContainer, DecoderChoice]:
+        try:
+            return self._open(choice), choice
+        except (av.error.FFmpegError, OSError, RuntimeError) as error:
+            if choice.kind != "nvdec" or is_source_failure(error):
+                raise
+            fallback = nvdec_failed(error, "opening")
+        container = self._open(fallback)  # raises when the source itself is the problem: NVDEC stays chosen
+        self._decoder = fallback
+        log.warning("source %s: %s", self.source_id, fallback.reason)
+        return container, fallback
+
+    def _open(self, choice: DecoderChoice) -> av.container.InputContainer:
         options: dict[str, str] = {}
         url = self.config.url
-        if url.lower().startswith(("rtsp://", "rtsps://")):
+        if self.config.is_rtsp:
             options["rtsp_transport"] = self.config.rtsp_transport
+            # Only video is read: no audio bandwidth, and FFmpeg keeps PTS on the RTP clock (see timeline).
+            options["allowed_media_types"] = "video"
+        read_share = RTSP_READ_TIMEOUT_SHARE if self.config.is_rtsp else 1.0
+        if self.config.is_live:
+            # Stream probing would otherwise wait for 20 frames to estimate the frame rate (2 s at 10 fps,
+            # measured) before the first frame; timestamps come from PTS, so that estimate buys nothing.
+            options["fpsprobesize"] = "0"
         if url.startswith("file://"):
             url = url.removeprefix("file://")
         if not self.config.is_live and not Path(url).is_file():
             raise FileNotFoundError(f"video file not found: {url}")
         container: Any = av.open(
-            url, mode="r", options=options, timeout=(self.config.open_timeout_s, self.config.read_timeout_s)
+            url,
+            mode="r",
+            options=options,
+            timeout=(self.config.open_timeout_s, self.config.read_timeout_s * read_share),
+            hwaccel=hwaccel_for(choice),
         )
         if not container.streams.video:
             container.close()
-            raise av.error.InvalidDataError(0, f"no video stream in {url}")
+            raise av.error.InvalidDataError(0, f"no video stream in {redact_url(url)}")
         result: av.container.InputContainer = container
         return result
 
-    def _decode(
-        self, container: av.container.InputContainer, stream: av.video.VideoStream
-    ) -> Iterator[tuple[Any, int | None, Fraction | None]]:
-        """Decoded BGR images with their PTS; corrupt packets are skipped and counted."""
+    def _decoded(
+        self,
+        container: av.container.InputContainer,
+        stream: av.video.VideoStream,
+        choice: DecoderChoice,
+        clocks: ConnectionClocks,
+    ) -> Iterator[tuple[av.VideoFrame, dt.datetime]]:
+        """Decoded pictures of ``stream`` with the wall-clock time their packet left the demuxer.
+
+        Corrupt packets are skipped and counted; a stall raises ``StreamStalledError``.
+        """
+        keyframes_only = self.config.decode == "keyframes"
+        watchdog = StallWatchdog(self.config.stall_timeout_s, self._monotonic())
         consecutive_errors = 0
-        packets = container.demux(stream)
+        # Every stream's packets, so the watchdog also runs when only non-video data arrives.
+        packets = container.demux()
         while not self._stop.is_set():
             try:
                 packet = next(packets)
@@ -287,23 +323,87 @@ class PyAVReader:
             except av.error.InvalidDataError as error:
                 # The demuxer gave up on this packet; a fresh iterator resumes at the next one.
                 consecutive_errors += 1
-                self._decode_errors += 1
-                self._last_error = f"demux: {error}"
+                self._status.decode_error(f"demux: {describe_error(error, self.config.url)}")
                 if consecutive_errors > MAX_CONSECUTIVE_DEMUX_ERRORS:
                     raise
-                packets = container.demux(stream)
+                watchdog.check(self._monotonic())
+                packets = container.demux()
                 continue
+            if packet.stream_index != stream.index:
+                watchdog.packet()
+                watchdog.check(self._monotonic())
+                continue
+            arrived = self._wall_clock()
+            clocks.packet(packet.pts, producer_wallclock_us(packet), arrived)
             try:
-                decoded = packet.decode()
-            except av.error.InvalidDataError as error:
-                self._decode_errors += 1
-                self._last_error = f"decode: {error}"
+                pictures = packet.decode()
+            except av.error.FFmpegError as error:
+                if choice.kind == "nvdec" and not isinstance(error, av.error.InvalidDataError):
+                    raise _NvdecFailedError(str(error)) from error
+                self._status.decode_error(f"decode: {describe_error(error, self.config.url)}")
+                watchdog.packet()
+                watchdog.check(self._monotonic())
                 continue
             consecutive_errors = 0
-            for frame in decoded:
-                if not isinstance(frame, av.VideoFrame):
+            if keyframes_only and packet.size > 0:
+                # Non-key packets decode to nothing on purpose; an undamaged one still shows the stream lives.
+                watchdog.progress(self._monotonic())
+            for picture in pictures:
+                if not isinstance(picture, av.VideoFrame):
                     continue
-                yield frame.to_ndarray(format="bgr24"), frame.pts, frame.time_base
+                corrupt = bool(picture.is_corrupt)
+                self._status.decoded(corrupt=corrupt)
+                if not (corrupt and self.config.corrupt_frames == "drop"):
+                    yield picture, clocks.frame_arrival(picture.pts, arrived)
+                # After the consumer returns: time spent analysing (or pacing) a frame is not a stall.
+                watchdog.progress(self._monotonic())
+            watchdog.check(self._monotonic())
+
+    def _timestamp(
+        self,
+        timeline: Timeline,
+        clocks: ConnectionClocks,
+        container: av.container.InputContainer,
+        picture: av.VideoFrame,
+        source_offset: float,
+    ) -> tuple[dt.datetime, TimestampSource, float | None]:
+        """The frame's wall-clock time, where it came from, and the camera clock's offset from ours."""
+        if not self.config.is_live or clocks.arrival.origin is None:
+            return timeline.monotonic(timeline.at(source_offset)), "file", None
+        camera_time = None
+        if self.config.timestamps == "sender_report":
+            # Older PyAV lacks start_time_realtime (and packet side data): timestamps then stay on arrival.
+            start_time_realtime: int | None = getattr(container, "start_time_realtime", None)
+            camera_time = clocks.sender.time_of(picture.pts, picture.time_base, start_time_realtime)
+        stamp, source, clock_offset_s = self._steering.steer(
+            timeline.at(source_offset),
+            source_offset,
+            clocks.arrival.origin + dt.timedelta(seconds=source_offset),
+            camera_time,
+        )
+        return timeline.monotonic(stamp), source, clock_offset_s
+
+    # -- state and reconnects ------------------------------------------------------------------------
+
+    def _set_state(self, state: ReaderState, reason: str) -> None:
+        self._status.set_state(state, reason)
+
+    def _stalled(self, reason: str) -> None:
+        self._status.stalled()
+        self._problem("stalled", reason)
+
+    def _down(self, reason: str) -> None:
+        self._problem("down", reason)
+
+    def _problem(self, state: ReaderState, reason: str) -> None:
+        self._status.error(reason)
+        self._set_state(state, reason)
+        # Say it once per distinct problem: a dead camera retried every few seconds must not flood the log.
+        if reason != self._last_logged_problem:
+            log.warning("source %s %s: %s", self.source_id, state, reason)
+            self._last_logged_problem = reason
+        else:
+            log.debug("source %s %s: %s", self.source_id, state, reason)
 
     def _pace(self, due_monotonic: float) -> None:
         delay = due_monotonic - self._monotonic()
@@ -311,12 +411,12 @@ class PyAVReader:
             self._stop.wait(delay)
 
     def _wait_before_reconnect(self) -> None:
-        limit = self.config.max_reconnects
-        if limit is not None and self._backoff.attempt >= limit:
+        try:
+            delay = self._reconnect.next_delay(self._monotonic())
+        except ReconnectLimitError as error:
             raise SourceGaveUpError(
-                f"source {self.source_id}: gave up after {limit} reconnects: {self._last_error or 'no frames'}"
-            )
-        delay = self._backoff.next_delay()
-        self._reconnects += 1
-        log.info("source %s: reconnecting in %.1f s (%s)", self.source_id, delay, self._last_error)
+                f"source {self.source_id}: {error}: {self._status.snapshot().last_error or 'no frames'}"
+            ) from None
+        self._status.reconnecting()
+        log.debug("source %s: reconnecting in %.1f s", self.source_id, delay)
         self._stop.wait(delay)

@@ -108,8 +108,10 @@ def test_corrupt_packets_are_skipped_and_counted(tmp_path: Path) -> None:
 
     stats = reader.stats()
     assert stats.decode_errors > 0
+    assert stats.corrupt_frames > 0  # concealed by FFmpeg, dropped by the default corrupt_frames: drop
     assert 0 < len(frames) < 40
-    assert stats.frames_decoded == len(frames)
+    assert stats.frames_delivered == len(frames)
+    assert stats.frames_decoded == len(frames) + stats.corrupt_frames
     assert stats.state == "stopped"
 
 
@@ -143,3 +145,70 @@ def test_live_urls_are_told_apart_from_files() -> None:
     assert ReaderConfig(url="https://cam.example.vn/live.flv").is_live
     assert not ReaderConfig(url="/data/video.mp4").is_live
     assert not ReaderConfig(url="file:///data/video.mp4").is_live
+
+
+def keyframe_indices(video: Path) -> list[int]:
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        return [
+            index for index, packet in enumerate(p for p in container.demux(stream) if p.size) if packet.is_keyframe
+        ]
+
+
+def test_keyframe_mode_decodes_only_keyframes(tmp_path: Path) -> None:
+    video = write_h264(tmp_path / "gop10.mp4", [i * 100 for i in range(35)])
+    reader = PyAVReader("cam-1", offline(video, decode="keyframes"))
+    frames = list(reader.frames())
+
+    keyframes = keyframe_indices(video)
+    assert 0 < len(keyframes) < 35
+    assert [round(float(f.image.mean()) / 6) for f in frames] == keyframes  # frame i has brightness 6*i
+    assert [f.timestamp for f in frames] == [START + dt.timedelta(milliseconds=100 * i) for i in keyframes]
+    stats = reader.stats()
+    assert stats.frames_decoded == stats.frames_delivered == len(keyframes)
+
+
+def test_max_fps_hands_over_frames_by_stream_time_and_counts_the_rest(tmp_path: Path) -> None:
+    video = write_h264(tmp_path / "ten_fps.mp4", [i * 100 for i in range(40)])
+    reader = PyAVReader("cam-1", offline(video, max_fps=2.5))
+    frames = list(reader.frames())
+
+    assert [f.timestamp for f in frames] == [START + dt.timedelta(milliseconds=400 * i) for i in range(10)]
+    assert [f.sequence for f in frames] == list(range(10))
+    stats = reader.stats()
+    assert (stats.frames_decoded, stats.frames_delivered, stats.frames_rate_limited) == (40, 10, 30)
+
+
+def write_undecodable(path: Path, source: Path) -> Path:
+    """``source`` remuxed with every video packet's payload replaced by random bytes: data flows, frames do not."""
+    rng = np.random.default_rng(1)
+    with av.open(str(source)) as original, av.open(str(path), "w") as output:
+        video = original.streams.video[0]
+        stream = output.add_stream_from_template(video)
+        for packet in original.demux(video):
+            if not packet.size:
+                continue
+            garbage = av.Packet(rng.integers(0, 256, packet.size, dtype=np.uint8).tobytes())
+            garbage.pts, garbage.dts, garbage.time_base = packet.pts, packet.dts, packet.time_base
+            garbage.stream = stream
+            output.mux(garbage)
+    return path
+
+
+def test_stall_watchdog_tears_down_a_connection_that_gives_data_but_no_frames(tmp_path: Path) -> None:
+    clean = write_h264(tmp_path / "clean.mp4", [i * 100 for i in range(30)])
+    video = write_undecodable(tmp_path / "garbage.mp4", clean)
+    ticks = itertools.count(step=1.0)  # every look at the clock costs a second: the stall comes after a few packets
+    reader = PyAVReader("cam-1", offline(video, stall_timeout_s=3.0, max_reconnects=1), monotonic=lambda: next(ticks))
+    with pytest.raises(SourceGaveUpError, match="gave up after 1 reconnects: no frame for"):
+        list(reader.frames())
+
+    stats = reader.stats()
+    assert stats.stalls == 2
+    assert stats.frames_delivered == 0
+    assert stats.decode_errors > 0
+    states = [change.state for change in reader.state_changes()]
+    assert states == ["connecting", "stalled", "connecting", "stalled", "stopped"]
+    stalled = next(change for change in reader.state_changes() if change.state == "stalled")
+    assert stalled.reason.startswith("no frame for ")
+    assert "while the connection stayed open" in stalled.reason
