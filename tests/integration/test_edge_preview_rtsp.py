@@ -7,6 +7,7 @@ its preview server: MJPEG parts decoded by OpenCV, SSE messages with boxes, Prom
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 import time
@@ -24,6 +25,7 @@ from edge_agent.agent import Agent
 from edge_agent.cli import main
 from edge_agent.config import AgentConfig
 from edge_agent.delivery.http_uplink import UplinkStats
+from edge_agent.health import check_status_file
 from edge_agent.perception.detectors import DetectorConfig, resolve_model_path
 from edge_agent.pipeline import PipelineStats
 from tests.preview_client import decode_jpeg, metric, open_stream, parse_prometheus, read_mjpeg_parts, read_sse_messages
@@ -112,7 +114,11 @@ def test_agent_serves_a_live_annotated_preview_of_an_rtsp_camera(
                 assert 0 <= y1 < y2 <= 540
                 assert 0.3 <= detection["confidence"] <= 1
 
-        wait_for(status_file.is_file, "no status file was written")
+        # The status file is rewritten every 2 s: the first one may predate the camera going live.
+        wait_for(
+            lambda: check_status_file(status_file, dt.datetime.now(dt.UTC)).healthy,
+            "the status file never showed a working camera",
+        )
         assert main(["health", "--url", base + "/healthz"]) == 0
         assert main(["health", "--status-file", str(status_file)]) == 0
 
