@@ -176,7 +176,7 @@ def edge_config(
     return {
         "agent_id": agent_id,
         "central": {"url": central_url, "token_file": str(token_file), "flush_interval_s": 1.0},
-        "interval_s": interval_s,
+        "intervals_s": [interval_s],
         "cameras": [camera],
     }
 

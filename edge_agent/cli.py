@@ -31,7 +31,7 @@ from edge_agent.perception.detector import Detector
 from edge_agent.perception.detectors import DetectorConfig, build_detector
 from edge_agent.perception.tracker import TrackerConfig
 from edge_agent.pipeline import CameraPipeline
-from event_contract import CountIntervalEvent, HealthEvent
+from event_contract import CountIntervalEvent, Event
 
 EXIT_INVALID_CONFIG = 2
 EXIT_RUNTIME_ERROR = 1
@@ -123,8 +123,12 @@ def _validate(path: Path) -> int:
     if config is None:
         return EXIT_INVALID_CONFIG
     lines = sum(len(camera.lines) for camera in config.cameras)
+    zones = sum(len(camera.zones) for camera in config.cameras)
     cameras = ", ".join(camera.id for camera in config.cameras)
-    print(f"{path}: valid: agent {config.agent_id}, {len(config.cameras)} camera(s) [{cameras}], {lines} line(s)")
+    print(
+        f"{path}: valid: agent {config.agent_id}, {len(config.cameras)} camera(s) [{cameras}], {lines} line(s), "
+        f"{zones} zone(s), intervals {list(config.intervals_s)} s"
+    )
     return 0
 
 
@@ -184,12 +188,12 @@ def analyze_video(camera: CameraConfig, interval_s: int = 60, detector: Detector
     """
     events: list[CountIntervalEvent] = []
 
-    def collect(event: CountIntervalEvent | HealthEvent) -> None:
+    def collect(event: Event) -> None:
         if isinstance(event, CountIntervalEvent):
             events.append(event)
 
     detector = detector or build_detector(camera.detector)
-    pipeline = CameraPipeline("analyze", camera, detector, collect, interval_s=interval_s)
+    pipeline = CameraPipeline("analyze", camera, detector, collect, intervals_s=(interval_s,))
     pipeline.start()
     pipeline.join()
     stats = pipeline.stats()
