@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -72,8 +73,8 @@ def test_summary_page_without_data() -> None:
 def test_summary_page_shows_coverage_and_lines_without_crossings() -> None:
     start = dt.datetime(2025, 1, 1, 0, 0, tzinfo=dt.UTC)
     latest = LatestInterval("agent-1", "cam-1", "line-1", start, start + dt.timedelta(minutes=1))
-    line = {"agent_id": "agent-1", "source_id": "cam-1", "line_id": "line-1"}
-    totals = [
+    line: dict[str, Any] = {"agent_id": "agent-1", "source_id": "cam-1", "line_id": "line-1"}
+    totals: list[dict[str, Any]] = [
         line | {"vehicle_class": "car", "direction": "out", "count": 3, "coverage": 0.984, "downtime_s": 0.0},
         line | {"vehicle_class": None, "direction": None, "count": 0, "coverage": 0.0, "downtime_s": 3600.0},
         line | {"vehicle_class": "bus", "direction": "in", "count": 1, "coverage": None, "downtime_s": None},
