@@ -17,12 +17,17 @@ Rules, chosen so counts stay honest on real, noisy tracks:
   (unless it continues a vanished track, below).
 - ID switches: a track id this line has never seen, appearing while another track has vanished
   (not in this frame, last seen at most ``id_switch_max_gap_s`` ago), within ``id_switch_radius``
-  box sizes of where that track was last seen or would be now at its last speed, CONTINUES the
-  vanished track: it takes over its last anchor and shares its passage, so the vehicle is counted
-  once whichever of its ids crosses. A vanished track that was already counted is continued only
-  by a new id on the side it crossed to (or on the line): a second vehicle following close behind
-  is still on the near side when its track starts, so it keeps its own count. Each vanished track
-  is continued at most once, by the closest candidate.
+  box sizes of where that track was last seen or would be now at its last (smoothed) speed, is a
+  CANDIDATE to continue it; the closest pair wins and each vanished track is reserved for one new
+  id. A vanished track that was already counted is a candidate only for a new id on the side it
+  crossed to (or on the line): a second vehicle following close behind is still on the near side
+  when its track starts, so it keeps its own count.
+  The candidate is confirmed once the new id has moved ``MIN_STEP_BOXES`` from where it appeared
+  (or after ``id_switch_max_gap_s``): if it moves against the vanished track's motion (both clearly
+  moving) it is oncoming traffic and keeps its own passage; otherwise it continues the vanished
+  track and shares its passage, so the vehicle is counted once whichever of its ids crosses, and a
+  crossing made between the vanished id's last anchor and the new id's first one counts (once).
+  While the decision is open, the new id's own crossing is held and reported at the decision.
 - Per-track memory is forgotten ``forget_after_s`` after the track was last seen, and capped at
   ``max_tracks`` (oldest-seen dropped first, counted in ``tracks_evicted``).
 """
@@ -125,6 +130,18 @@ class _Passage:
 
 
 @dataclass(slots=True)
+class _Candidate:
+    """A new id that may continue ``predecessor``, until its motion shows whether it does."""
+
+    predecessor: _TrackMemory
+    first_anchor: Point
+    first_side: float
+    since: dt.datetime
+    held: Direction | None = None
+    """The new id's own first crossing while undecided."""
+
+
+@dataclass(slots=True)
 class _TrackMemory:
     anchor: Point
     side: float
@@ -134,10 +151,11 @@ class _TrackMemory:
     size: float
     """Longer side of the last box, pixels: the unit of ``id_switch_radius``."""
     velocity: Point = (0.0, 0.0)
-    """Pixels per second between the last two sightings."""
+    """Pixels per second, smoothed over about ``VELOCITY_SMOOTHING_S`` so box jitter averages out."""
     passage: _Passage = field(default_factory=_Passage)
-    continued: bool = False
-    """A new id has taken this track over (each vanished track is continued once)."""
+    reserved: bool = False
+    """A new id continues this vanished track, or is being checked for it."""
+    candidate: _Candidate | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +202,7 @@ class CountingLine:
 
     @property
     def id_switches(self) -> int:
-        """New track ids that continued a vanished track."""
+        """New track ids that were confirmed to continue a vanished track."""
         return self._id_switches
 
     def update(self, tracked: Detections, timestamp: dt.datetime) -> tuple[Crossing, ...]:
@@ -225,21 +243,10 @@ class CountingLine:
                 anchor=sighting.point, side=sighting.side, hits=1, last_seen=timestamp, size=sighting.size
             )
         for sighting, predecessor in self._continuations(new, timestamp):
-            self._id_switches += 1
-            predecessor.continued = True
-            memory = _TrackMemory(
-                anchor=predecessor.anchor,
-                side=predecessor.side,
-                hits=predecessor.hits,
-                last_seen=predecessor.last_seen,
-                size=predecessor.size,
-                velocity=predecessor.velocity,
-                passage=predecessor.passage,
+            predecessor.reserved = True
+            self._tracks[sighting.track_id].candidate = _Candidate(
+                predecessor, sighting.point, sighting.side, timestamp
             )
-            self._tracks[sighting.track_id] = memory
-            direction = self._observe(memory, sighting, timestamp)
-            if direction is not None:
-                directions[sighting.row] = direction
         crossings = tuple(
             Crossing(
                 line_id=self._config.id,
@@ -262,21 +269,65 @@ class CountingLine:
         )
         memory.hits += 1
         direction: Direction | None = None
-        if crossed and memory.passage.counted is None and memory.hits >= self._config.min_track_hits:
+        if crossed and memory.hits >= self._config.min_track_hits:
             direction = "in" if side > 0 else "out"
-            memory.passage.counted = direction
         elapsed = (timestamp - memory.last_seen).total_seconds()
         if elapsed > 0:
-            memory.velocity = ((point[0] - memory.anchor[0]) / elapsed, (point[1] - memory.anchor[1]) / elapsed)
+            # The first step sets the velocity; later ones are smoothed into it.
+            weight = 1.0 if memory.hits == 2 else min(1.0, elapsed / VELOCITY_SMOOTHING_S)
+            step = ((point[0] - memory.anchor[0]) / elapsed, (point[1] - memory.anchor[1]) / elapsed)
+            memory.velocity = (
+                memory.velocity[0] + weight * (step[0] - memory.velocity[0]),
+                memory.velocity[1] + weight * (step[1] - memory.velocity[1]),
+            )
         memory.anchor = point
         memory.last_seen = timestamp
         memory.size = sighting.size
         if side != 0:
             memory.side = side
+        if memory.candidate is not None:
+            return self._decide(memory, direction, timestamp)
+        return self._count(memory.passage, direction)
+
+    def _decide(self, memory: _TrackMemory, direction: Direction | None, timestamp: dt.datetime) -> Direction | None:
+        """A new id that may continue a vanished track: hold its crossing until its motion tells."""
+        candidate = memory.candidate
+        assert candidate is not None
+        if candidate.held is None:
+            candidate.held = direction
+        predecessor = candidate.predecessor
+        step = (memory.anchor[0] - candidate.first_anchor[0], memory.anchor[1] - candidate.first_anchor[1])
+        unit = max(predecessor.size, 1.0)
+        waited = (timestamp - candidate.since).total_seconds() >= self._config.id_switch_max_gap_s
+        if math.hypot(*step) < MIN_STEP_BOXES * unit and not waited:
+            return None
+        memory.candidate = None
+        moving = math.hypot(*predecessor.velocity) >= MIN_SPEED_BOXES_PER_S * unit
+        oncoming = moving and step[0] * predecessor.velocity[0] + step[1] * predecessor.velocity[1] < 0
+        if oncoming and math.hypot(*step) >= MIN_STEP_BOXES * unit:
+            predecessor.reserved = False  # another vehicle: a later new id may still continue it
+            return self._count(memory.passage, candidate.held)
+        self._id_switches += 1
+        memory.passage = predecessor.passage
+        memory.hits += predecessor.hits
+        # The vehicle may have crossed between the vanished id's last sighting and the new id's first.
+        bridged = candidate.first_side * predecessor.side < 0 and segments_intersect(
+            predecessor.anchor, candidate.first_anchor, self._start, self._end
+        )
+        if bridged:
+            return self._count(memory.passage, "in" if candidate.first_side > 0 else "out")
+        return self._count(memory.passage, candidate.held)
+
+    @staticmethod
+    def _count(passage: _Passage, direction: Direction | None) -> Direction | None:
+        """Count ``direction`` unless this vehicle's passage was already counted."""
+        if direction is None or passage.counted is not None:
+            return None
+        passage.counted = direction
         return direction
 
     def _continuations(self, new: list[_Sighting], timestamp: dt.datetime) -> list[tuple[_Sighting, _TrackMemory]]:
-        """New ids that continue a vanished track, closest pairs first; each side used at most once."""
+        """Candidate (new id, vanished track) pairs, closest first; each side used at most once."""
         max_gap = self._config.id_switch_max_gap_s
         if not new or max_gap <= 0:
             return []
@@ -285,7 +336,7 @@ class CountingLine:
             memory
             for track_id, memory in self._tracks.items()
             if track_id not in new_ids
-            and not memory.continued
+            and not memory.reserved
             and memory.last_seen < timestamp
             and (timestamp - memory.last_seen).total_seconds() <= max_gap
         ]
@@ -320,6 +371,14 @@ class CountingLine:
             for tid in oldest:
                 del self._tracks[tid]
             self._tracks_evicted += overflow
+
+
+VELOCITY_SMOOTHING_S = 0.5
+"""Time constant of the track velocity's exponential smoothing."""
+MIN_SPEED_BOXES_PER_S = 0.5
+"""Below this smoothed speed (box sizes per second) a vanished track counts as stopped: direction unknown."""
+MIN_STEP_BOXES = 0.25
+"""How far (box sizes) a new id must move from where it appeared before its direction is judged."""
 
 
 def _distance_to_path(point: Point, last: Point, velocity: Point, gap_s: float) -> float:

@@ -243,9 +243,9 @@ def switch_frames(new_id_path: list[tuple[float, float]]) -> list[list[tuple[int
     return frames
 
 
-# Id 2 appears where track 1 would be (y=540 after 0.5 s at 200 px/s), then its box jumps back over the
-# line and forward again: without the hand-over that wobble would count the car a second time.
-WOBBLING_SUCCESSOR = [(500.0, 520.0), (500.0, 470.0), (500.0, 390.0), (500.0, 420.0), (500.0, 460.0)]
+# Id 2 appears near where track 1 would be (y=540 after 0.5 s at 200 px/s) and moves on, then its box
+# jumps back over the line and forward again: without the hand-over that would count the car again.
+WOBBLING_SUCCESSOR = [(500.0, 520.0), (500.0, 530.0), (500.0, 390.0), (500.0, 420.0), (500.0, 460.0)]
 
 
 def test_a_new_id_continuing_a_counted_track_is_not_counted_again() -> None:
@@ -291,11 +291,33 @@ def test_a_vanished_track_is_continued_once_by_the_closest_new_id() -> None:
     line = horizontal_line()
     frames: list[list[tuple[int, float, float]]] = [[(1, 500.0, 360.0 + 20 * k)] for k in range(5)]
     frames.append([(2, 500.0, 460.0), (3, 505.0, 462.0)])  # two new ids next to the vanished counted track
+    frames.append([(2, 500.0, 470.0), (3, 505.0, 472.0)])
     frames += [[(2, 500.0, 390.0), (3, 505.0, 390.0)], [(2, 500.0, 420.0), (3, 505.0, 420.0)]]
     crossings = run_frames(line, frames)
     # Id 2 (closest) continues track 1 and is never counted; id 3 is a track of its own.
     assert [(c.track_id, c.direction) for c in crossings] == [(1, "in"), (3, "out")]
     assert line.id_switches == 1
+
+
+def test_oncoming_traffic_near_a_vanished_track_keeps_its_own_count() -> None:
+    # Car 1 drives down over the line and vanishes at y=440; right there car 2's track starts, driving UP.
+    frames: list[list[tuple[int, float, float]]] = [[(1, 500.0, 360.0 + 20 * k)] for k in range(5)]
+    frames += [[(2, 505.0, 450.0 - 20 * k)] for k in range(5)]  # 450, 430, 410, 390 (crossed), 370
+    line = horizontal_line()
+    assert [(c.track_id, c.direction) for c in run_frames(line, frames)] == [(1, "in"), (2, "out")]
+    assert line.id_switches == 0
+
+
+def test_a_stopped_vehicle_whose_id_switches_is_not_counted_again() -> None:
+    # Stopped just past the line (a red light); its id switches, and the new id's box wobbles over the line.
+    frames: list[list[tuple[int, float, float]]] = [[(1, 500.0, 370.0 + 15 * k)] for k in range(3)]  # to 400
+    frames += [[(1, 500.0, 402.0 + (k % 2))] for k in range(20)]  # stopped at y=402..403: counted "in"
+    frames += [[]] * 3
+    frames += [[(2, 500.0, 402.0 + (-4 if k % 2 else 0))] for k in range(30)]  # new id: 402, 398, 402, ...
+    line = horizontal_line()
+    assert [(c.track_id, c.direction) for c in run_frames(line, frames)] == [(1, "in")]
+    assert line.id_switches == 1
+    assert len(run_frames(horizontal_line(id_switch_max_gap_s=0), frames)) == 2
 
 
 def test_a_track_still_present_is_never_continued() -> None:
