@@ -401,7 +401,10 @@ class CameraPipeline:
         except Exception as error:
             self._analytics_errors += 1
             self._last_error = f"analytics tick: {type(error).__name__}: {error}"
-            log.exception("camera %s: analytics tick failed", self.camera.id)
+            if self._analytics_errors == 1 or self._analytics_errors % 100 == 0:
+                log.exception(
+                    "camera %s: analytics tick failed (%d errors so far)", self.camera.id, self._analytics_errors
+                )
             return
         for event in events:
             self._emit(event)

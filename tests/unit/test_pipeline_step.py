@@ -27,6 +27,7 @@ from edge_agent.perception.detectors import DetectorConfig
 from edge_agent.perception.tracker import ByteTracker, TrackerConfig
 from edge_agent.perception.types import Detections, Frame
 from edge_agent.pipeline import AnalyticsStep, CameraPipeline
+from edge_agent.sources.pyav_reader import PyAVReader, ReaderState, ReaderStats
 from event_contract import (
     VEHICLE_CLASSES,
     CountBucket,
@@ -275,3 +276,74 @@ def test_latest_frame_mailbox_drops_what_analytics_cannot_take(tmp_path: Path) -
     # Analytics saw the frame it was stuck on and then only the newest one; the rest were dropped.
     assert stats.frames_processed + stats.frames_dropped == len(tops)
     assert stats.frames_processed <= 2
+
+
+class SpeedUpClock:
+    """Real monotonic time until ``speed_up()``, then ``factor`` times faster (a dead camera's minutes in seconds)."""
+
+    def __init__(self, factor: float) -> None:
+        self._factor = factor
+        self._switched_at: float | None = None
+
+    def speed_up(self) -> None:
+        self._switched_at = time.monotonic()
+
+    def __call__(self) -> float:
+        now = time.monotonic()
+        if self._switched_at is None:
+            return now
+        return self._switched_at + (now - self._switched_at) * self._factor
+
+
+class DyingReader(PyAVReader):
+    """Delivers the square clip's frames, then behaves like a camera that went away: state down, no frames."""
+
+    def __init__(self, config: CameraConfig, tops: list[int], clock: SpeedUpClock) -> None:
+        super().__init__(config.id, config)
+        self._tops = tops
+        self._clock = clock
+        self._state_now: ReaderState = "connecting"
+
+    def frames(self) -> Iterator[Frame]:
+        self._state_now = "live"
+        yield from frames_of(self._tops)
+        self._state_now = "down"
+        self._clock.speed_up()
+        while not self.stopping:
+            time.sleep(0.05)
+
+    def stats(self) -> ReaderStats:
+        return ReaderStats(state=self._state_now, frames_decoded=0, decode_errors=0, reconnects=0, last_error="")
+
+
+def test_pipeline_ticks_a_dead_camera_into_zero_coverage_intervals(tmp_path: Path) -> None:
+    config = camera(tmp_path / "unused.mp4")
+    events: list[Event] = []
+    clock = SpeedUpClock(40.0)  # once the camera is dead, the 0.25 s polls are 10 s of source time apart
+    pipeline = CameraPipeline(
+        "agent-1",
+        config,
+        BrightBlobDetector(),
+        events.append,
+        intervals_s=(10,),
+        reader=DyingReader(config, square_tops(), clock),
+        monotonic=clock,
+    )
+    pipeline.start()
+    deadline = time.monotonic() + 30
+    while sum(isinstance(e, CountIntervalEvent) for e in events) < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pipeline.stop()
+    assert pipeline.join(timeout=30)
+    counts = [e for e in events if isinstance(e, CountIntervalEvent)]
+    assert len(counts) >= 6
+    first = counts[0].quality
+    assert first is not None
+    # 07:00:50.0 .. 07:00:52.3 analysed (the first frame credits nothing), then down to the interval's end.
+    assert (counts[0].time.second, first.frames_analysed) == (50, 24)
+    assert first.analysed_s == pytest.approx(2.3)
+    assert first.downtime_s == pytest.approx(7.7)
+    assert counts[0].counts == (CountBucket(vehicle_class="car", direction="in", count=1),)
+    for later in counts[1:-1]:  # the last one is flushed at stop, part of its length
+        assert later.quality is not None
+        assert (later.quality.coverage, later.quality.downtime_s, later.quality.frames_analysed) == (0.0, 10.0, 0)
