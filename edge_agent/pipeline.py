@@ -397,7 +397,8 @@ class CameraPipeline:
         if now is None:
             return
         try:
-            events = self._step.tick(now, self._state(), frames_dropped=self._mailbox.stats().dropped)
+            state = self._reader.stats().state  # the reader's own view: live, connecting, down, ...
+            events = self._step.tick(now, state, frames_dropped=self._mailbox.stats().dropped)
         except Exception as error:
             self._analytics_errors += 1
             self._last_error = f"analytics tick: {type(error).__name__}: {error}"
