@@ -22,6 +22,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from central_ingest.ingest.routes import router as ingest_router
 from central_ingest.query.routes import router as query_router
+from central_ingest.query.routes import zones_router
 from central_ingest.settings import Settings
 from central_ingest.state import AppState, get_app_state
 from central_ingest.store.migrate import apply_migrations, available_migrations
@@ -81,6 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
     app.include_router(ingest_router)
     app.include_router(query_router)
+    app.include_router(zones_router)
     app.include_router(web_router)
 
     @app.get("/healthz", summary="The process is up")

@@ -122,6 +122,8 @@ class CentralService:
         rows = _get_json(f"{self.url}/api/v1/counts/totals?{urlencode(filters)}")
         totals: dict[CountKey, int] = {}
         for row in rows:
+            if row["vehicle_class"] is None:
+                continue  # a line whose intervals hold no crossing: count 0, only its coverage
             key = (str(row["line_id"]), str(row["vehicle_class"]), str(row["direction"]))
             totals[key] = totals.get(key, 0) + int(row["count"])
         return totals
@@ -176,7 +178,7 @@ def edge_config(
     return {
         "agent_id": agent_id,
         "central": {"url": central_url, "token_file": str(token_file), "flush_interval_s": 1.0},
-        "interval_s": interval_s,
+        "intervals_s": [interval_s],
         "cameras": [camera],
     }
 

@@ -2,7 +2,7 @@
 
 ``Agent.run()`` blocks until every source has ended (cameras configured with
 ``on_end: stop``) or ``stop()`` is called, e.g. by SIGINT/SIGTERM. On the way out
-each pipeline flushes its open count intervals into the uplink, and the uplink
+each pipeline flushes its open intervals (lines and zones) into the uplink, and the uplink
 gets ``shutdown_timeout_s`` to deliver what it holds.
 """
 
@@ -67,7 +67,7 @@ class Agent:
                 camera,
                 detectors[camera.id],
                 self.uplink.submit,
-                interval_s=config.interval_s,
+                intervals_s=config.intervals_s,
                 health_interval_s=config.health_interval_s,
                 observer=self.preview_feeds[camera.id].observe if self.preview_feeds else None,
             )

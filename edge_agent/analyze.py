@@ -20,22 +20,20 @@ from edge_agent.config import CameraConfig
 from edge_agent.perception.detector import Detector
 from edge_agent.perception.detectors import build_detector
 from edge_agent.pipeline import CameraPipeline, FrameObserver, PipelineStats
-from event_contract import CountIntervalEvent, HealthEvent
-
-Event = CountIntervalEvent | HealthEvent
+from event_contract import CountIntervalEvent, Event, ZoneIntervalEvent
 
 
 @dataclass(frozen=True, slots=True)
 class AnalysisResult:
     stats: PipelineStats
     events: tuple[Event, ...]
-    """Every event the pipeline produced, in order: health (starting, stopped) and count intervals."""
+    """Every event the pipeline produced, in order: health (state changes), count and zone intervals."""
 
 
 def run_analysis(
     camera: CameraConfig,
     *,
-    interval_s: int = 60,
+    intervals_s: tuple[int, ...] = (60,),
     detector: Detector | None = None,
     agent_id: str = "analyze",
     observer: FrameObserver | None = None,
@@ -47,7 +45,7 @@ def run_analysis(
         camera,
         detector or build_detector(camera.detector),
         events.append,
-        interval_s=interval_s,
+        intervals_s=intervals_s,
         observer=observer,
     )
     pipeline.start()
@@ -55,11 +53,22 @@ def run_analysis(
     return AnalysisResult(pipeline.stats(), tuple(events))
 
 
+def finest_interval_s(events: Sequence[Event]) -> int | None:
+    """The shortest interval length among the count and zone events (each length counts every crossing)."""
+    lengths = [e.interval_s for e in events if isinstance(e, CountIntervalEvent | ZoneIntervalEvent)]
+    return min(lengths) if lengths else None
+
+
 def line_totals(lines: Sequence[LineConfig], events: Sequence[Event]) -> dict[str, dict[str, Counter[str]]]:
-    """Counts per line -> direction ('in'/'out') -> class, summed over the count interval events."""
+    """Counts per line -> direction ('in'/'out') -> class, summed over the finest interval length's events.
+
+    With ``intervals_s: [60, 900]`` every crossing is in a 60 s and in a 900 s interval: summing both
+    would count it twice.
+    """
     totals: dict[str, dict[str, Counter[str]]] = {line.id: {"in": Counter(), "out": Counter()} for line in lines}
+    finest = finest_interval_s(events)
     for event in events:
-        if isinstance(event, CountIntervalEvent):
+        if isinstance(event, CountIntervalEvent) and event.interval_s == finest:
             for bucket in event.counts:
                 totals[event.line_id][bucket.direction][bucket.vehicle_class] += bucket.count
     return totals
@@ -68,7 +77,12 @@ def line_totals(lines: Sequence[LineConfig], events: Sequence[Event]) -> dict[st
 def summarise(camera: CameraConfig, result: AnalysisResult) -> dict[str, Any]:
     """The JSON report of ``edge-agent analyze --json``."""
     stats = result.stats
-    intervals = [e for e in result.events if isinstance(e, CountIntervalEvent)]
+    intervals = [e for e in result.events if isinstance(e, CountIntervalEvent | ZoneIntervalEvent)]
+    finest = finest_interval_s(result.events)
+    zone_entries: Counter[str] = Counter({zone.id: 0 for zone in camera.zones})
+    for event in intervals:
+        if isinstance(event, ZoneIntervalEvent) and event.interval_s == finest:
+            zone_entries[event.zone_id] += event.entries
     return {
         "video": camera.url,
         "camera_id": camera.id,
@@ -86,6 +100,7 @@ def summarise(camera: CameraConfig, result: AnalysisResult) -> dict[str, Any]:
             }
             for line_id, directions in line_totals(camera.lines, result.events).items()
         },
+        "zones": {zone_id: {"entries": entries} for zone_id, entries in sorted(zone_entries.items())},
         "intervals": [event.model_dump(mode="json", exclude={"event_id", "schema_version"}) for event in intervals],
     }
 

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 
 from edge_agent.agent import Agent
 from edge_agent.analytics.lines import LineConfig
-from edge_agent.analyze import Event, format_table, run_analysis, summarise, write_events_jsonl
+from edge_agent.analyze import format_table, run_analysis, summarise, write_events_jsonl
 from edge_agent.annotated_video import AnnotatedVideoWriter, probe_frame_rate
 from edge_agent.config import AgentConfig, CameraConfig, ConfigError, load_config
 from edge_agent.delivery.backoff import BackoffConfig
@@ -42,6 +42,7 @@ from edge_agent.perception.tracker import TrackerConfig
 from edge_agent.preview.config import DEFAULT_PREVIEW_PORT
 from edge_agent.sources.snapshot import SnapshotError, check_image_path, default_snapshot_path, grab_frame, save_image
 from edge_agent.sources.urls import redact_url
+from event_contract import Event
 
 EXIT_INVALID_CONFIG = 2
 EXIT_RUNTIME_ERROR = 1
@@ -94,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--camera", help="camera id in --config (default: its first camera)")
     analyze.add_argument("--detector-config", help="YAML file with a detector section (DetectorConfig)")
     analyze.add_argument(
-        "--interval-s", type=int, help="count interval length in seconds (default: --config's interval_s, else 60)"
+        "--interval-s", type=int, help="count interval length in seconds (default: --config's intervals_s, else 60)"
     )
     analyze.add_argument("--events", metavar="OUT.jsonl", help="write every event produced, one JSON per line")
     analyze.add_argument(
@@ -165,8 +166,12 @@ def _validate(path: Path) -> int:
     if config is None:
         return EXIT_INVALID_CONFIG
     lines = sum(len(camera.lines) for camera in config.cameras)
+    zones = sum(len(camera.zones) for camera in config.cameras)
     cameras = ", ".join(camera.id for camera in config.cameras)
-    print(f"{path}: valid: agent {config.agent_id}, {len(config.cameras)} camera(s) [{cameras}], {lines} line(s)")
+    print(
+        f"{path}: valid: agent {config.agent_id}, {len(config.cameras)} camera(s) [{cameras}], {lines} line(s), "
+        f"{zones} zone(s), intervals {list(config.intervals_s)} s"
+    )
     return 0
 
 
@@ -187,53 +192,54 @@ def parse_line(text: str, index: int, anchor: str) -> LineConfig:
 class _AnalysisSetup:
     camera: CameraConfig
     agent_id: str
-    interval_s: int
+    intervals_s: tuple[int, ...]
+
+
+DEFAULT_ANALYZE_INTERVALS_S: tuple[int, ...] = (60,)
+
+# How a recorded clip is read: every frame, no pacing, stop at its end, never reconnect.
+_OFFLINE_READING: dict[str, Any] = {
+    "realtime": False,
+    "loop": False,
+    "on_end": "stop",
+    "max_reconnects": 0,
+    "reconnect": BackoffConfig(base_s=0.1, ceiling_s=0.1),
+    "queue_policy": "block",
+    "queue_capacity": 8,
+}
 
 
 def _analysis_setup(args: argparse.Namespace) -> _AnalysisSetup:
-    detector: DetectorConfig | None = None
-    tracker = TrackerConfig()
-    lines: tuple[LineConfig, ...] = ()
-    camera_id, name, agent_id, interval_s = "video", "", "analyze", 60
+    if args.start_time.tzinfo is None:
+        raise ValueError("--start-time needs a time zone, e.g. 2025-03-01T07:00:00+07:00")
+    if args.interval_s is not None and args.interval_s <= 0:
+        raise ValueError(f"--interval-s must be positive, got {args.interval_s}")
+    # Everything of the site camera (detector, tracker, lines, zones, max_fps...) is kept, so the events
+    # look exactly like the ones this camera will send from the site; only how the file is read changes.
+    overrides: dict[str, Any] = {"url": args.video, "start_time": args.start_time, **_OFFLINE_READING}
+    if args.detector_config:
+        raw = yaml.safe_load(Path(args.detector_config).read_text(encoding="utf-8"))
+        overrides["detector"] = DetectorConfig.model_validate(
+            raw.get("detector", raw) if isinstance(raw, dict) else raw
+        )
+    if args.line:
+        overrides["lines"] = tuple(parse_line(text, i, args.anchor) for i, text in enumerate(args.line, start=1))
+    agent_id, intervals_s = "analyze", DEFAULT_ANALYZE_INTERVALS_S
     if args.config:
         site = load_config(args.config)
         chosen = [c for c in site.cameras if args.camera in (None, c.id)]
         if not chosen:
             raise ValueError(f"--camera {args.camera!r} is not in {args.config}")
-        camera = chosen[0]
-        detector, tracker, lines = camera.detector, camera.tracker, camera.lines
-        # The events then look exactly like the ones this camera will send from the site.
-        camera_id, name, agent_id, interval_s = camera.id, camera.name, site.agent_id, site.interval_s
-    if args.detector_config:
-        raw = yaml.safe_load(Path(args.detector_config).read_text(encoding="utf-8"))
-        detector = DetectorConfig.model_validate(raw.get("detector", raw) if isinstance(raw, dict) else raw)
-    if args.line:
-        lines = tuple(parse_line(text, i, args.anchor) for i, text in enumerate(args.line, start=1))
-    if not lines:
+        agent_id, intervals_s = site.agent_id, site.intervals_s
+        base = chosen[0].model_dump()
+    elif not args.line:
         raise ValueError("give at least one --line (or --config with a camera that has lines)")
-    if args.start_time.tzinfo is None:
-        raise ValueError("--start-time needs a time zone, e.g. 2025-03-01T07:00:00+07:00")
+    else:
+        base = {"id": "video", "detector": DetectorConfig(), "tracker": TrackerConfig()}
     if args.interval_s is not None:
-        if args.interval_s <= 0:
-            raise ValueError(f"--interval-s must be positive, got {args.interval_s}")
-        interval_s = args.interval_s
-    camera = CameraConfig(
-        id=camera_id,
-        name=name,
-        url=args.video,
-        realtime=False,
-        loop=False,
-        on_end="stop",
-        max_reconnects=0,
-        reconnect=BackoffConfig(base_s=0.1, ceiling_s=0.1),
-        start_time=args.start_time,
-        queue_policy="block",
-        queue_capacity=8,
-        detector=detector or DetectorConfig(),
-        tracker=tracker,
-        lines=lines,
-    )
-    return _AnalysisSetup(camera, agent_id, interval_s)
+        intervals_s = (args.interval_s,)
+    camera = CameraConfig.model_validate({**base, **overrides})
+    return _AnalysisSetup(camera, agent_id, intervals_s)
 
 
 def analyze_video(camera: CameraConfig, interval_s: int = 60, detector: Detector | None = None) -> dict[str, Any]:
@@ -241,7 +247,7 @@ def analyze_video(camera: CameraConfig, interval_s: int = 60, detector: Detector
 
     ``detector`` defaults to the one ``camera.detector`` describes.
     """
-    return summarise(camera, run_analysis(camera, interval_s=interval_s, detector=detector))
+    return summarise(camera, run_analysis(camera, intervals_s=(interval_s,), detector=detector))
 
 
 def _analyze(args: argparse.Namespace) -> int:
@@ -260,7 +266,7 @@ def _analyze(args: argparse.Namespace) -> int:
     try:
         result = run_analysis(
             camera,
-            interval_s=setup.interval_s,
+            intervals_s=setup.intervals_s,
             agent_id=setup.agent_id,
             observer=writer.observe if writer is not None else None,
         )

@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from edge_agent.analytics.coverage import DEFAULT_MAX_FRAME_GAP_S
 from edge_agent.analytics.lines import LineConfig
+from edge_agent.analytics.zones import ZoneConfig
 from edge_agent.delivery.http_uplink import UplinkConfig
 from edge_agent.delivery.queues import QueuePolicy
 from edge_agent.perception.detectors import DetectorConfig
@@ -53,13 +55,28 @@ class CameraConfig(ReaderConfig):
     tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="Multi-object tracker settings.")
     # Lengths are checked in the validators below, not with min_length: pydantic would also report
     # "too short" for a list whose only item is invalid, pointing the user at the wrong problem.
-    lines: tuple[LineConfig, ...] = Field(description="Counting lines of this camera (1 to 64).")
+    lines: tuple[LineConfig, ...] = Field(default=(), description="Counting lines of this camera (0 to 64).")
+    zones: tuple[ZoneConfig, ...] = Field(
+        default=(), description="Zones (polygons) with occupancy and dwell time (0 to 64)."
+    )
+    max_frame_gap_s: float = Field(
+        default=DEFAULT_MAX_FRAME_GAP_S,
+        gt=0,
+        le=600,
+        description="Data quality: the most source time one analysed frame credits as 'analysed' (the gap since "
+        "the previous analysed frame, capped at this). Gaps longer than tracking can bridge are not coverage.",
+    )
 
     @model_validator(mode="after")
     def _unique_line_ids(self) -> CameraConfig:
-        if not 1 <= len(self.lines) <= 64:
-            raise ValueError(f"camera {self.id!r}: give 1 to 64 counting lines, got {len(self.lines)}")
+        too_many = len(self.lines) > 64 or len(self.zones) > 64
+        if too_many or not (self.lines or self.zones):
+            raise ValueError(
+                f"camera {self.id!r}: give 1 to 64 counting lines and/or 1 to 64 zones, "
+                f"got {len(self.lines)} lines and {len(self.zones)} zones"
+            )
         _require_unique((line.id for line in self.lines), f"camera {self.id!r}: line id")
+        _require_unique((zone.id for zone in self.zones), f"camera {self.id!r}: zone id")
         return self
 
 
@@ -70,8 +87,15 @@ class AgentConfig(BaseModel):
 
     agent_id: Identifier = Field(description="Unique id of this agent (one per site box), e.g. 'hue-phu-hoi-01'.")
     central: UplinkConfig = Field(description="Central ingest service and delivery settings.")
-    interval_s: int = Field(
-        default=60, gt=0, le=86_400, description="Length of a counting interval in seconds (events per line)."
+    intervals_s: tuple[int, ...] = Field(
+        default=(60,),
+        min_length=1,
+        max_length=4,
+        description="Interval lengths in seconds (1 to 4, each 1..86400), e.g. [60, 900]: every camera reports "
+        "each line and zone once per interval of each length, aligned to the UTC clock.",
+    )
+    interval_s: None = Field(
+        default=None, exclude=True, description="Replaced by intervals_s; setting it is an error that says so."
     )
     health_interval_s: float = Field(
         default=30.0, gt=0, le=3600, description="Seconds between health events of each camera."
@@ -88,6 +112,22 @@ class AgentConfig(BaseModel):
         default_factory=PreviewConfig,
         description="Local HTTP server: live annotated preview, detections as SSE, /metrics, /healthz.",
     )
+
+    @field_validator("interval_s", mode="before")
+    @classmethod
+    def _renamed(cls, value: Any) -> None:
+        if value is not None:
+            raise ValueError(f"interval_s was replaced by intervals_s: write intervals_s: [{value}]")
+
+    @field_validator("intervals_s")
+    @classmethod
+    def _valid_lengths(cls, lengths: tuple[int, ...]) -> tuple[int, ...]:
+        for length in lengths:
+            if not 0 < length <= 86_400:
+                raise ValueError(f"interval length {length} s is outside 1..86400")
+        if len(set(lengths)) != len(lengths):
+            raise ValueError(f"interval lengths {list(lengths)} repeat a value")
+        return tuple(sorted(lengths))
 
     @model_validator(mode="before")
     @classmethod

@@ -1,8 +1,11 @@
 """Per-camera pipeline: reader thread -> frame mailbox -> analytics thread -> event sink.
 
-``AnalyticsStep`` is the per-frame work (detect -> track -> count lines -> close
-intervals) as one class that takes a ``Frame`` and returns values, so it can be
-tested on arrays with any ``Detector``. ``CameraPipeline`` adds the threads:
+``AnalyticsStep`` is the per-frame work (detect -> track -> count lines and zones ->
+close intervals) as one class that takes a ``Frame`` and returns values, so it can be
+tested on arrays with any ``Detector``. Its ``tick`` is the same without a frame: the
+analytics thread calls it while no frames come, so a dead camera still closes its
+intervals (with zero coverage and the downtime) instead of falling silent.
+``CameraPipeline`` adds the threads:
 
 - the reader thread decodes frames into a bounded mailbox (``queue_policy``:
   ``drop_oldest`` keeps only the newest frames for live cameras, ``block`` loses
@@ -12,8 +15,11 @@ tested on arrays with any ``Detector``. ``CameraPipeline`` adds the threads:
   (connecting, live, stalled, down, ...: the reader's stats are the one source of
   truth for state and reason) and every ``health_interval_s``.
 
-Count intervals close as SOURCE time advances (frame timestamps), so a file
-analysed faster than real time yields the same intervals as a live camera.
+Intervals close as SOURCE time advances (frame timestamps), so a file analysed
+faster than real time yields the same intervals as a live camera. Without frames,
+source time is estimated as the last frame's timestamp plus the time elapsed since
+it was handed over (before any frame: the wall clock, which live sources' timestamps
+follow; a file with a fixed ``start_time`` waits for its first frame).
 When the source ends or the pipeline is stopped, open intervals are flushed.
 """
 
@@ -31,19 +37,22 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.analytics.intervals import IntervalCounter
+from edge_agent.analytics.coverage import DEFAULT_MAX_FRAME_GAP_S, CoverageMeter, CoverageUpdate
+from edge_agent.analytics.intervals import IntervalAggregator, IntervalConfig, IntervalEvent
 from edge_agent.analytics.lines import CountingLine, Crossing, LineConfig
+from edge_agent.analytics.zones import Zone, ZoneConfig, ZoneObservation
 from edge_agent.config import CameraConfig
 from edge_agent.delivery.queues import BoundedQueue, QueueClosedError
 from edge_agent.perception.detector import Detector
 from edge_agent.perception.tracker import ByteTracker
 from edge_agent.perception.types import Detections, Frame
 from edge_agent.sources.pyav_reader import PyAVReader, SourceGaveUpError, utc_now
-from event_contract import CountIntervalEvent, HealthEvent, SourceState
+from event_contract import Event, HealthEvent, SourceState
 
 log = logging.getLogger(__name__)
 
-EventSink = Callable[[CountIntervalEvent | HealthEvent], None]
+EventSink = Callable[[Event], None]
+"""Where a pipeline hands its events (count and zone intervals, health): the uplink's ``submit``."""
 
 
 class MotionGateLike(Protocol):
@@ -65,16 +74,18 @@ class StageTimings:
 
 
 MAILBOX_POLL_S = 0.25
-"""How often the analytics thread wakes without frames, to send health while a camera is down."""
+"""How often the analytics thread wakes without frames, to tick intervals and send health while a camera is down."""
 
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
     tracked: Detections
     crossings: tuple[Crossing, ...]
-    events: tuple[CountIntervalEvent, ...]
+    events: tuple[IntervalEvent, ...]
     """Intervals that closed at this frame's time."""
     timings: StageTimings = StageTimings()
+    zones: tuple[ZoneObservation, ...] = ()
+    """What each zone saw in this frame (occupancy, entries, exits)."""
 
 
 FrameObserver = Callable[[Frame, StepResult], None]
@@ -82,7 +93,7 @@ FrameObserver = Callable[[Frame, StepResult], None]
 
 
 class AnalyticsStep:
-    """Detect, track, count and bucket one camera's frames, in timestamp order."""
+    """Detect, track, count lines and zones and aggregate intervals of one camera, in timestamp order."""
 
     def __init__(
         self,
@@ -92,10 +103,15 @@ class AnalyticsStep:
         tracker: ByteTracker,
         *,
         lines: Sequence[LineConfig],
-        interval_s: int,
+        zones: Sequence[ZoneConfig] = (),
+        intervals_s: Sequence[int] = (60,),
+        detector_backend: str | None = None,
+        max_frame_gap_s: float = DEFAULT_MAX_FRAME_GAP_S,
         gate: MotionGateLike | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
+        if not intervals_s:
+            raise ValueError(f"camera {source_id}: give at least one interval length")
         self.source_id = source_id
         self._detector = detector
         self._tracker = tracker
@@ -103,14 +119,36 @@ class AnalyticsStep:
         self._clock = clock
         self._last_detections: Detections | None = None
         self._line_configs = tuple(lines)
+        self._zone_configs = tuple(zones)
         self._lines: tuple[CountingLine, ...] = ()
+        self._zones: tuple[Zone, ...] = ()
         self._frame_size: tuple[int, int] | None = None
-        self._counters = {line.id: IntervalCounter(agent_id, source_id, line.id, interval_s) for line in lines}
+        self._coverage = CoverageMeter(max_frame_gap_s)
+        # Zone exits are decided exit_grace_s after the last sighting; intervals wait for them.
+        close_delay_s = max((zone.exit_grace_s for zone in self._zone_configs), default=0.0)
+        self._aggregators = tuple(
+            IntervalAggregator(
+                agent_id,
+                source_id,
+                IntervalConfig(interval_s=length),
+                line_ids=[line.id for line in self._line_configs],
+                zone_ids=[zone.id for zone in self._zone_configs],
+                detector_backend=detector_backend or type(detector).__name__,
+                close_delay_s=close_delay_s,
+            )
+            for length in sorted(set(intervals_s))
+        )
 
-    def process(self, frame: Frame) -> StepResult:
+    @property
+    def aggregators(self) -> tuple[IntervalAggregator, ...]:
+        """One per interval length, shortest first (for their late/skipped counters)."""
+        return self._aggregators
+
+    def process(self, frame: Frame, *, frames_dropped: int = 0) -> StepResult:
+        """Analyse one frame; ``frames_dropped`` is the mailbox's cumulative drop counter."""
         if frame.source_id != self.source_id:
             raise ValueError(f"frame from {frame.source_id!r} given to the pipeline of {self.source_id!r}")
-        lines = self._lines_for(frame.width, frame.height)
+        lines, zones = self._geometry_for(frame.width, frame.height)
         t0 = self._clock()
         run_detector = self._gate is None or self._last_detections is None
         if not run_detector and self._gate is not None:
@@ -126,28 +164,54 @@ class AnalyticsStep:
         tracked = self._tracker.update(detections, frame.timestamp.timestamp())
         t3 = self._clock()
         crossings = tuple(crossing for line in lines for crossing in line.update(tracked, frame.timestamp))
-        for crossing in crossings:
-            self._counters[crossing.line_id].add(crossing)
-        closed = tuple(event for counter in self._counters.values() for event in counter.close_until(frame.timestamp))
+        observations = tuple(zone.update(tracked, frame.timestamp) for zone in zones)
+        coverage = self._coverage.frame(frame.timestamp, frames_dropped)
+        closed = self._aggregate(coverage, crossings, observations, frame.timestamp)
         t4 = self._clock()
         timings = StageTimings(
             gate_s=t1 - t0, detect_s=t2 - t1, track_s=t3 - t2, count_s=t4 - t3, detector_ran=run_detector
         )
-        return StepResult(tracked=tracked, crossings=crossings, events=closed, timings=timings)
+        return StepResult(tracked=tracked, crossings=crossings, events=closed, timings=timings, zones=observations)
 
-    def flush(self) -> tuple[CountIntervalEvent, ...]:
+    def tick(
+        self, now: dt.datetime, source_state: SourceState, *, frames_dropped: int = 0
+    ) -> tuple[IntervalEvent, ...]:
+        """No frame came: account ``now`` (SOURCE time) as down unless ``source_state`` is live; close intervals."""
+        coverage = self._coverage.tick(now, source_state, frames_dropped)
+        observations = tuple(zone.expire(now) for zone in self._zones)
+        return self._aggregate(coverage, (), observations, now)
+
+    def flush(self) -> tuple[IntervalEvent, ...]:
         """Close every open interval (source ended or agent stopping)."""
-        return tuple(event for counter in self._counters.values() for event in counter.flush())
+        return tuple(event for aggregator in self._aggregators for event in aggregator.flush())
 
-    def _lines_for(self, width: int, height: int) -> tuple[CountingLine, ...]:
-        # Lines are drawn in normalised coordinates; pixels are known only once frames arrive,
-        # and a camera whose resolution is changed on site gets its lines rescaled.
+    def _aggregate(
+        self,
+        coverage: CoverageUpdate,
+        crossings: tuple[Crossing, ...],
+        observations: tuple[ZoneObservation, ...],
+        now: dt.datetime,
+    ) -> tuple[IntervalEvent, ...]:
+        closed: list[IntervalEvent] = []
+        for aggregator in self._aggregators:
+            aggregator.add_coverage(coverage)
+            for crossing in crossings:
+                aggregator.add_crossing(crossing)
+            for observation in observations:
+                aggregator.add_zone(observation)
+            closed.extend(aggregator.close_until(now))
+        return tuple(closed)
+
+    def _geometry_for(self, width: int, height: int) -> tuple[tuple[CountingLine, ...], tuple[Zone, ...]]:
+        # Lines and zones are drawn in normalised coordinates; pixels are known only once frames arrive,
+        # and a camera whose resolution is changed on site gets them rescaled (their track memory restarts).
         if self._frame_size != (width, height):
             if self._frame_size is not None:
                 log.warning("camera %s: frame size changed %s -> %s", self.source_id, self._frame_size, (width, height))
             self._frame_size = (width, height)
             self._lines = tuple(CountingLine(config, width, height) for config in self._line_configs)
-        return self._lines
+            self._zones = tuple(Zone(config, width, height) for config in self._zone_configs)
+        return self._lines, self._zones
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +265,7 @@ class CameraPipeline:
         detector: Detector,
         submit: EventSink,
         *,
-        interval_s: int = 60,
+        intervals_s: Sequence[int] = (60,),
         health_interval_s: float = 30.0,
         reader: PyAVReader | None = None,
         wall_clock: Callable[[], dt.datetime] = utc_now,
@@ -223,7 +287,10 @@ class CameraPipeline:
             detector,
             ByteTracker(camera.tracker),
             lines=camera.lines,
-            interval_s=interval_s,
+            zones=camera.zones,
+            intervals_s=intervals_s,
+            detector_backend=camera.detector.backend,
+            max_frame_gap_s=camera.max_frame_gap_s,
             gate=gate,
         )
         self._mailbox: BoundedQueue[Frame] = BoundedQueue(camera.queue_capacity, camera.queue_policy)
@@ -236,6 +303,8 @@ class CameraPipeline:
         self._failed = False
         self._seen_change = 0
         self._last_reported: tuple[SourceState, str] | None = None
+        self._last_frame_at: tuple[dt.datetime, float] | None = None
+        """(source timestamp, monotonic hand-over time) of the last analysed frame: the source clock's estimate."""
         self._started_at = monotonic()
         self._reader_thread = threading.Thread(target=self._read, name=f"reader-{camera.id}", daemon=True)
         self._analytics_thread = threading.Thread(target=self._analyse, name=f"analytics-{camera.id}", daemon=True)
@@ -314,8 +383,10 @@ class CameraPipeline:
                 if frame is not None:
                     self._process(frame)
                 self._emit_state_changes()
-                if frame is None and self._mailbox.drained():
-                    break
+                if frame is None:
+                    if self._mailbox.drained():
+                        break
+                    self._tick()  # no frames: intervals still close, with the downtime they saw
                 now = self._monotonic()
                 if now - last_health >= self._health_interval_s:
                     fps = (self._frames_processed - processed_at_last_health) / (now - last_health)
@@ -327,8 +398,9 @@ class CameraPipeline:
             self._flush()
 
     def _process(self, frame: Frame) -> None:
+        self._last_frame_at = (frame.timestamp, frame.received_monotonic or self._monotonic())
         try:
-            result = self._step.process(frame)
+            result = self._step.process(frame, frames_dropped=self._mailbox.stats().dropped)
         except Exception as error:
             # One bad frame (or a detector hiccup) must not end the camera; count it and go on.
             self._analytics_errors += 1
@@ -347,6 +419,33 @@ class CameraPipeline:
                 # A preview or metrics bug must never stop counting.
                 log.exception("camera %s: frame observer failed", self.camera.id)
 
+    def _tick(self) -> None:
+        now = self._source_now()
+        if now is None:
+            return
+        try:
+            state = self._reader.stats().state  # the reader's own view: live, connecting, down, ...
+            events = self._step.tick(now, state, frames_dropped=self._mailbox.stats().dropped)
+        except Exception as error:
+            self._analytics_errors += 1
+            self._last_error = f"analytics tick: {type(error).__name__}: {error}"
+            if self._analytics_errors == 1 or self._analytics_errors % 100 == 0:
+                log.exception(
+                    "camera %s: analytics tick failed (%d errors so far)", self.camera.id, self._analytics_errors
+                )
+            return
+        for event in events:
+            self._emit(event)
+
+    def _source_now(self) -> dt.datetime | None:
+        """The source clock now: the last frame's time plus the time since it was handed over."""
+        if self._last_frame_at is None:
+            if not self.camera.is_live and self.camera.start_time is not None:
+                return None  # a replayed file's clock is unknown until its first frame
+            return self._wall_clock()
+        timestamp, handed_over = self._last_frame_at
+        return timestamp + dt.timedelta(seconds=max(0.0, self._monotonic() - handed_over))
+
     def _flush(self) -> None:
         self._emit_state_changes()
         for event in self._step.flush():
@@ -354,7 +453,7 @@ class CameraPipeline:
         stats = self.stats()
         self._emit(self._health("stopped", reason=stats.state_reason or stats.last_error))
 
-    def _emit(self, event: CountIntervalEvent | HealthEvent) -> None:
+    def _emit(self, event: Event) -> None:
         try:
             self._submit(event)
         except Exception:

@@ -11,7 +11,11 @@ from event_contract.models import (
     Event,
     EventBatch,
     HealthEvent,
+    IntervalQuality,
+    SchemaVersion,
     SourceState,
+    ZoneClassStats,
+    ZoneIntervalEvent,
 )
 from event_contract.taxonomy import VEHICLE_CLASSES, VehicleClass
 
@@ -26,7 +30,11 @@ __all__ = [
     "Event",
     "EventBatch",
     "HealthEvent",
+    "IntervalQuality",
+    "SchemaVersion",
     "SourceState",
     "VehicleClass",
+    "ZoneClassStats",
+    "ZoneIntervalEvent",
     "new_event_id",
 ]

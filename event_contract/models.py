@@ -18,8 +18,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from event_contract.ids import new_event_id
 from event_contract.taxonomy import VehicleClass
 
-SCHEMA_VERSION: Literal["1.0"] = "1.0"
-"""Bumped on any change that an older reader could not parse."""
+SchemaVersion = Literal["1.0", "1.1"]
+"""Versions central accepts. 1.1 added ``IntervalQuality`` and ``ZoneIntervalEvent``; a 1.0 event is still valid."""
+
+SCHEMA_VERSION: Literal["1.1"] = "1.1"
+"""What this code writes. Bumped on any change that an older reader could not parse."""
 
 MAX_BATCH_EVENTS = 5000
 """Upper bound on events in one batch, so one request cannot exhaust memory."""
@@ -50,7 +53,7 @@ class _Frozen(BaseModel):
 class EventBase(_Frozen):
     """Fields every event carries."""
 
-    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     event_id: UUID = Field(default_factory=new_event_id, description="Made at the edge; unique forever.")
     agent_id: Identifier
     source_id: Identifier = Field(description="Camera or sensor id, unique within the agent.")
@@ -65,6 +68,63 @@ class CountBucket(_Frozen):
     count: int = Field(ge=0, le=1_000_000)
 
 
+QUALITY_TOLERANCE_S = 0.01
+"""Rounding slack allowed when quality fields are checked against each other."""
+
+
+class IntervalQuality(_Frozen):
+    """How much of an interval the analytics really watched (schema 1.1).
+
+    Definitions (the edge agent's ``analytics.coverage`` module computes them):
+
+    - ``analysed_s``: each analysed frame credits the source time since the previous analysed
+      frame, capped at the agent's ``max_frame_gap_s`` (default 1 s): the sum of the gaps between
+      consecutive analysed frames, each capped, split at interval boundaries. A camera analysed at
+      5 frames/s for a whole minute has analysed_s = 60; one that delivered nothing has 0.
+    - ``downtime_s``: source time during which the reader reported the source not live
+      (connecting, down, stalled) and no frame was analysed, counted from the last analysed frame.
+    - ``expected_s``: the seconds the interval should have had analysed: its length.
+    - ``coverage``: ``analysed_s / expected_s``, 0..1.
+
+    A quiet road reads ``coverage`` near 1 with zero counts; a dead camera reads ``coverage`` 0
+    with ``downtime_s`` near ``expected_s``. Seconds that are neither analysed nor downtime are
+    time the source was nominally live but gave no usable frames (e.g. the minutes before a
+    stall is detected, or the part of the first interval before the agent started).
+    """
+
+    expected_s: float = Field(gt=0, le=86_400, description="Seconds the interval should have had analysed: its length.")
+    analysed_s: float = Field(
+        ge=0,
+        le=86_400,
+        description="Sum of the gaps between consecutive analysed frames inside the interval, each gap capped at "
+        "the agent's max_frame_gap_s (so a stream that freezes is not counted as watched).",
+    )
+    frames_analysed: int = Field(ge=0, description="Frames run through detection/tracking/counting in the interval.")
+    frames_dropped: int = Field(
+        ge=0, description="Frames the reader->analytics mailbox discarded (drop_oldest) during the interval."
+    )
+    downtime_s: float = Field(
+        ge=0,
+        le=86_400,
+        description="Seconds the source was reported not live (connecting, down, stalled) with no frame analysed, "
+        "counted from the last analysed frame.",
+    )
+    detector_backend: str = Field(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:+-]+$", description="Detector backend that analysed it."
+    )
+    coverage: float = Field(ge=0, le=1, description="analysed_s / expected_s: 1 = fully watched, 0 = not at all.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> IntervalQuality:
+        if self.analysed_s + self.downtime_s > self.expected_s + QUALITY_TOLERANCE_S:
+            raise ValueError(
+                f"analysed_s ({self.analysed_s}) + downtime_s ({self.downtime_s}) exceed expected_s ({self.expected_s})"
+            )
+        if abs(self.coverage - self.analysed_s / self.expected_s) > 0.001:
+            raise ValueError(f"coverage {self.coverage} is not analysed_s / expected_s")
+        return self
+
+
 class CountIntervalEvent(EventBase):
     """Line crossings by class and direction over ``[time, time + interval_s)``."""
 
@@ -74,12 +134,82 @@ class CountIntervalEvent(EventBase):
     counts: tuple[CountBucket, ...] = Field(
         default=(), max_length=64, description="Empty when nothing crossed: a quiet interval is still reported."
     )
+    quality: IntervalQuality | None = Field(
+        default=None,
+        description="How much of the interval was watched (schema 1.1). Absent only in events of schema 1.0 "
+        "agents; central stores that as unknown, never as full coverage.",
+    )
 
     @model_validator(mode="after")
     def _one_bucket_per_key(self) -> CountIntervalEvent:
         keys = [(b.vehicle_class, b.direction) for b in self.counts]
         if len(keys) != len(set(keys)):
             raise ValueError("counts must hold at most one bucket per (vehicle_class, direction)")
+        if self.quality is not None and self.quality.expected_s > self.interval_s:
+            raise ValueError(f"quality.expected_s ({self.quality.expected_s}) exceeds interval_s ({self.interval_s})")
+        return self
+
+
+class ZoneClassStats(_Frozen):
+    """One vehicle class in a zone during an interval."""
+
+    vehicle_class: VehicleClass
+    entries: int = Field(ge=0, le=1_000_000)
+    exits: int = Field(ge=0, le=1_000_000)
+    occupancy_mean: float | None = Field(
+        ge=0, description="Mean number of this class inside over the analysed frames; null when none was analysed."
+    )
+    occupancy_max: int | None = Field(ge=0, description="Most of this class inside in one analysed frame.")
+
+
+class ZoneIntervalEvent(EventBase):
+    """Occupancy, entries, exits and dwell times of one zone over ``[time, time + interval_s)`` (schema 1.1).
+
+    - occupancy: vehicles whose anchor point is inside the polygon in an analysed frame;
+      ``occupancy_mean`` is the mean over the interval's analysed frames, null when none was analysed.
+    - an entry is a track first seen inside (after being outside or unseen); an exit is a track that
+      has not been seen inside for the zone's ``exit_grace_s``, dated when it was last seen inside, so a
+      track lost for a moment neither leaves nor re-enters.
+    - dwell: exit time minus entry time of the tracks that LEFT in this interval (mean, max, p95 by
+      nearest rank; null when none left); ``dwell_longest_inside_s`` is the longest stay so far of the
+      tracks still inside at the interval's last analysed frame (null when none was inside).
+    """
+
+    kind: Literal["zone_interval"] = "zone_interval"
+    zone_id: Identifier
+    interval_s: int = Field(gt=0, le=86_400, description="Length of the interval in seconds.")
+    entries: int = Field(ge=0, le=1_000_000)
+    exits: int = Field(ge=0, le=1_000_000)
+    occupancy_mean: float | None = Field(ge=0, description="Mean vehicles inside over the analysed frames.")
+    occupancy_max: int | None = Field(ge=0, description="Most vehicles inside in one analysed frame.")
+    dwell_mean_s: float | None = Field(ge=0, description="Mean dwell of the tracks that left in the interval.")
+    dwell_max_s: float | None = Field(ge=0, description="Longest dwell of the tracks that left in the interval.")
+    dwell_p95_s: float | None = Field(ge=0, description="95th percentile (nearest rank) of those dwells.")
+    dwell_longest_inside_s: float | None = Field(
+        ge=0, description="Longest stay so far of the tracks still inside at the interval's last analysed frame."
+    )
+    classes: tuple[ZoneClassStats, ...] = Field(
+        default=(), max_length=64, description="Per-class breakdown; classes never seen in the interval are left out."
+    )
+    quality: IntervalQuality = Field(description="How much of the interval was watched.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ZoneIntervalEvent:
+        if self.schema_version == "1.0":
+            raise ValueError("zone_interval events exist from schema 1.1 on")
+        if self.quality.expected_s > self.interval_s:
+            raise ValueError(f"quality.expected_s ({self.quality.expected_s}) exceeds interval_s ({self.interval_s})")
+        classes = [c.vehicle_class for c in self.classes]
+        if len(classes) != len(set(classes)):
+            raise ValueError("classes must hold at most one entry per vehicle_class")
+        if (self.occupancy_mean is None) != (self.occupancy_max is None):
+            raise ValueError("occupancy_mean and occupancy_max are both set or both null")
+        dwell = (self.dwell_mean_s, self.dwell_max_s, self.dwell_p95_s)
+        if any((v is not None) != (self.exits > 0) for v in dwell):
+            raise ValueError("dwell_mean_s, dwell_max_s and dwell_p95_s are set exactly when exits > 0")
+        mean, longest, p95 = dwell
+        if mean is not None and longest is not None and p95 is not None and max(mean, p95) > longest + 0.001:
+            raise ValueError("dwell_mean_s and dwell_p95_s cannot exceed dwell_max_s")
         return self
 
 
@@ -99,14 +229,14 @@ class HealthEvent(EventBase):
     uptime_s: float = Field(default=0.0, ge=0.0)
 
 
-Event = Annotated[CountIntervalEvent | HealthEvent, Field(discriminator="kind")]
+Event = Annotated[CountIntervalEvent | ZoneIntervalEvent | HealthEvent, Field(discriminator="kind")]
 """Any event an agent can send; ``kind`` picks the model."""
 
 
 class EventBatch(_Frozen):
     """What an agent POSTs: events of one agent, in any order."""
 
-    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    schema_version: SchemaVersion = SCHEMA_VERSION
     agent_id: Identifier
     events: tuple[Event, ...] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
 

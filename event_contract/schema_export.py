@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from event_contract.models import EventBatch
+from event_contract.models import SCHEMA_VERSION, EventBatch
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "event_batch.schema.json"
 
@@ -19,7 +19,7 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "event_batch.
 def render_schema() -> str:
     schema = EventBatch.model_json_schema(mode="validation")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "urn:ioc-edge:event-batch:1.0"
+    schema["$id"] = f"urn:ioc-edge:event-batch:{SCHEMA_VERSION}"
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 

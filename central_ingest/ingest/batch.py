@@ -13,12 +13,14 @@ from typing import get_args
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from event_contract import CountIntervalEvent, EventBatch, HealthEvent
+from event_contract import CountIntervalEvent, EventBatch, HealthEvent, ZoneIntervalEvent
 
 # pydantic puts the discriminator's value into the path of a tagged-union member
 # (events.3.count_interval.counts...); it is not a field, so it is left out.
-_EVENT_KINDS = frozenset(get_args(CountIntervalEvent.model_fields["kind"].annotation)) | frozenset(
-    get_args(HealthEvent.model_fields["kind"].annotation)
+_EVENT_KINDS = frozenset(
+    kind
+    for model in (CountIntervalEvent, ZoneIntervalEvent, HealthEvent)
+    for kind in get_args(model.model_fields["kind"].annotation)
 )
 MAX_REPORTED_ERRORS = 20
 

@@ -12,6 +12,8 @@ from event_contract import Direction, VehicleClass
 
 GroupKey = Literal["agent_id", "source_id", "line_id", "vehicle_class", "direction"]
 GROUP_KEYS: tuple[GroupKey, ...] = get_args(GroupKey)
+LINE_KEYS: tuple[GroupKey, ...] = ("agent_id", "source_id", "line_id")
+"""The keys of one counting line: what an interval (and its quality) belongs to."""
 
 BUCKET_PATTERN = re.compile(r"^(?P<amount>[1-9][0-9]{0,3})(?P<unit>[mhd])$")
 BUCKET_UNITS = {"m": dt.timedelta(minutes=1), "h": dt.timedelta(hours=1), "d": dt.timedelta(days=1)}
@@ -79,9 +81,15 @@ class CountFilters:
     line_id: str | None = None
     vehicle_class: VehicleClass | None = None
     direction: Direction | None = None
+    interval_s: int | None = None
+    """Read only intervals of this length; None: the finest length stored for each line in the range."""
+
+    def __post_init__(self) -> None:
+        if self.interval_s is not None and not 0 < self.interval_s <= 86_400:
+            raise QueryError(f"interval_s {self.interval_s} must be 1..86400 seconds")
 
     def as_params(self) -> dict[str, str]:
-        """The filters that are set, by column name."""
+        """The equality filters on line and bucket columns that are set, by column name (not interval_s)."""
         values: dict[str, str | None] = {
             "agent_id": self.agent_id,
             "source_id": self.source_id,
@@ -90,6 +98,10 @@ class CountFilters:
             "direction": self.direction,
         }
         return {column: value for column, value in values.items() if value is not None}
+
+    def line_params(self) -> dict[str, str]:
+        """The filters that select lines (agent, camera, line)."""
+        return {column: value for column, value in self.as_params().items() if column in LINE_KEYS}
 
 
 @dataclass(frozen=True)

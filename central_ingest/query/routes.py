@@ -1,4 +1,8 @@
-"""``GET /api/v1/counts`` (bucketed series) and ``GET /api/v1/counts/totals``."""
+"""``GET /api/v1/counts`` (bucketed series), ``GET /api/v1/counts/totals`` and ``GET /api/v1/zones``.
+
+Every count row carries the data quality of the intervals behind it (see ``store.queries``):
+a UI shows ``coverage`` beside the count, so a quiet road and a dead camera look different.
+"""
 
 from __future__ import annotations
 
@@ -18,32 +22,52 @@ from central_ingest.query.params import (
     resolve_range,
 )
 from central_ingest.state import AppState, get_app_state
-from central_ingest.store.queries import count_series, count_totals
+from central_ingest.store.queries import ZONE_ROW_LIMIT, ZoneFilters, count_series, count_totals, zone_intervals
 from event_contract import Direction, VehicleClass
 from event_contract.models import IDENTIFIER_PATTERN
 
 router = APIRouter(prefix="/api/v1/counts")
+zones_router = APIRouter(prefix="/api/v1/zones")
 
 IdFilter = Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN)]
+IntervalFilter = Annotated[
+    int | None,
+    Query(
+        gt=0,
+        le=86_400,
+        description="Read only intervals of this length (s). Default: the finest length stored for each line or "
+        "zone in the range, so 60 s and 900 s intervals of one line are never added together.",
+    ),
+]
 Start = Annotated[dt.datetime | None, Query(description="Range start (ISO 8601 with zone); default end - 24 h.")]
 End = Annotated[dt.datetime | None, Query(description="Range end, exclusive (ISO 8601 with zone); default now.")]
 
 
 def _filters(
+    *,
     agent_id: IdFilter = None,
     source_id: IdFilter = None,
     line_id: IdFilter = None,
     vehicle_class: VehicleClass | None = None,
     direction: Direction | None = None,
+    interval_s: IntervalFilter = None,
 ) -> CountFilters:
-    return CountFilters(agent_id, source_id, line_id, vehicle_class, direction)
+    return CountFilters(agent_id, source_id, line_id, vehicle_class, direction, interval_s)
 
 
 def _rows_as_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in row.items()} for row in rows]
 
 
-@router.get("", summary="Crossings summed per time bucket, optionally per camera/line/class/direction")
+@router.get(
+    "",
+    summary="Crossings summed per time bucket, optionally per camera/line/class/direction, with data quality",
+    description="One row per bucket and group that holds stored intervals. `count` is 0 when nothing crossed "
+    "(class and direction are then null when grouped). Quality per row: `intervals`, "
+    "`intervals_without_quality` (schema 1.0 agents), `expected_s`, `analysed_s`, `downtime_s`, "
+    "`frames_analysed`, `frames_dropped`, `coverage` (= analysed_s / expected_s; null when unknown), "
+    "`detector_backends`, `interval_lengths_s`.",
+)
 async def get_counts(
     *,
     app: Annotated[AppState, Depends(get_app_state)],
@@ -68,7 +92,10 @@ async def get_counts(
         return _rows_as_json(await count_series(conn, query))
 
 
-@router.get("/totals", summary="Crossings per agent/camera/line/class/direction over a range")
+@router.get(
+    "/totals",
+    summary="Crossings per agent/camera/line/class/direction over a range, with each line's data quality",
+)
 async def get_totals(
     *,
     app: Annotated[AppState, Depends(get_app_state)],
@@ -82,3 +109,27 @@ async def get_totals(
         raise HTTPException(422, str(error)) from None
     async with app.pool.connection() as conn:
         return _rows_as_json(await count_totals(conn, time_range, filters))
+
+
+@zones_router.get(
+    "",
+    summary="Stored zone intervals: occupancy, entries, exits, dwell and data quality, oldest first",
+)
+async def get_zones(
+    *,
+    app: Annotated[AppState, Depends(get_app_state)],
+    agent_id: IdFilter = None,
+    source_id: IdFilter = None,
+    zone_id: IdFilter = None,
+    interval_s: IntervalFilter = None,
+    start: Start = None,
+    end: End = None,
+    limit: Annotated[int, Query(ge=1, le=ZONE_ROW_LIMIT, description="Most rows returned.")] = 1000,
+) -> list[dict[str, Any]]:
+    try:
+        time_range = resolve_range(start, end, dt.datetime.now(dt.UTC))
+    except QueryError as error:
+        raise HTTPException(422, str(error)) from None
+    filters = ZoneFilters(agent_id, source_id, zone_id, interval_s)
+    async with app.pool.connection() as conn:
+        return _rows_as_json(await zone_intervals(conn, time_range, filters, limit))

@@ -45,6 +45,16 @@ td.count { text-align: right; font-variant-numeric: tabular-nums; }
 """
 
 
+def _coverage(row: dict[str, Any]) -> str:
+    """Share of the line's intervals really analysed; unknown for schema 1.0 agents."""
+    coverage = row.get("coverage")
+    if coverage is None:
+        return "không rõ / unknown"
+    downtime = row.get("downtime_s") or 0.0
+    down = f" (mất tín hiệu / down {downtime / 60:.0f} min)" if downtime >= 60 else ""
+    return f"{100 * float(coverage):.0f}%{down}"
+
+
 def _when(value: dt.datetime) -> str:
     return value.astimezone(VIETNAM_TIME).strftime("%Y-%m-%d %H:%M:%S (UTC+7)")
 
@@ -72,9 +82,10 @@ def render_summary(totals: list[dict[str, Any]], latest: LatestInterval | None, 
         "<tr>"
         f"<td>{escape(str(row['agent_id']))}</td><td>{escape(str(row['source_id']))}</td>"
         f"<td>{escape(str(row['line_id']))}</td>"
-        f"<td>{escape(CLASS_LABELS.get(str(row['vehicle_class']), str(row['vehicle_class'])))}</td>"
-        f"<td>{escape(DIRECTION_LABELS.get(str(row['direction']), str(row['direction'])))}</td>"
+        f"<td>{escape(CLASS_LABELS.get(str(row['vehicle_class']), str(row['vehicle_class'] or '—')))}</td>"
+        f"<td>{escape(DIRECTION_LABELS.get(str(row['direction']), str(row['direction'] or '—')))}</td>"
         f"<td class='count'>{int(row['count'])}</td>"
+        f"<td class='count'>{escape(_coverage(row))}</td>"
         "</tr>"
         for row in totals
     )
@@ -83,6 +94,7 @@ def render_summary(totals: list[dict[str, Any]], latest: LatestInterval | None, 
         "<th>Thiết bị <span class='en'>/ Agent</span></th><th>Camera</th>"
         "<th>Vạch đếm <span class='en'>/ Line</span></th><th>Loại xe <span class='en'>/ Class</span></th>"
         "<th>Hướng <span class='en'>/ Direction</span></th><th>Số lượt <span class='en'>/ Count</span></th>"
+        "<th>Độ phủ phân tích <span class='en'>/ Coverage</span></th>"
         f"</tr></thead><tbody>\n{rows}\n</tbody></table>"
         if totals
         else "<p>Không có lượt xe nào trong khoảng này. <span class='en'>/ No crossings in this range.</span></p>"

@@ -33,13 +33,14 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, model_
 
 from edge_agent.delivery.backoff import Backoff, BackoffConfig
 from edge_agent.delivery.queues import BoundedQueue, QueueClosedError
-from event_contract import MAX_BATCH_EVENTS, CountIntervalEvent, EventBatch, HealthEvent
+from event_contract import MAX_BATCH_EVENTS, Event, EventBatch
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/api/v1/events"
 
-AnyEvent = CountIntervalEvent | HealthEvent
+AnyEvent = Event
+"""Any contract event (count and zone intervals, health)."""
 
 
 class UplinkConfig(BaseModel):

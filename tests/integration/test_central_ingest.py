@@ -23,6 +23,7 @@ from central_ingest.app import create_app
 from central_ingest.settings import Settings
 from central_ingest.store.agents import add_agent, revoke_agent
 from central_ingest.store.migrate import apply_migrations, available_migrations
+from central_ingest.store.queries import QUALITY_FIELDS
 from central_ingest.store.writer import store_events
 from event_contract import CountBucket, CountIntervalEvent, EventBatch, HealthEvent
 
@@ -100,7 +101,13 @@ def test_migrations_make_hypertables_and_run_once(pg_dsn: str, client: TestClien
             "SELECT DISTINCT time_interval FROM timescaledb_information.dimensions WHERE column_name = 'time'"
         ).fetchall()
         ledger = conn.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()
-    assert [name for (name,) in hypertables] == ["count_intervals", "health", "line_counts"]
+    assert [name for (name,) in hypertables] == [
+        "count_intervals",
+        "health",
+        "line_counts",
+        "zone_class_counts",
+        "zone_intervals",
+    ]
     assert intervals == [(dt.timedelta(days=1),)]
     assert [v for (v,) in ledger] == [m.version for m in available_migrations()]
     assert client.get("/readyz").json() == {"status": "ready"}
@@ -256,7 +263,9 @@ def test_counts_per_bucket_class_and_direction(client: TestClient, agent: tuple[
     assert [r["count"] for r in only_in] == [
         sum(b.count for e in events[h * 60 : (h + 1) * 60] for b in e.counts if b.direction == "in") for h in range(3)
     ]
-    assert set(only_in[0]) == {"bucket", "count"}
+    assert set(only_in[0]) == {"bucket", "count", *QUALITY_FIELDS}
+    # These events carry no quality: counted as such, never shown as full coverage.
+    assert [(r["intervals"], r["intervals_without_quality"], r["coverage"]) for r in only_in] == [(60, 60, None)] * 3
 
 
 def test_daily_buckets_follow_the_requested_timezone(client: TestClient, agent: tuple[str, str]) -> None:

@@ -41,7 +41,7 @@ def test_analyze_prints_writes_events_and_an_annotated_video_that_agree(
     site = {
         "agent_id": "site-box-01",
         "central": {"url": "http://127.0.0.1:9", "token": "unused"},
-        "interval_s": 5,
+        "intervals_s": [5, 15],
         "cameras": [
             {"id": "cam-other", "url": "rtsp://192.0.2.1/1", "lines": [{"id": "x", "start": [0, 0], "end": [1, 1]}]},
             {
@@ -79,14 +79,17 @@ def test_analyze_prints_writes_events_and_an_annotated_video_that_agree(
             table[(row[0], row[2], row[1])] = int(row[3])
     lines = events_path.read_text(encoding="utf-8").splitlines()
     events = EventBatch.model_validate({"agent_id": "site-box-01", "events": [json.loads(x) for x in lines]}).events
-    from_events: Counter[tuple[str, str, str]] = Counter()
+    from_events: Counter[tuple[int, str, str, str]] = Counter()
     for event in events:
         assert event.source_id == "cam-scene"
         if isinstance(event, CountIntervalEvent):
-            assert event.interval_s == 5
+            assert event.interval_s in (5, 15)
             for bucket in event.counts:
-                from_events[(event.line_id, bucket.vehicle_class, bucket.direction)] += bucket.count
-    assert table == dict(from_events)
+                from_events[(event.interval_s, event.line_id, bucket.vehicle_class, bucket.direction)] += bucket.count
+    # Both lengths hold every crossing once; the table shows them once.
+    per_length = {length: {key[1:]: n for key, n in from_events.items() if key[0] == length} for length in (5, 15)}
+    assert per_length[5] == per_length[15]
+    assert table == per_length[5]
     assert table == truth_totals(truth, truth.line_id)  # the clean clip is counted exactly
     assert f"{len(events)} events -> {events_path}" in printed
 

@@ -19,7 +19,7 @@ from devstack.rtsp import RtspServer
 from edge_agent.config import CameraConfig
 from edge_agent.pipeline import CameraPipeline
 from edge_agent.sources.pyav_reader import PyAVReader, ReaderConfig
-from event_contract import CountIntervalEvent, HealthEvent
+from event_contract import Event, HealthEvent
 from tests.integration.rtsp_clips import Collector, frame_index, write_counting_clip
 from tests.unit.test_pipeline_step import NORTH, BrightBlobDetector
 
@@ -97,7 +97,7 @@ def test_sigstopped_server_is_reported_stalled_and_recovers_after_sigcont(
             "lines": [NORTH],
         }
     )
-    events: list[CountIntervalEvent | HealthEvent] = []
+    events: list[Event] = []
     pipeline = CameraPipeline("agent-faults", camera, BrightBlobDetector(), events.append, health_interval_s=3600)
     pipeline.start()
     try:

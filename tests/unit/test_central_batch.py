@@ -64,3 +64,36 @@ def test_field_path_keeps_real_fields_named_like_tags() -> None:
     assert field_path(("events", 3, "count_interval", "counts", 0, "count")) == "events.3.counts.0.count"
     assert field_path(("agent_id",)) == "agent_id"
     assert field_path(()) == "(batch)"
+
+
+def test_zone_event_errors_name_their_path_and_version_1_0_still_parses() -> None:
+    quality = {
+        "expected_s": 60,
+        "analysed_s": 30,
+        "frames_analysed": 150,
+        "frames_dropped": 0,
+        "downtime_s": 30,
+        "detector_backend": "yolo",
+        "coverage": 0.5,
+    }
+    zone = {
+        "kind": "zone_interval",
+        "agent_id": "agent-1",
+        "source_id": "cam-1",
+        "zone_id": "stop",
+        "time": "2025-01-01T00:00:00Z",
+        "interval_s": 60,
+        "entries": 1,
+        "exits": 0,
+        "occupancy_mean": 0.5,
+        "occupancy_max": 1,
+        "dwell_mean_s": None,
+        "dwell_max_s": None,
+        "dwell_p95_s": None,
+        "dwell_longest_inside_s": 12.0,
+        "quality": quality | {"coverage": 0.9},
+    }
+    assert _errors(_body([zone])) == ["events.0.quality: Value error, coverage 0.9 is not analysed_s / expected_s"]
+    old = json.dumps({"schema_version": "1.0", "agent_id": "agent-1", "events": [_interval(schema_version="1.0")]})
+    (event,) = parse_batch(old.encode(), 100).events
+    assert (event.schema_version, getattr(event, "quality", "missing")) == ("1.0", None)

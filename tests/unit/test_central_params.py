@@ -90,3 +90,11 @@ def test_timezone_must_be_known() -> None:
 
 def test_filters_list_only_set_values() -> None:
     assert CountFilters(source_id="cam-1", direction="in").as_params() == {"source_id": "cam-1", "direction": "in"}
+
+
+def test_interval_length_filter_is_checked_and_kept_apart_from_column_filters() -> None:
+    filters = CountFilters(source_id="cam-1", vehicle_class="car", interval_s=900)
+    assert filters.as_params() == {"source_id": "cam-1", "vehicle_class": "car"}
+    assert filters.line_params() == {"source_id": "cam-1"}
+    with pytest.raises(QueryError, match="interval_s"):
+        CountFilters(interval_s=0)

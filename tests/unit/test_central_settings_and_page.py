@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -38,7 +39,7 @@ def test_settings_refuse_unknown_and_out_of_range_values() -> None:
 
 def test_migrations_are_packaged_in_order() -> None:
     versions = [m.version for m in available_migrations()]
-    assert versions[0] == "0001"
+    assert versions[:2] == ["0001", "0002"]
     assert versions == sorted(versions)
 
 
@@ -67,3 +68,19 @@ def test_summary_page_is_vietnamese_first_and_escapes_values() -> None:
 
 def test_summary_page_without_data() -> None:
     assert "Chưa có dữ liệu" in render_summary([], None, None)
+
+
+def test_summary_page_shows_coverage_and_lines_without_crossings() -> None:
+    start = dt.datetime(2025, 1, 1, 0, 0, tzinfo=dt.UTC)
+    latest = LatestInterval("agent-1", "cam-1", "line-1", start, start + dt.timedelta(minutes=1))
+    line: dict[str, Any] = {"agent_id": "agent-1", "source_id": "cam-1", "line_id": "line-1"}
+    totals: list[dict[str, Any]] = [
+        line | {"vehicle_class": "car", "direction": "out", "count": 3, "coverage": 0.984, "downtime_s": 0.0},
+        line | {"vehicle_class": None, "direction": None, "count": 0, "coverage": 0.0, "downtime_s": 3600.0},
+        line | {"vehicle_class": "bus", "direction": "in", "count": 1, "coverage": None, "downtime_s": None},
+    ]
+    page = render_summary(totals, latest, summary_window(latest))
+    assert "Độ phủ phân tích" in page
+    assert "<td class='count'>98%</td>" in page
+    assert "<td>—</td><td>—</td><td class='count'>0</td><td class='count'>0% (mất tín hiệu / down 60 min)</td>" in page
+    assert "không rõ / unknown" in page

@@ -74,7 +74,7 @@ def test_defaults_apply_to_every_camera_unless_it_sets_its_own() -> None:
     # Mappings merge key by key: the second camera keeps min_hits from defaults and adds its own key.
     assert (first.tracker.min_hits, second.tracker.min_hits) == (2, 2)
     assert (first.tracker.max_lost_s, second.tracker.max_lost_s) == (1.0, 2.0)
-    assert config.interval_s == 60
+    assert config.intervals_s == (60,)
     assert config.central.resolve_token() == "abc"
 
 
@@ -163,3 +163,37 @@ def test_validate_config_command_exit_codes_and_output(tmp_path: Path, capsys: p
 
     assert main(["validate-config", str(tmp_path / "absent.yaml")]) == 2
     assert "cannot read config" in capsys.readouterr().err
+
+
+def test_interval_lengths_zones_and_the_renamed_key() -> None:
+    text = "intervals_s: [900, 60]\n" + VALID
+    assert parse_config(text).intervals_s == (60, 900)
+    text = "interval_s: 60\n" + VALID
+    assert issues_of(text) == [
+        "site.yaml:1:13: interval_s: Value error, interval_s was replaced by intervals_s: write intervals_s: [60]"
+    ]
+    assert "repeat" in issues_of("intervals_s: [60, 60]\n" + VALID)[0]
+    assert "outside 1..86400" in issues_of("intervals_s: [0]\n" + VALID)[0]
+
+    zones = VALID.replace(
+        "      max_lost_s: 2.0\n",
+        "      max_lost_s: 2.0\n    zones:\n      - id: stop\n"
+        "        polygon: [[0.1, 0.1], [0.9, 0.9], [0.9, 0.1], [0.1, 0.9]]\n",
+    )
+    (issue,) = issues_of(zones)
+    assert issue.startswith(f"site.yaml:{line_of(zones, 'polygon')}:18: cameras.1.zones.0.polygon: ")
+    assert "cross" in issue
+
+    east = "    lines:\n      - id: east\n        start: [0.5, 0.0]\n        end: [0.5, 1.0]\n"
+    only_zones = VALID.replace(
+        east, "    zones:\n      - id: stop\n        polygon: [[0.1, 0.1], [0.9, 0.1], [0.5, 0.9]]\n"
+    )
+    camera = parse_config(only_zones).cameras[1]
+    assert (camera.lines, [z.id for z in camera.zones]) == ((), ["stop"])
+    assert "give 1 to 64 counting lines and/or 1 to 64 zones" in issues_of(VALID.replace(east, ""))[0]
+
+
+def test_example_config_shows_zones_and_two_interval_lengths() -> None:
+    config = load_config(EXAMPLE)
+    assert config.intervals_s == (60, 900)
+    assert any(camera.zones for camera in config.cameras)

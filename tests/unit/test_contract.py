@@ -9,7 +9,16 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from event_contract import CountBucket, CountIntervalEvent, EventBatch, HealthEvent, new_event_id
+from event_contract import (
+    SCHEMA_VERSION,
+    CountBucket,
+    CountIntervalEvent,
+    EventBatch,
+    HealthEvent,
+    IntervalQuality,
+    ZoneIntervalEvent,
+    new_event_id,
+)
 from event_contract.schema_export import SCHEMA_PATH, render_schema
 
 T0 = dt.datetime(2026, 11, 25, 7, 0, tzinfo=dt.UTC)
@@ -36,7 +45,9 @@ def test_schema_file_is_current() -> None:
 
 def test_schema_file_describes_both_event_kinds() -> None:
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    assert {"CountIntervalEvent", "HealthEvent"} <= set(schema["$defs"])
+    assert {"CountIntervalEvent", "ZoneIntervalEvent", "HealthEvent", "IntervalQuality"} <= set(schema["$defs"])
+    assert schema["$id"] == "urn:ioc-edge:event-batch:1.1"
+    assert "capped" in schema["$defs"]["IntervalQuality"]["properties"]["analysed_s"]["description"]
 
 
 def test_event_ids_are_unique_time_ordered_uuid7() -> None:
@@ -97,3 +108,102 @@ def test_events_are_immutable() -> None:
     event = count_event()
     with pytest.raises(ValidationError):
         event.interval_s = 30  # type: ignore[misc]
+
+
+QUALITY = {
+    "expected_s": 60.0,
+    "analysed_s": 59.2,
+    "frames_analysed": 296,
+    "frames_dropped": 4,
+    "downtime_s": 0.0,
+    "detector_backend": "ssd_mobilenet_oidv4",
+    "coverage": 0.986667,
+}
+
+
+def zone_event(**overrides: object) -> ZoneIntervalEvent:
+    fields: dict[str, object] = {
+        "agent_id": "agent-1",
+        "source_id": "cam-1",
+        "time": T0,
+        "zone_id": "bus-stop",
+        "interval_s": 60,
+        "entries": 3,
+        "exits": 2,
+        "occupancy_mean": 1.4,
+        "occupancy_max": 3,
+        "dwell_mean_s": 20.0,
+        "dwell_max_s": 31.5,
+        "dwell_p95_s": 31.5,
+        "dwell_longest_inside_s": 44.0,
+        "classes": [{"vehicle_class": "bus", "entries": 3, "exits": 2, "occupancy_mean": 1.4, "occupancy_max": 3}],
+        "quality": QUALITY,
+    }
+    fields.update(overrides)
+    return ZoneIntervalEvent.model_validate(fields)
+
+
+def test_version_1_1_events_carry_quality_and_1_0_events_still_validate() -> None:
+    assert SCHEMA_VERSION == "1.1"
+    new = count_event(quality=QUALITY)
+    assert new.schema_version == "1.1"
+    assert new.quality is not None
+    assert new.quality.coverage == pytest.approx(59.2 / 60, abs=1e-3)
+    legacy = {
+        "kind": "count_interval",
+        "schema_version": "1.0",
+        "agent_id": "agent-1",
+        "source_id": "cam-1",
+        "time": "2026-11-25T07:00:00Z",
+        "line_id": "line-a",
+        "interval_s": 60,
+        "counts": [],
+    }
+    old = EventBatch.model_validate({"schema_version": "1.0", "agent_id": "agent-1", "events": [legacy]})
+    assert old.events[0].schema_version == "1.0"
+    assert isinstance(old.events[0], CountIntervalEvent)
+    assert old.events[0].quality is None
+    with pytest.raises(ValidationError, match="schema_version"):
+        count_event(schema_version="2.0")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"coverage": 0.5}, "coverage"),
+        ({"downtime_s": 10.0}, "exceed expected_s"),
+        ({"frames_dropped": -1}, "greater than or equal"),
+        ({"detector_backend": "yolo; drop"}, "pattern"),
+        ({"expected_s": 0}, "greater than 0"),
+    ],
+)
+def test_quality_fields_must_agree(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        IntervalQuality.model_validate(QUALITY | changes)
+    with pytest.raises(ValidationError, match="exceeds interval_s"):
+        count_event(interval_s=30, quality=QUALITY)
+
+
+def test_zone_event_round_trips_and_its_rules_hold() -> None:
+    event = zone_event()
+    batch = EventBatch(agent_id="agent-1", events=(event, count_event(quality=QUALITY)))
+    again = EventBatch.model_validate_json(batch.model_dump_json())
+    assert again == batch
+    assert isinstance(again.events[0], ZoneIntervalEvent)
+    quiet = zone_event(entries=0, exits=0, dwell_mean_s=None, dwell_max_s=None, dwell_p95_s=None, classes=[])
+    assert quiet.dwell_max_s is None
+    with pytest.raises(ValidationError, match="exactly when exits > 0"):
+        zone_event(exits=0)
+    with pytest.raises(ValidationError, match="exactly when exits > 0"):
+        zone_event(dwell_p95_s=None)
+    with pytest.raises(ValidationError, match="cannot exceed dwell_max_s"):
+        zone_event(dwell_mean_s=40.0)
+    with pytest.raises(ValidationError, match="both set or both null"):
+        zone_event(occupancy_mean=None)
+    with pytest.raises(ValidationError, match=r"from schema 1\.1"):
+        zone_event(schema_version="1.0")
+    with pytest.raises(ValidationError, match="quality"):
+        zone_event(quality=None)
+    bus = {"vehicle_class": "bus", "entries": 1, "exits": 1, "occupancy_mean": 1.0, "occupancy_max": 1}
+    with pytest.raises(ValidationError, match="one entry per vehicle_class"):
+        zone_event(classes=[bus, bus])

@@ -189,3 +189,142 @@ def test_frame_size_must_be_positive() -> None:
         CountingLine(config, 0, 480)
     assert config.anchor == "bottom_center"
     assert config.display_name == "l1"
+
+
+# -- once per line: jitter, brief loss, the segment's extension ---------------------------------
+
+
+def run_frames(line: CountingLine, frames: list[list[tuple[int, float, float]]]) -> list[Crossing]:
+    """One update per frame of (track_id, x, y) rows, 0.1 s apart."""
+    crossings: list[Crossing] = []
+    for k, rows in enumerate(frames):
+        crossings.extend(line.update(tracked(rows), at(k)))
+    return crossings
+
+
+def test_jitter_on_the_line_with_brief_losses_is_counted_once() -> None:
+    frames: list[list[tuple[int, float, float]]] = [[(5, 500.0, 340.0 + 20 * k)] for k in range(3)]
+    for k in range(40):  # stopped on the line: the box wobbles across it and the detector misses a frame in 4
+        frames.append([] if k % 4 == 3 else [(5, 500.0 + k % 3, 400.0 + (7 if k % 2 else -7))])
+    frames += [[(5, 500.0, 430.0 + 20 * k)] for k in range(3)]
+    assert [c.direction for c in run_frames(horizontal_line(), frames)] == ["in"]
+
+
+def test_lost_after_crossing_and_refound_behind_the_line_is_not_counted_again() -> None:
+    line = horizontal_line()
+    frames = [[(6, 500.0, 360.0)], [(6, 500.0, 380.0)], [(6, 500.0, 410.0)]]  # crossed: counted
+    frames += [[]] * 8  # lost for 0.8 s
+    frames += [[(6, 500.0, 390.0)], [(6, 500.0, 410.0)], [(6, 500.0, 395.0)], [(6, 500.0, 440.0)]]  # re-found
+    assert [c.direction for c in run_frames(line, frames)] == ["in"]
+
+
+def test_touching_or_crossing_only_the_extension_never_counts() -> None:
+    line = horizontal_line()  # segment x 200..800 at y 400
+    touch = [(900.0, 360.0), (900.0, 390.0), (900.0, 400.0), (900.0, 390.0), (900.0, 360.0)]
+    assert run(line, touch, track_id=1) == []
+    across_beyond_the_end = [(860.0, 360.0 + 20 * k) for k in range(5)]
+    assert run(line, across_beyond_the_end, track_id=2) == []
+    wobble_on_the_extension = [(150.0, 400.0 + (5 if k % 2 else -5)) for k in range(20)]
+    assert run(line, wobble_on_the_extension, track_id=3) == []
+    along_the_extension_into_the_end = [(900.0 - 20 * k, 400.0) for k in range(5)]  # stops at x=820
+    assert run(line, along_the_extension_into_the_end, track_id=4) == []
+    # The same motion as ``touch`` but 200 px to the left, over the segment itself, is one crossing.
+    assert len(run(line, [(500.0, y) for y in (360.0, 390.0, 410.0, 430.0)], track_id=5)) == 1
+
+
+# -- ID switches ---------------------------------------------------------------------------------
+
+
+def switch_frames(new_id_path: list[tuple[float, float]]) -> list[list[tuple[int, float, float]]]:
+    """Track 1 drives down over the line at 200 px/s and vanishes at y=440; 0.5 s later id 2 appears."""
+    frames: list[list[tuple[int, float, float]]] = [[(1, 500.0, 360.0 + 20 * k)] for k in range(5)]  # to y=440
+    frames += [[]] * 4
+    frames += [[(2, x, y)] for x, y in new_id_path]
+    return frames
+
+
+# Id 2 appears near where track 1 would be (y=540 after 0.5 s at 200 px/s) and moves on, then its box
+# jumps back over the line and forward again: without the hand-over that would count the car again.
+WOBBLING_SUCCESSOR = [(500.0, 520.0), (500.0, 530.0), (500.0, 390.0), (500.0, 420.0), (500.0, 460.0)]
+
+
+def test_a_new_id_continuing_a_counted_track_is_not_counted_again() -> None:
+    line = horizontal_line()
+    assert [(c.track_id, c.direction) for c in run_frames(line, switch_frames(WOBBLING_SUCCESSOR))] == [(1, "in")]
+    assert line.id_switches == 1
+
+
+def test_without_the_hand_over_the_same_tracks_count_twice() -> None:
+    line = horizontal_line(id_switch_max_gap_s=0)
+    crossings = run_frames(line, switch_frames(WOBBLING_SUCCESSOR))
+    assert [(c.track_id, c.direction) for c in crossings] == [(1, "in"), (2, "out")]
+    assert line.id_switches == 0
+
+
+def test_a_new_id_far_away_or_late_is_another_vehicle() -> None:
+    far = [(760.0, 520.0 - 40 * k) for k in range(5)]  # 260 px away: more than one box (20 px) from the path
+    line = horizontal_line()
+    assert [(c.track_id, c.direction) for c in run_frames(line, switch_frames(far))] == [(1, "in"), (2, "out")]
+    late = horizontal_line(id_switch_max_gap_s=0.3)  # id 2 comes 0.5 s after track 1 vanished
+    crossings = run_frames(late, switch_frames(WOBBLING_SUCCESSOR))
+    assert [(c.track_id, c.direction) for c in crossings] == [(1, "in"), (2, "out")]
+
+
+def test_a_vehicle_following_close_behind_still_counts() -> None:
+    # Car A crosses and vanishes; car B's track starts right behind where A was last seen, on the near side.
+    frames: list[list[tuple[int, float, float]]] = [[(1, 500.0, 360.0 + 20 * k)] for k in range(5)]  # A to y=440
+    frames += [[(2, 500.0, 395.0 + 15 * k)] for k in range(5)]  # B from y=395 (near side) over the line
+    line = horizontal_line(id_switch_radius=3.0)  # generous radius: B starts 45 px (2.25 boxes) from A
+    assert [(c.track_id, c.direction) for c in run_frames(line, frames)] == [(1, "in"), (2, "in")]
+
+
+def test_an_id_switch_during_the_crossing_counts_the_vehicle_once() -> None:
+    # Track 1 vanishes just before the line; id 2 appears just past it: neither id saw both sides.
+    frames: list[list[tuple[int, float, float]]] = [[(1, 500.0, 330.0 + 20 * k)] for k in range(3)]  # to 370
+    frames += [[]] * 2
+    frames += [[(2, 500.0, 430.0 + 20 * k)] for k in range(4)]
+    assert [(c.track_id, c.direction) for c in run_frames(horizontal_line(), frames)] == [(2, "in")]
+    assert run_frames(horizontal_line(id_switch_max_gap_s=0), frames) == []
+
+
+def test_a_vanished_track_is_continued_once_by_the_closest_new_id() -> None:
+    line = horizontal_line()
+    frames: list[list[tuple[int, float, float]]] = [[(1, 500.0, 360.0 + 20 * k)] for k in range(5)]
+    frames.append([(2, 500.0, 460.0), (3, 505.0, 462.0)])  # two new ids next to the vanished counted track
+    frames.append([(2, 500.0, 470.0), (3, 505.0, 472.0)])
+    frames += [[(2, 500.0, 390.0), (3, 505.0, 390.0)], [(2, 500.0, 420.0), (3, 505.0, 420.0)]]
+    crossings = run_frames(line, frames)
+    # Id 2 (closest) continues track 1 and is never counted; id 3 is a track of its own.
+    assert [(c.track_id, c.direction) for c in crossings] == [(1, "in"), (3, "out")]
+    assert line.id_switches == 1
+
+
+def test_oncoming_traffic_near_a_vanished_track_keeps_its_own_count() -> None:
+    # Car 1 drives down over the line and vanishes at y=440; right there car 2's track starts, driving UP.
+    frames: list[list[tuple[int, float, float]]] = [[(1, 500.0, 360.0 + 20 * k)] for k in range(5)]
+    frames += [[(2, 505.0, 450.0 - 20 * k)] for k in range(5)]  # 450, 430, 410, 390 (crossed), 370
+    line = horizontal_line()
+    assert [(c.track_id, c.direction) for c in run_frames(line, frames)] == [(1, "in"), (2, "out")]
+    assert line.id_switches == 0
+
+
+def test_a_stopped_vehicle_whose_id_switches_is_not_counted_again() -> None:
+    # Stopped just past the line (a red light); its id switches, and the new id's box wobbles over the line.
+    frames: list[list[tuple[int, float, float]]] = [[(1, 500.0, 370.0 + 15 * k)] for k in range(3)]  # to 400
+    frames += [[(1, 500.0, 402.0 + (k % 2))] for k in range(20)]  # stopped at y=402..403: counted "in"
+    frames += [[]] * 3
+    frames += [[(2, 500.0, 402.0 + (-4 if k % 2 else 0))] for k in range(30)]  # new id: 402, 398, 402, ...
+    line = horizontal_line()
+    assert [(c.track_id, c.direction) for c in run_frames(line, frames)] == [(1, "in")]
+    assert line.id_switches == 1
+    assert len(run_frames(horizontal_line(id_switch_max_gap_s=0), frames)) == 2
+
+
+def test_a_track_still_present_is_never_continued() -> None:
+    line = horizontal_line()
+    frames: list[list[tuple[int, float, float]]] = [[(1, 500.0, 360.0 + 20 * k)] for k in range(5)]
+    frames.append([(1, 500.0, 460.0), (2, 503.0, 462.0)])  # a duplicate track beside a present one
+    frames += [[(1, 500.0, 480.0), (2, 503.0, 390.0)], [(1, 500.0, 500.0), (2, 503.0, 420.0)]]
+    crossings = run_frames(line, frames)
+    assert [(c.track_id, c.direction) for c in crossings] == [(1, "in"), (2, "out")]
+    assert line.id_switches == 0

@@ -15,7 +15,7 @@ from edge_agent.agent import Agent
 from edge_agent.cli import analyze_video, main, parse_line
 from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.perception.detectors import DetectorConfig
-from event_contract import CountIntervalEvent, HealthEvent
+from event_contract import CountIntervalEvent, Event, HealthEvent
 from tests.unit.test_pipeline_step import START, BrightBlobDetector, square_tops, write_square_video
 from tests.unit.test_uplink_http import ScriptedCentral, central  # noqa: F401 - fixture
 
@@ -50,7 +50,7 @@ def agent_config(url: str, video: Path, **camera: object) -> AgentConfig:
     )
 
 
-def delivered(server: ScriptedCentral) -> list[CountIntervalEvent | HealthEvent]:
+def delivered(server: ScriptedCentral) -> list[Event]:
     with server.lock:
         return [event for received in server.received for event in received.batch.events]
 

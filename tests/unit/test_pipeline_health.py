@@ -6,7 +6,7 @@ from pathlib import Path
 
 from edge_agent.delivery.backoff import BackoffConfig
 from edge_agent.pipeline import CameraPipeline, is_news
-from event_contract import CountIntervalEvent, HealthEvent
+from event_contract import Event, HealthEvent
 from tests.unit.test_pipeline_step import BrightBlobDetector, camera, square_tops, write_square_video
 
 
@@ -16,7 +16,7 @@ def run_to_end(pipeline: CameraPipeline) -> None:
 
 
 def test_reader_state_changes_become_health_events_with_the_readers_reason(tmp_path: Path) -> None:
-    events: list[CountIntervalEvent | HealthEvent] = []
+    events: list[Event] = []
     config = camera(tmp_path / "absent.mp4", max_reconnects=3, reconnect=BackoffConfig(base_s=0.01, ceiling_s=0.02))
     pipeline = CameraPipeline("agent-1", config, BrightBlobDetector(), events.append, health_interval_s=3600)
     run_to_end(pipeline)
@@ -46,7 +46,7 @@ def test_only_news_is_reported_between_periodic_health_events() -> None:
 def test_periodic_health_carries_the_readers_state_not_a_guess(tmp_path: Path) -> None:
     tops = square_tops()
     video = write_square_video(tmp_path / "square.mp4", tops)
-    events: list[CountIntervalEvent | HealthEvent] = []
+    events: list[Event] = []
     # Realtime pacing at 10 fps: the periodic health events fall while the file plays.
     config = camera(video, realtime=True, queue_policy="drop_oldest", queue_capacity=1)
     pipeline = CameraPipeline("agent-1", config, BrightBlobDetector(), events.append, health_interval_s=0.3)
