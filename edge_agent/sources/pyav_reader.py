@@ -133,6 +133,8 @@ class PyAVReader:
         self._file_origin = config.start_time or wall_clock()
         self._steering = ClockSteering(config.max_clock_offset_s)
         self._last_logged_problem = ""
+        self._decode_seconds = 0.0
+        """Decode time not yet attributed to a frame (a packet may give no picture, or several)."""
 
     def stop(self) -> None:
         """Ask ``frames()`` to end: at once while waiting to reconnect, within ``read_timeout_s`` while
@@ -234,7 +236,7 @@ class PyAVReader:
                 clocks.arrival.observe(arrival, offset)
                 source_offset = offset if self.config.is_live else timeline.loop_base_s + offset
                 if not limiter.due(source_offset):
-                    self._status.rate_limited()
+                    self._status.rate_limited(self._take_decode_seconds())
                     continue
                 if not self.config.is_live and self.config.realtime:
                     self._pace(pace_anchor + source_offset)
@@ -243,13 +245,24 @@ class PyAVReader:
                 timestamp, timestamp_source, clock_offset_s = self._timestamp(
                     timeline, clocks, container, picture, source_offset
                 )
+                converting = time.perf_counter()
                 image = cast(npt.NDArray[np.uint8], picture.to_ndarray(format="bgr24"))
-                sequence = self._status.delivered(timestamp_source, clock_offset_s)
+                sequence = self._status.delivered(
+                    timestamp_source,
+                    clock_offset_s,
+                    decode_seconds=self._take_decode_seconds(),
+                    convert_seconds=time.perf_counter() - converting,
+                )
                 yield Frame(image=image, source_id=self.source_id, sequence=sequence, timestamp=timestamp)
             outcome.ended_cleanly = not self._stop.is_set()
             if not self.config.is_live:
                 # The next pass over the file continues the timeline one frame after this one's end.
                 timeline.loop_base_s += timeline.last_offset_s + frame_interval_s
+
+    def _take_decode_seconds(self) -> float:
+        """Decode time spent since the last frame was counted (delivered or rate-limited)."""
+        spent, self._decode_seconds = self._decode_seconds, 0.0
+        return spent
 
     def _decoder_for_connection(self) -> DecoderChoice:
         if self._decoder is None:
@@ -335,6 +348,7 @@ class PyAVReader:
                 continue
             arrived = self._wall_clock()
             clocks.packet(packet.pts, producer_wallclock_us(packet), arrived)
+            decoding = time.perf_counter()
             try:
                 pictures = packet.decode()
             except av.error.FFmpegError as error:
@@ -344,6 +358,7 @@ class PyAVReader:
                 watchdog.packet()
                 watchdog.check(self._monotonic())
                 continue
+            self._decode_seconds += time.perf_counter() - decoding
             consecutive_errors = 0
             if keyframes_only and packet.size > 0:
                 # Non-key packets decode to nothing on purpose; an undamaged one still shows the stream lives.

@@ -81,6 +81,11 @@ class ReaderStats:
     """Where the frames' timestamps come from (see ``edge_agent.sources.timeline``)."""
     clock_offset_s: float | None = None
     """Camera clock (RTCP sender report) minus our arrival clock at the frame it was checked, seconds."""
+    decode_seconds: float = 0.0
+    """Wall time the reader thread spent in FFmpeg's decode calls. With frame threads (CPU decoding of
+    H.264/H.265) the work partly overlaps other threads, so this is the reader's wait, not CPU time."""
+    convert_seconds: float = 0.0
+    """Wall time spent converting delivered frames to BGR (``to_ndarray``)."""
 
 
 class SourceStatus:
@@ -137,17 +142,31 @@ class SourceStatus:
                 corrupt_frames=self._stats.corrupt_frames + int(corrupt),
             )
 
-    def rate_limited(self) -> None:
+    def rate_limited(self, decode_seconds: float) -> None:
+        """Count a frame skipped by ``max_fps``, with the decode time spent since the last count."""
         with self._lock:
-            self._stats = replace(self._stats, frames_rate_limited=self._stats.frames_rate_limited + 1)
+            self._stats = replace(
+                self._stats,
+                frames_rate_limited=self._stats.frames_rate_limited + 1,
+                decode_seconds=self._stats.decode_seconds + decode_seconds,
+            )
 
-    def delivered(self, timestamp_source: TimestampSource, clock_offset_s: float | None) -> int:
-        """Count a handed-over frame and how it was timed; returns its 0-based sequence number."""
+    def delivered(
+        self,
+        timestamp_source: TimestampSource,
+        clock_offset_s: float | None,
+        *,
+        decode_seconds: float = 0.0,
+        convert_seconds: float = 0.0,
+    ) -> int:
+        """Count a handed-over frame, how it was timed and what it cost; returns its 0-based sequence number."""
         with self._lock:
             sequence = self._stats.frames_delivered
             self._stats = replace(
                 self._stats,
                 frames_delivered=sequence + 1,
+                decode_seconds=self._stats.decode_seconds + decode_seconds,
+                convert_seconds=self._stats.convert_seconds + convert_seconds,
                 last_frame_at=self._wall_clock(),
                 timestamp_source=timestamp_source,
                 clock_offset_s=clock_offset_s if clock_offset_s is not None else self._stats.clock_offset_s,

@@ -177,6 +177,9 @@ def test_max_fps_hands_over_frames_by_stream_time_and_counts_the_rest(tmp_path: 
     assert [f.sequence for f in frames] == list(range(10))
     stats = reader.stats()
     assert (stats.frames_decoded, stats.frames_delivered, stats.frames_rate_limited) == (40, 10, 30)
+    # Every frame costs decode time; only the delivered ones cost a conversion.
+    assert stats.decode_seconds > 0
+    assert stats.convert_seconds > 0
 
 
 def write_undecodable(path: Path, source: Path) -> Path:
