@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -29,6 +30,7 @@ from edge_agent.config import AgentConfig, CameraConfig, ConfigError, load_confi
 from edge_agent.delivery.backoff import BackoffConfig
 from edge_agent.perception.detector import Detector
 from edge_agent.perception.detectors import DetectorConfig, build_detector
+from edge_agent.perception.motion_gate import build_motion_gate
 from edge_agent.perception.tracker import TrackerConfig
 from edge_agent.pipeline import CameraPipeline
 from event_contract import CountIntervalEvent, HealthEvent
@@ -189,7 +191,8 @@ def analyze_video(camera: CameraConfig, interval_s: int = 60, detector: Detector
             events.append(event)
 
     detector = detector or build_detector(camera.detector)
-    pipeline = CameraPipeline("analyze", camera, detector, collect, interval_s=interval_s)
+    gate = build_motion_gate(camera.motion_gate)
+    pipeline = CameraPipeline("analyze", camera, detector, collect, interval_s=interval_s, gate=gate)
     pipeline.start()
     pipeline.join()
     stats = pipeline.stats()
@@ -212,6 +215,7 @@ def analyze_video(camera: CameraConfig, interval_s: int = 60, detector: Detector
             for line_id, directions in totals.items()
         },
         "intervals": [event.model_dump(mode="json", exclude={"event_id", "schema_version"}) for event in events],
+        "motion_gate": dataclasses.asdict(gate.stats()) if gate is not None else None,
     }
 
 
