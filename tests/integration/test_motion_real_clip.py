@@ -49,7 +49,8 @@ LABELLED_MID = ((1, 80, "out", 365), (2, 207, "in", 170), (3, 212, "out", 400), 
 LEFT_SEGMENT_END_PX = 0.4 * 768
 
 
-def _camera() -> CameraConfig:
+def camera_for(detector: DetectorConfig, tracker: TrackerConfig) -> CameraConfig:
+    """The clip as an offline camera with the two labelled lines."""
     return CameraConfig(
         id="car-detection",
         url=str(FOOTAGE),
@@ -61,8 +62,8 @@ def _camera() -> CameraConfig:
         start_time=START,
         queue_policy="block",  # every frame analysed, as a recorded clip should be
         queue_capacity=8,
-        detector=DetectorConfig(backend="motion"),  # every motion setting at its default
-        tracker=TrackerConfig(),  # the tracker's defaults too: nothing tuned for this test
+        detector=detector,
+        tracker=tracker,
         lines=(
             LineConfig(id="mid", start=(0.0, 0.5), end=(1.0, 0.5), anchor="center"),
             LineConfig(id="left", start=(0.0, 0.5), end=(0.4, 0.5), anchor="center"),
@@ -78,7 +79,8 @@ def _second(frame: int) -> int:
 def report() -> dict[str, object]:
     if not FOOTAGE.is_file():
         pytest.skip(f"{FOOTAGE} is not on this machine")
-    return analyze_video(_camera(), interval_s=1)
+    # Every motion setting at its default, and the tracker's defaults too: nothing tuned for this test.
+    return analyze_video(camera_for(DetectorConfig(backend="motion"), TrackerConfig()), interval_s=1)
 
 
 def _counted(report: dict[str, object], line_id: str) -> Counter[tuple[int, str]]:
