@@ -115,16 +115,16 @@ class YoloDetector:
         fixed = [d for d in self._model.input_shape[2:] if isinstance(d, int)]
         if fixed and any(d != settings.input_size for d in fixed):
             raise ValueError(f"{model_path} takes a fixed {fixed} input but input_size is {settings.input_size}")
-        detection_outputs = [o for o in session.get_outputs() if len(o.shape) == 3]
-        if not detection_outputs:
-            shapes = [o.shape for o in session.get_outputs()]
-            raise ValueError(f"{model_path}: no 3-D detection output among {shapes}: {_layout_error([], 0)}")
-        self._output_name: str = detection_outputs[0].name
         metadata = session.get_modelmeta().custom_metadata_map
         labels = class_names if class_names is not None else names_from_metadata(metadata)
         if labels is None:
             raise ValueError(f"{model_path} has no 'names' metadata: set class_names in the detector config")
         self._mapping: LabelMapping = build_label_mapping(labels, label_map)
+        detection_outputs = [o for o in session.get_outputs() if len(o.shape) == 3]
+        if not detection_outputs:
+            shapes = [o.shape for o in session.get_outputs()]
+            raise ValueError(f"{model_path}: no 3-D output among {shapes}; {_layout_error(shapes[0], len(labels))}")
+        self._output_name: str = detection_outputs[0].name
         self._layout: Layout | None = output_layout(list(detection_outputs[0].shape), len(labels))
         self._settings = settings
 
