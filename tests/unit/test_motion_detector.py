@@ -64,10 +64,12 @@ def test_speckle_and_small_blobs_are_dropped_and_ragged_blobs_score_low() -> Non
     ragged[10:70, 10:70] = 255
     ragged[13:67, 13:67] = 0  # a hollow outline 3 px thick: fills a fifth of its box
     assert len(find_blobs(mask, config)) == 0
-    blobs = find_blobs(ragged, MotionConfig(open_kernel=1, close_kernel=1))
+    blobs = find_blobs(ragged, config)
     assert len(blobs) == 1
+    assert blobs.foreground_px[0] == 60 * 60 - 54 * 54
     fill = blobs.foreground_px[0] / ((blobs.xyxy[0, 2] - blobs.xyxy[0, 0]) * (blobs.xyxy[0, 3] - blobs.xyxy[0, 1]))
-    size = min(1.0, blobs.foreground_px[0] / (CONFIDENT_SIZE * 0.004 * frame_px))
+    size = min(1.0, blobs.foreground_px[0] / (CONFIDENT_SIZE * config.min_area * frame_px))
+    assert size < 1.0  # 684 px against 4 x 230 px
     assert blobs.confidence[0] == pytest.approx(np.sqrt(fill * size), rel=1e-5)
     assert blobs.confidence[0] < 0.5  # below the tracker's default high-score threshold
 

@@ -130,6 +130,7 @@ class MotionDetector:
                 history=c.history, varThreshold=c.var_threshold, detectShadows=c.detect_shadows
             )
             mog2.setShadowThreshold(c.shadow_threshold)
+            mog2.setBackgroundRatio(c.background_ratio)
             return mog2
         knn = cv2.createBackgroundSubtractorKNN(
             history=c.history, dist2Threshold=c.knn_dist2_threshold, detectShadows=c.detect_shadows
