@@ -201,8 +201,9 @@ def test_auto_exposure_dimming_the_whole_view_is_compensated() -> None:
             assert well_boxed <= 25
 
 
-def test_a_global_change_gives_no_boxes_and_relearns_the_new_scene() -> None:
-    detector = MotionDetector(MotionConfig(warmup_frames=5, compensate_exposure=False))
+@pytest.mark.parametrize("compensate", [True, False])
+def test_a_global_change_gives_no_boxes_and_relearns_the_new_scene(compensate: bool) -> None:
+    detector = MotionDetector(MotionConfig(warmup_frames=5, compensate_exposure=compensate))
     for _ in range(20):
         detector.detect(_frame(_scene(3), -20)[0])
     moved = _scene(4)  # the camera was knocked: a different picture

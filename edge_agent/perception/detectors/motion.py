@@ -118,6 +118,7 @@ class MotionDetector:
             self._global_changes += 1
             log.info("motion detector: global change (%.0f%% of the view changed); relearning", 100 * changed_share)
             self._since_reset = 0
+            self._reference = None  # the exposure reference is the old scene too
             return Detections.empty(TAXONOMY)
         return self._to_detections(foreground, width, height)
 
