@@ -229,7 +229,11 @@ def batch_dynamic(model_bytes: bytes) -> bytes:
 def verify_batch_dynamic(fixed_bytes: bytes, dynamic_bytes: bytes) -> None:
     """Run random inputs one by one through the original and as one batch through the copy; outputs must agree."""
     import numpy as np  # noqa: PLC0415
-    import onnxruntime as ort  # noqa: PLC0415
+
+    try:
+        import onnxruntime as ort  # noqa: PLC0415
+    except ImportError as exc:
+        raise PrepareError("onnxruntime verifies the batch-dynamic copies: install the 'models' extra") from exc
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
@@ -291,7 +295,9 @@ def check_outputs(spec: dict[str, Any], cache: Path, *, derived: bool = False) -
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Fetch, verify and convert the detector models into models/cache.")
     parser.add_argument("--check", action="store_true", help="only verify the prepared files; fetch nothing")
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help=f"output folder (default {DEFAULT_CACHE})")
+    parser.add_argument(
+        "--cache", "--dest", type=Path, default=DEFAULT_CACHE, help=f"output folder (default {DEFAULT_CACHE})"
+    )
     parser.add_argument("--only", choices=sorted(PREPARERS), action="append", help="prepare only this model")
     parser.add_argument(
         "--record", action="store_true", help="maintainers: write the produced files' sha256 into the manifest"
