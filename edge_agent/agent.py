@@ -24,6 +24,9 @@ from edge_agent.config import AgentConfig
 from edge_agent.delivery.http_uplink import HttpUplink, UplinkStats
 from edge_agent.perception.detector import Detector
 from edge_agent.perception.detectors import DetectorConfig, build_detector
+from edge_agent.perception.detectors.batching import BatchingDetector
+from edge_agent.perception.detectors.motion import MotionDetector
+from edge_agent.perception.motion_gate import build_motion_gate
 from edge_agent.pipeline import CameraPipeline, PipelineStats
 from edge_agent.preview.feed import CameraFeed
 from edge_agent.preview.server import PreviewServer, PreviewSources
@@ -40,6 +43,31 @@ STATUS_EVERY_S = 2.0
 """How often the status file (if any) is rewritten."""
 
 
+def build_camera_detectors(
+    config: AgentConfig, factory: DetectorFactory = build_detector
+) -> tuple[dict[str, Detector], tuple[BatchingDetector, ...]]:
+    """One detector per camera; cameras with identical detector settings and batching on share one model.
+
+    Raises RuntimeError naming the camera whose detector cannot be built.
+    """
+    detectors: dict[str, Detector] = {}
+    shared: dict[str, BatchingDetector] = {}
+    for camera in config.cameras:
+        settings = camera.detector
+        try:
+            if settings.batching.enabled:
+                key = settings.model_dump_json()
+                if key not in shared:
+                    name = f"{settings.backend}-{len(shared) + 1}"
+                    shared[key] = BatchingDetector(factory(settings), settings.batching, name=name)
+                detectors[camera.id] = shared[key].client(camera.id)
+            else:
+                detectors[camera.id] = factory(settings)  # per camera: some backends keep state
+        except Exception as error:
+            raise RuntimeError(f"camera {camera.id}: cannot build its detector: {error}") from error
+    return detectors, tuple(shared.values())
+
+
 class Agent:
     def __init__(
         self,
@@ -51,12 +79,8 @@ class Agent:
         self.config = config
         self._stop = threading.Event()
         # Build every detector before anything starts, so a missing model fails fast with its camera named.
-        detectors: dict[str, Detector] = {}
-        for camera in config.cameras:
-            try:
-                detectors[camera.id] = detector_factory(camera.detector)
-            except Exception as error:
-                raise RuntimeError(f"camera {camera.id}: cannot build its detector: {error}") from error
+        self.detectors, self.shared_detectors = build_camera_detectors(config, detector_factory)
+        self.gates = {camera.id: build_motion_gate(camera.motion_gate) for camera in config.cameras}
         self.uplink = uplink or HttpUplink(config.agent_id, config.central)
         # Each camera's latest analysed frame, for the preview server (none when preview.port is 0).
         self.preview_feeds = {c.id: CameraFeed(c.id, c.lines) for c in config.cameras} if config.preview.port else {}
@@ -65,11 +89,12 @@ class Agent:
             CameraPipeline(
                 config.agent_id,
                 camera,
-                detectors[camera.id],
+                self.detectors[camera.id],
                 self.uplink.submit,
                 intervals_s=config.intervals_s,
                 health_interval_s=config.health_interval_s,
                 observer=self.preview_feeds[camera.id].observe if self.preview_feeds else None,
+                gate=self.gates[camera.id],
             )
             for camera in config.cameras
         )
@@ -89,6 +114,8 @@ class Agent:
         previous = self._install_signal_handlers() if handle_signals else {}
         try:
             self._start_preview()
+            for shared in self.shared_detectors:
+                shared.start()
             for pipeline in self.pipelines:
                 pipeline.start()
             log.info("agent %s: %d cameras running", self.config.agent_id, len(self.pipelines))
@@ -117,6 +144,7 @@ class Agent:
             "time": dt.datetime.now(dt.UTC).isoformat(),
             "stopping": self._stop.is_set(),
             "cameras": [dataclasses.asdict(pipeline.stats()) for pipeline in self.pipelines],
+            "perception": self._perception_status(),
             "uplink": dataclasses.asdict(self.uplink.stats()),
             "preview_url": self.preview.url if self.preview is not None else None,
         }
@@ -145,6 +173,20 @@ class Agent:
             return
         self.preview = server
 
+    def _perception_status(self) -> dict[str, object]:
+        """Motion gate, motion backend and shared-detector counters (only for what is in use)."""
+        gates = {camera_id: dataclasses.asdict(gate.stats()) for camera_id, gate in self.gates.items() if gate}
+        motion = {
+            camera_id: dataclasses.asdict(detector.stats())
+            for camera_id, detector in self.detectors.items()
+            if isinstance(detector, MotionDetector)
+        }
+        shared = [
+            {"name": detector.name, **dataclasses.asdict(detector.stats()), "mean_batch": detector.stats().mean_batch}
+            for detector in self.shared_detectors
+        ]
+        return {"motion_gates": gates, "motion_detectors": motion, "shared_detectors": shared}
+
     def _write_status(self, path: Path) -> None:
         try:
             temporary = path.with_name(path.name + ".tmp")
@@ -160,6 +202,8 @@ class Agent:
         for pipeline in self.pipelines:
             if not pipeline.join(join_timeout):
                 log.error("camera %s: did not stop within %.0f s", pipeline.camera.id, join_timeout)
+        for shared in self.shared_detectors:
+            shared.close()
         uplink_stats = self.uplink.close(self.config.shutdown_timeout_s)
         pipeline_stats = tuple(pipeline.stats() for pipeline in self.pipelines)
         for stats in pipeline_stats:

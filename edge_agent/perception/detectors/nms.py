@@ -23,15 +23,20 @@ def pairwise_iou(a: FloatArray, b: FloatArray) -> npt.NDArray[np.float32]:
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0).astype(np.float32)
 
 
-def nms(boxes: FloatArray, scores: FloatArray, iou_threshold: float) -> IntArray:
+PRE_NMS_TOP_K = 2000
+"""Only the best this many candidates enter NMS: the IoU matrix is k x k floats (16 MB at 2000). A low score
+threshold on a YOLO's 8400 anchors would otherwise ask for a 280 MB matrix."""
+
+
+def nms(boxes: FloatArray, scores: FloatArray, iou_threshold: float, top_k: int = PRE_NMS_TOP_K) -> IntArray:
     """Indices of the boxes kept, best score first.
 
-    The IoU matrix is computed once (vectorised); the greedy pass then only
-    reads rows of it, which is cheap for the few hundred boxes left after the
-    score threshold.
+    The best ``top_k`` candidates are kept, their IoU matrix is computed once
+    (vectorised), and the greedy pass then only reads rows of it, which is
+    cheap for the few hundred boxes left after the score threshold.
     """
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-    order = np.argsort(-np.asarray(scores, dtype=np.float32), kind="stable")
+    order = np.argsort(-np.asarray(scores, dtype=np.float32), kind="stable")[:top_k]
     if len(order) == 0:
         return np.empty(0, dtype=np.int64)
     iou = pairwise_iou(boxes[order], boxes[order])

@@ -7,6 +7,7 @@ SSD anchor generator, rebuilt here so nothing but the .onnx file is needed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import numpy.typing as npt
 
 from edge_agent.perception.detectors.label_map import TAXONOMY, LabelMapping
 from edge_agent.perception.detectors.nms import batched_nms, nms
-from edge_agent.perception.detectors.onnx_session import open_session
+from edge_agent.perception.detectors.onnx_session import OnnxSession, RuntimeSettings
 from edge_agent.perception.types import Detections
 
 INPUT_SIZE = 300
@@ -87,18 +88,18 @@ class SsdMobilenetDetector:
         model_path: Path,
         mapping: LabelMapping,
         settings: SsdSettings,
-        intra_op_threads: int = 0,
+        runtime: RuntimeSettings | None = None,
         hierarchy: dict[str, tuple[str, ...]] | None = None,
     ):
-        self._session = open_session(model_path, intra_op_threads)
+        self._model = OnnxSession(model_path, runtime or RuntimeSettings())
+        self._session = self._model.session
         inputs = self._session.get_inputs()
         outputs = self._session.get_outputs()
-        if len(inputs) != 1 or list(inputs[0].shape) != [1, 3, INPUT_SIZE, INPUT_SIZE] or len(outputs) != 2:
+        if list(inputs[0].shape)[1:] != [3, INPUT_SIZE, INPUT_SIZE] or len(outputs) != 2:
             raise ValueError(
-                f"{model_path} is not the converted SSD MobileNetV2 (expected input [1,3,300,300] and 2 outputs, "
+                f"{model_path} is not the converted SSD MobileNetV2 (expected input [N,3,300,300] and 2 outputs, "
                 f"got {[i.shape for i in inputs]} and {len(outputs)} outputs)"
             )
-        self._input_name = inputs[0].name
         # Outputs are told apart by their last dimension: 4 for boxes, the label count for scores.
         by_width = {int(o.shape[-1]): o.name for o in outputs}
         if 4 not in by_width or len(mapping.model_labels) not in by_width:
@@ -127,6 +128,10 @@ class SsdMobilenetDetector:
     def class_names(self) -> tuple[str, ...]:
         return TAXONOMY
 
+    @property
+    def session(self) -> OnnxSession:
+        return self._model
+
     def preprocess(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """BGR HxWx3 -> RGB NCHW 1x3x300x300 in [-1, 1]; the whole frame is stretched, as in training."""
         resized = cv2.resize(image, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_LINEAR)
@@ -134,11 +139,18 @@ class SsdMobilenetDetector:
         return np.ascontiguousarray((rgb / 127.5 - 1.0).transpose(2, 0, 1)[None])
 
     def detect(self, image: npt.NDArray[np.uint8]) -> Detections:
-        height, width = image.shape[:2]
-        raw_boxes, raw_logits = self._session.run(
-            [self._box_output, self._score_output], {self._input_name: self.preprocess(image)}
-        )
-        return self.postprocess(np.asarray(raw_boxes)[0], np.asarray(raw_logits)[0], width, height)
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: Sequence[npt.NDArray[np.uint8]]) -> list[Detections]:
+        """One inference for all ``images`` when the model's batch is dynamic (else one by one inside)."""
+        if not images:
+            return []
+        batch = np.concatenate([self.preprocess(image) for image in images])
+        raw_boxes, raw_logits = self._model.run([self._box_output, self._score_output], batch)
+        return [
+            self.postprocess(raw_boxes[i], raw_logits[i], image.shape[1], image.shape[0])
+            for i, image in enumerate(images)
+        ]
 
     def postprocess(
         self, encodings: npt.NDArray[np.float32], logits: npt.NDArray[np.float32], width: int, height: int
