@@ -165,8 +165,9 @@ def edge_config(
     on_end: str,
     detector: Mapping[str, Any] | None = None,
     camera_extra: Mapping[str, Any] | None = None,
+    preview_port: int = 0,
 ) -> dict[str, Any]:
-    """A site config (see configs/edge.example.yaml) for one camera."""
+    """A site config (see configs/edge.example.yaml) for one camera; ``preview_port`` 0 = no preview server."""
     camera: dict[str, Any] = {
         "id": camera_id,
         "url": camera_url,
@@ -179,6 +180,7 @@ def edge_config(
         "agent_id": agent_id,
         "central": {"url": central_url, "token_file": str(token_file), "flush_interval_s": 1.0},
         "intervals_s": [interval_s],
+        "preview": {"port": preview_port},
         "cameras": [camera],
     }
 

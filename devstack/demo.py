@@ -33,8 +33,10 @@ from devstack.apps import (
     write_secret,
 )
 from devstack.errors import DevstackError
+from devstack.ports import LOCALHOST, accepts_connections, free_port
 from devstack.scene import SceneParams, render_scene
 from devstack.stack import DEFAULT_STATE_DIR, Stack
+from edge_agent.preview.config import DEFAULT_PREVIEW_PORT
 
 AGENT_ID = "demo-agent"
 CAMERA_ID = "cam-demo-01"
@@ -138,6 +140,10 @@ def run_demo(state_dir: Path, duration_s: float, interval_s: int, report_every_s
             token_file = write_secret(demo_dir / "agent.token", token)
 
             central = start_central(info.postgres_dsn, demo_dir / "logs" / "central.log")
+            preview_port = (
+                DEFAULT_PREVIEW_PORT if not accepts_connections(LOCALHOST, DEFAULT_PREVIEW_PORT) else free_port()
+            )
+            preview = f"http://{LOCALHOST}:{preview_port}"
             cleanup.callback(central.process.stop)
             config = edge_config(
                 agent_id=AGENT_ID,
@@ -149,6 +155,7 @@ def run_demo(state_dir: Path, duration_s: float, interval_s: int, report_every_s
                 interval_s=interval_s,
                 on_end="reconnect",
                 camera_extra={"tracker": DEMO_TRACKER},
+                preview_port=preview_port,
             )
             config_path = write_edge_config(demo_dir / "edge.yaml", config)
             started = dt.datetime.now(dt.UTC)
@@ -159,6 +166,8 @@ def run_demo(state_dir: Path, duration_s: float, interval_s: int, report_every_s
                 f"\n[demo] running. Camera (RTSP): {camera_url}\n"
                 f"[demo] Trang tổng hợp / summary page: {central.url}/   API docs: {central.url}/docs\n"
                 f"[demo] counts API: {central.url}/api/v1/counts?group_by=vehicle_class,direction&bucket=1m\n"
+                f"[demo] xem trực tiếp / live preview: {preview}/cameras/{CAMERA_ID}/preview.mjpg   "
+                f"metrics: {preview}/metrics\n"
                 f"[demo] edge config: {config_path}   logs: {demo_dir / 'logs'}\n"
                 f"[demo] counts are stored per {interval_s} s interval; press Ctrl-C to stop.",
                 flush=True,

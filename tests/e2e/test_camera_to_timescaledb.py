@@ -12,6 +12,7 @@ import pytest
 
 from devstack.apps import edge_config, provision_agent, start_central, start_edge, write_edge_config, write_secret
 from devstack.demo import DEMO_TRACKER, SceneTruth, truth_totals
+from devstack.ports import free_port
 from devstack.scene import SceneParams, render_scene
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -35,6 +36,7 @@ def test_stored_counts_equal_ground_truth(tmp_path: Path, pg_dsn: str, rtsp_serv
             interval_s=10,
             on_end="stop",
             camera_extra={"tracker": DEMO_TRACKER},
+            preview_port=free_port(),
         )
         edge = start_edge(write_edge_config(tmp_path / "edge.yaml", config), tmp_path / "edge.log")
         code = edge.wait(timeout_s=truth.duration_s + 90)
