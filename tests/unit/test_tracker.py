@@ -111,8 +111,8 @@ def test_lost_time_is_measured_in_seconds_not_frames() -> None:
 
 def test_low_score_detections_never_start_tracks() -> None:
     tracker = ByteTracker()
-    for k in range(20):
-        out = tracker.update(dets([(200 + 5 * k, 200)], scores=[0.3]), k * 0.1)
+    for k in range(20):  # 0.2 is below the default high_score_threshold (0.3): a low score
+        out = tracker.update(dets([(200 + 5 * k, 200)], scores=[0.2]), k * 0.1)
         assert len(out) == 0
     assert tracker.track_count == 0
 
