@@ -26,6 +26,10 @@ re-implementation of ByteTrack (Zhang et al., 2022) with changes that matter at 
 - Size gate: a detection matches a track only if its width and height are within
   ``max_size_ratio`` of the track's. The commonest id switch on a road is a detector box that
   merges two vehicles side by side for a frame: IoU alone lets the track slide onto the other one.
+- Lost tracks: one that stood still when last seen (a queue at a red light) is kept for
+  ``max_lost_stationary_s`` rather than ``max_lost_s``; one that moved is also matched against
+  the box half-way between where it was last seen and its constant-velocity prediction
+  (``lost_swept_match``), because perspective slows a receding vehicle down in the image.
 
 Association per update:
 
@@ -112,6 +116,18 @@ class TrackerConfig(BaseModel):
         description="Seconds a not-yet-confirmed track survives without a match: a detector that skips a "
         "vehicle for a frame or two must not keep it from ever being confirmed. 0 drops it at the first miss.",
     )
+    max_lost_stationary_s: float = Field(
+        default=3.0,
+        ge=0.0,
+        description="Like max_lost_s, for a track that was standing still when last seen (a queue at a red "
+        "light): its box cannot drift, and a detector often loses a vehicle that does not move.",
+    )
+    lost_swept_match: bool = Field(
+        default=True,
+        description="A lost track is also matched against the box half-way between where it was last seen and "
+        "where constant velocity puts it: seen along the road, a receding vehicle slows down in the image, "
+        "so after half a second unseen the constant-velocity box has run ahead of it.",
+    )
     max_size_ratio: float = Field(
         default=1.8,
         gt=1.0,
@@ -161,6 +177,10 @@ class TrackerConfig(BaseModel):
         )
 
 
+STATIONARY_SPEED = 0.25
+"""Box sizes per second under which a track counts as standing still."""
+
+
 def iou_matrix(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
     """(n, m) IoU between xyxy boxes ``a`` (n, 4) and ``b`` (m, 4)."""
     a64 = np.asarray(a, dtype=np.float64).reshape(-1, 4)
@@ -190,6 +210,8 @@ class _Track:
     """0 while tentative; the public id once confirmed."""
     lost: bool = False
     class_id: int = field(default=-1)
+    seen_state: npt.NDArray[np.float64] | None = None
+    """cx, cy, w, h of the filter right after the last match (where the vehicle was last seen)."""
 
     @property
     def confirmed(self) -> bool:
@@ -222,14 +244,24 @@ def _associate(
     det_indices: npt.NDArray[np.intp],
     det_boxes: npt.NDArray[np.float64],
     min_iou: float,
+    *,
     max_size_ratio: float,
+    swept: bool = False,
 ) -> tuple[list[tuple[_Track, int]], list[_Track], npt.NDArray[np.intp]]:
-    """Hungarian assignment on 1 - IoU; pairs under ``min_iou`` or of too different sizes are rejected."""
+    """Hungarian assignment on 1 - IoU; pairs under ``min_iou`` or of too different sizes are rejected.
+
+    With ``swept``, a lost track also scores the IoU with its half-way box (between its last-seen box and
+    its prediction) and keeps the better of the two.
+    """
     if not tracks or len(det_indices) == 0:
         return [], list(tracks), det_indices
     predicted = kalman.cxcywh_to_xyxy(np.stack([t.mean[:4] for t in tracks]))
     candidates = det_boxes[det_indices]
     iou = iou_matrix(predicted, candidates)
+    lost = [i for i, t in enumerate(tracks) if t.lost and t.seen_state is not None]
+    if swept and lost:
+        halfway = np.stack([(tracks[i].mean[:4] + tracks[i].seen_state) / 2 for i in lost])  # type: ignore[operator]
+        iou[lost] = np.maximum(iou[lost], iou_matrix(kalman.cxcywh_to_xyxy(halfway), candidates))
     # A box twice as wide as the track is not the same vehicle: it is two vehicles the detector merged
     # (side by side, or one passing another), and taking it would hand the track to the other one.
     iou = np.where(size_compatible(predicted, candidates, max_size_ratio), iou, 0.0)
@@ -280,7 +312,9 @@ class ByteTracker:
         cfg = self._config
         # Forget tracks lost too long BEFORE matching, so they cannot take a new vehicle's detection.
         # (Tentative tracks are judged after matching: each gets this update's chance first.)
-        self._tracks = [t for t in self._tracks if not t.confirmed or timestamp_s - t.last_seen_s <= cfg.max_lost_s]
+        self._tracks = [
+            t for t in self._tracks if not t.confirmed or timestamp_s - t.last_seen_s <= self._keep_lost_s(t)
+        ]
         self._predict(dt)
 
         boxes = np.asarray(detections.xyxy, dtype=np.float64)
@@ -291,11 +325,13 @@ class ByteTracker:
         tentative = [t for t in self._tracks if not t.confirmed]
 
         ratio = cfg.max_size_ratio
-        pairs, unmatched, high_left = _associate(confirmed, high, boxes, cfg.match_iou_threshold, ratio)
+        pairs, unmatched, high_left = _associate(
+            confirmed, high, boxes, cfg.match_iou_threshold, max_size_ratio=ratio, swept=cfg.lost_swept_match
+        )
         was_active = [t for t in unmatched if not t.lost]
-        low_pairs, _, _ = _associate(was_active, low, boxes, cfg.low_match_iou_threshold, ratio)
+        low_pairs, _, _ = _associate(was_active, low, boxes, cfg.low_match_iou_threshold, max_size_ratio=ratio)
         tentative_pairs, _, high_left = _associate(
-            tentative, high_left, boxes, cfg.tentative_match_iou_threshold, ratio
+            tentative, high_left, boxes, cfg.tentative_match_iou_threshold, max_size_ratio=ratio
         )
         matched = pairs + low_pairs + tentative_pairs
 
@@ -336,6 +372,13 @@ class ByteTracker:
         self._last_timestamp_s = timestamp_s
         return dt
 
+    def _keep_lost_s(self, track: _Track) -> float:
+        """How long a confirmed track may stay unseen: longer when it stood still (queue, red light)."""
+        cfg = self._config
+        size = max(float(track.mean[2]), float(track.mean[3]), 1e-6)
+        speed = float(np.hypot(track.mean[4], track.mean[5])) / size
+        return cfg.max_lost_stationary_s if speed <= STATIONARY_SPEED else cfg.max_lost_s
+
     def _predict(self, dt: float) -> None:
         if not self._tracks or dt == 0:
             return
@@ -358,6 +401,7 @@ class ByteTracker:
         )
         for track, row, mean, cov in zip(tracks, rows, means, covs, strict=True):
             track.mean, track.cov = mean, cov
+            track.seen_state = mean[:4].copy()
             track.hits += 1
             track.lost = False
             track.last_seen_s = timestamp_s
@@ -375,7 +419,13 @@ class ByteTracker:
             if not self._make_room():
                 self._tracks_refused += 1
                 continue
-            track = _Track(mean=mean, cov=cov, votes=np.zeros(len(detections.class_names)), last_seen_s=timestamp_s)
+            track = _Track(
+                mean=mean,
+                cov=cov,
+                votes=np.zeros(len(detections.class_names)),
+                last_seen_s=timestamp_s,
+                seen_state=mean[:4].copy(),
+            )
             track.vote(int(detections.class_id[row]), float(detections.confidence[row]), self._config.class_vote_decay)
             self._confirm_if_ready(track)
             self._tracks.append(track)

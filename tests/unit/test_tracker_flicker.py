@@ -83,6 +83,46 @@ def test_a_box_merging_two_vehicles_does_not_hand_the_track_to_the_other_one() -
     assert 1 in run(TrackerConfig(max_size_ratio=100.0))  # plain IoU takes the merged box: an id switch
 
 
+def test_a_vehicle_standing_at_a_red_light_keeps_its_id_through_a_long_dropout() -> None:
+    # A detector often loses a vehicle that does not move (its score sinks under the threshold for a while).
+    def ids(config: TrackerConfig, speed: float) -> list[set[int]]:
+        tracker = ByteTracker(config)
+        seen: list[set[int]] = [set(), set()]
+        for k in range(60):
+            if 24 <= k < 48:  # 2 s without detections
+                tracker.update(Detections.empty(NAMES), k / 12)
+                continue
+            out = tracker.update(boxes([car_at(k, speed=speed)]), k / 12)
+            seen[k >= 48].update(int(i) for i in out.tracker_id)
+        return seen
+
+    assert ids(TrackerConfig(), speed=0.0) == [{1}, {1}]
+    assert ids(TrackerConfig(max_lost_stationary_s=1.0), speed=0.0) == [{1}, {2}]
+    # A moving vehicle gone for 2 s is beyond max_lost_s (1 s): a new id, whatever else it may be by then.
+    assert ids(TrackerConfig(), speed=3.0) == [{1}, {2}]
+
+
+def test_a_receding_vehicle_that_slows_in_the_image_is_found_again_after_a_dropout() -> None:
+    # Seen along the road, a car driving away moves fewer pixels per frame the farther it gets: during a
+    # 7-frame dropout it covers half the distance a constant-velocity prediction expects.
+    def ids(config: TrackerConfig) -> set[int]:
+        tracker = ByteTracker(config)
+        seen: set[int] = set()
+        y = 400.0
+        for k in range(30):
+            speed = 12.0 if k < 12 else 6.0  # px per frame
+            y -= speed
+            if 12 <= k < 19:
+                tracker.update(Detections.empty(NAMES), k / 12)
+                continue
+            out = tracker.update(boxes([(300.0, y, 360.0, y + 60.0)]), k / 12)
+            seen.update(int(i) for i in out.tracker_id)
+        return seen
+
+    assert ids(TrackerConfig()) == {1}
+    assert ids(TrackerConfig(lost_swept_match=False)) == {1, 2}
+
+
 def test_size_compatible_compares_width_and_height_separately() -> None:
     track = np.array([[0, 0, 100, 50]], dtype=np.float64)
     dets = np.array(
