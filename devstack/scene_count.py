@@ -52,6 +52,10 @@ class RecordingDetector:
         self._detector = detector
         self.outputs: list[Detections] = []
 
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self._detector.class_names
+
     def detect(self, image: npt.NDArray[np.uint8]) -> Detections:
         dets = self._detector.detect(image)
         self.outputs.append(dets)
@@ -62,8 +66,14 @@ class ReplayDetector:
     """Hands back recorded detections in order, whatever the image."""
 
     def __init__(self, outputs: Sequence[Detections]) -> None:
+        if not outputs:
+            raise ValueError("nothing to replay")
         self._outputs = outputs
         self._next = 0
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self._outputs[0].class_names
 
     def detect(self, image: npt.NDArray[np.uint8]) -> Detections:
         del image
