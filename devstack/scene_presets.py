@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from devstack.scene import CameraSpec, LineSpec, SceneParams
 from devstack.scene_meshes import VehicleKind
+from devstack.scene_params import CameraSpec, LineSpec, SceneParams
 from devstack.scene_render import LANE_WIDTH_M
 from devstack.scene_traffic import Heading, LaneSpec, SignalSpec
 
