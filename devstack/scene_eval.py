@@ -39,13 +39,17 @@ class TruthBox:
     cls: str
     xyxy: tuple[int, int, int, int]
     fully_inside: bool
+    visible: float = 1.0
+    """Share of the silhouette no nearer vehicle hides."""
 
 
 def truth_by_frame(truth: dict[str, Any]) -> dict[int, list[TruthBox]]:
     frames: dict[int, list[TruthBox]] = {}
     for obj in truth["objects"]:
-        for f, x1, y1, x2, y2, full in obj["boxes"]:
-            frames.setdefault(f, []).append(TruthBox(obj["id"], obj["class"], (x1, y1, x2, y2), bool(full)))
+        for row in obj["boxes"]:
+            f, x1, y1, x2, y2, full = row[:6]
+            visible = row[6] / 100 if len(row) > 6 else 1.0
+            frames.setdefault(f, []).append(TruthBox(obj["id"], obj["class"], (x1, y1, x2, y2), bool(full), visible))
     return frames
 
 

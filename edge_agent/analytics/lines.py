@@ -28,6 +28,10 @@ Rules, chosen so counts stay honest on real, noisy tracks:
   track and shares its passage, so the vehicle is counted once whichever of its ids crosses, and a
   crossing made between the vanished id's last anchor and the new id's first one counts (once).
   While the decision is open, the new id's own crossing is held and reported at the decision.
+  If the vanished track's own id is seen again (it was hidden, not switched), the link was wrong: the
+  new id is another vehicle. The two are split, each with its own passage, and a crossing the new id
+  made meanwhile that the shared passage swallowed is reported then, so occlusion never merges two
+  vehicles into one count.
 - Per-track memory is forgotten ``forget_after_s`` after the track was last seen, and capped at
   ``max_tracks`` (oldest-seen dropped first, counted in ``tracks_evicted``).
 """
@@ -127,6 +131,8 @@ class _Passage:
     """One vehicle's passage over the line; shared by the track ids an ID switch links."""
 
     counted: Direction | None = None
+    counted_by: int | None = None
+    """The track id whose crossing counted it."""
 
 
 @dataclass(slots=True)
@@ -143,6 +149,8 @@ class _Candidate:
 
 @dataclass(slots=True)
 class _TrackMemory:
+    track_id: int
+    class_id: int
     anchor: Point
     side: float
     """Sign of the last side the anchor was strictly on (+1 / -1), 0 while it has only been on the line."""
@@ -156,6 +164,10 @@ class _TrackMemory:
     reserved: bool = False
     """A new id continues this vanished track, or is being checked for it."""
     candidate: _Candidate | None = None
+    successor: _TrackMemory | None = None
+    """The new id that continues (or may continue) this vanished track."""
+    swallowed: Direction | None = None
+    """A crossing of this id that was not counted because its (shared) passage already was."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +193,7 @@ class CountingLine:
         self._forget_after = dt.timedelta(seconds=config.forget_after_s)
         self._tracks_evicted = 0
         self._id_switches = 0
+        self._links_undone = 0
 
     @property
     def config(self) -> LineConfig:
@@ -204,6 +217,11 @@ class CountingLine:
     def id_switches(self) -> int:
         """New track ids that were confirmed to continue a vanished track."""
         return self._id_switches
+
+    @property
+    def links_undone(self) -> int:
+        """Links (candidate or confirmed) dropped because the vanished track's own id came back."""
+        return self._links_undone
 
     def update(self, tracked: Detections, timestamp: dt.datetime) -> tuple[Crossing, ...]:
         """Crossings made between the previous update and this one. Rows with tracker_id -1 are ignored."""
@@ -232,21 +250,31 @@ class CountingLine:
         known = [s for s in sightings if s.track_id in self._tracks]
         new = [s for s in sightings if s.track_id not in self._tracks]
         directions: dict[int, Direction] = {}
+        late: list[tuple[_TrackMemory, Direction]] = []
         # Known tracks first, so that every track still present is marked seen before new ids
         # look for a vanished track to continue.
         for sighting in known:
-            direction = self._observe(self._tracks[sighting.track_id], sighting, timestamp)
+            memory = self._tracks[sighting.track_id]
+            if memory.successor is not None:
+                late.extend(self._unlink(memory))
+            direction = self._observe(memory, sighting, timestamp)
             if direction is not None:
                 directions[sighting.row] = direction
         for sighting in new:
             self._tracks[sighting.track_id] = _TrackMemory(
-                anchor=sighting.point, side=sighting.side, hits=1, last_seen=timestamp, size=sighting.size
+                track_id=sighting.track_id,
+                class_id=sighting.class_id,
+                anchor=sighting.point,
+                side=sighting.side,
+                hits=1,
+                last_seen=timestamp,
+                size=sighting.size,
             )
         for sighting, predecessor in self._continuations(new, timestamp):
+            successor = self._tracks[sighting.track_id]
             predecessor.reserved = True
-            self._tracks[sighting.track_id].candidate = _Candidate(
-                predecessor, sighting.point, sighting.side, timestamp
-            )
+            predecessor.successor = successor
+            successor.candidate = _Candidate(predecessor, sighting.point, sighting.side, timestamp)
         crossings = tuple(
             Crossing(
                 line_id=self._config.id,
@@ -257,9 +285,40 @@ class CountingLine:
             )
             for sighting in sightings
             if sighting.row in directions
+        ) + tuple(
+            Crossing(self._config.id, memory.track_id, tracked.class_names[memory.class_id], direction, timestamp)
+            for memory, direction in late
         )
         self._forget(timestamp)
         return crossings
+
+    def _unlink(self, predecessor: _TrackMemory) -> list[tuple[_TrackMemory, Direction]]:
+        """The vanished track is back under its own id: the id that continued it is another vehicle.
+
+        Returns the other vehicle's crossing that the shared passage swallowed, to be counted now.
+        """
+        successor = predecessor.successor
+        assert successor is not None
+        predecessor.successor = None
+        predecessor.reserved = False
+        self._links_undone += 1
+        if successor.candidate is not None and successor.candidate.predecessor is predecessor:
+            # Still undecided: the held crossing is the other vehicle's own.
+            held = successor.candidate.held
+            successor.candidate = None
+            counted = self._count(successor, held)
+            return [(successor, counted)] if counted is not None else []
+        if successor.passage is not predecessor.passage:
+            return []
+        self._id_switches -= 1
+        shared = predecessor.passage
+        if shared.counted_by == successor.track_id:
+            predecessor.passage = _Passage()  # the count was the other vehicle's; this one has not crossed
+            return []
+        successor.passage = _Passage()
+        swallowed, successor.swallowed = successor.swallowed, None
+        counted = self._count(successor, swallowed)
+        return [(successor, counted)] if counted is not None else []
 
     def _observe(self, memory: _TrackMemory, sighting: _Sighting, timestamp: dt.datetime) -> Direction | None:
         point, side = sighting.point, sighting.side
@@ -283,11 +342,12 @@ class CountingLine:
         memory.anchor = point
         memory.last_seen = timestamp
         memory.size = sighting.size
+        memory.class_id = sighting.class_id
         if side != 0:
             memory.side = side
         if memory.candidate is not None:
             return self._decide(memory, direction, timestamp)
-        return self._count(memory.passage, direction)
+        return self._count(memory, direction)
 
     def _decide(self, memory: _TrackMemory, direction: Direction | None, timestamp: dt.datetime) -> Direction | None:
         """A new id that may continue a vanished track: hold its crossing until its motion tells."""
@@ -306,7 +366,8 @@ class CountingLine:
         oncoming = moving and step[0] * predecessor.velocity[0] + step[1] * predecessor.velocity[1] < 0
         if oncoming and math.hypot(*step) >= MIN_STEP_BOXES * unit:
             predecessor.reserved = False  # another vehicle: a later new id may still continue it
-            return self._count(memory.passage, candidate.held)
+            predecessor.successor = None
+            return self._count(memory, candidate.held)
         self._id_switches += 1
         memory.passage = predecessor.passage
         memory.hits += predecessor.hits
@@ -315,15 +376,19 @@ class CountingLine:
             predecessor.anchor, candidate.first_anchor, self._start, self._end
         )
         if bridged:
-            return self._count(memory.passage, "in" if candidate.first_side > 0 else "out")
-        return self._count(memory.passage, candidate.held)
+            return self._count(memory, "in" if candidate.first_side > 0 else "out")
+        return self._count(memory, candidate.held)
 
     @staticmethod
-    def _count(passage: _Passage, direction: Direction | None) -> Direction | None:
-        """Count ``direction`` unless this vehicle's passage was already counted."""
-        if direction is None or passage.counted is not None:
+    def _count(memory: _TrackMemory, direction: Direction | None) -> Direction | None:
+        """Count ``direction`` unless this vehicle's passage was already counted (then keep it aside)."""
+        if direction is None:
             return None
-        passage.counted = direction
+        passage = memory.passage
+        if passage.counted is not None:
+            memory.swallowed = memory.swallowed or direction
+            return None
+        passage.counted, passage.counted_by = direction, memory.track_id
         return direction
 
     def _continuations(self, new: list[_Sighting], timestamp: dt.datetime) -> list[tuple[_Sighting, _TrackMemory]]:

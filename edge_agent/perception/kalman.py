@@ -36,7 +36,7 @@ class KalmanNoise:
     """Detector box noise, per measurement."""
     process_position: float = 0.25
     """Random walk of the position per sqrt(second)."""
-    process_velocity: float = 1.0
+    process_velocity: float = 0.5
     """Random walk of the velocity (box sizes per second) per sqrt(second)."""
     initial_velocity: float = 2.0
     """Uncertainty of a new track's velocity (box sizes per second): unknown, so wide."""

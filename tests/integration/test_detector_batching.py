@@ -3,6 +3,7 @@ directly and through the shared batching detector fed by several camera threads.
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -26,8 +27,14 @@ BATCHED = BatchingConfig(enabled=True, max_batch=4, max_wait_ms=20)
 @pytest.fixture(scope="module")
 def frames(tmp_path_factory: pytest.TempPathFactory) -> list[Image]:
     """Three frames of a rendered clip with a car in view, and one of them shrunk (batches mix sizes)."""
-    video, _ = render_scene(SceneParams(seed=7, duration_s=6.0), tmp_path_factory.mktemp("scene"))
-    chosen = [image for index, image in decode_frames(video) if index in (24, 28, 48)]
+    video, truth_path = render_scene(SceneParams(seed=7, duration_s=8.0), tmp_path_factory.mktemp("scene"))
+    truth = json.loads(truth_path.read_text(encoding="utf-8"))
+    columns = truth["box_columns"]
+    # Frames where a vehicle is wholly in view (the truth's own flag), a few frames apart.
+    in_view = sorted({row[0] for obj in truth["objects"] for row in obj["boxes"] if row[columns.index("fully_inside")]})
+    wanted = set(in_view[len(in_view) // 4 :: 4][:3])
+    assert len(wanted) == 3, "the rendered clip must show a whole vehicle in at least 12 frames"
+    chosen = [image for index, image in decode_frames(video) if index in wanted]
     small = np.ascontiguousarray(chosen[1][::2, ::2])
     return [*chosen, small]
 

@@ -328,3 +328,28 @@ def test_a_track_still_present_is_never_continued() -> None:
     crossings = run_frames(line, frames)
     assert [(c.track_id, c.direction) for c in crossings] == [(1, "in"), (2, "out")]
     assert line.id_switches == 0
+
+
+def test_a_hidden_vehicle_that_reappears_under_its_own_id_is_counted_too() -> None:
+    # Car 1 drives down towards the line and is hidden (occluded) at y=370; car 2's track starts where
+    # car 1 would be, drives on and crosses: taken for car 1's new id, it is counted for their shared passage.
+    # Then car 1 comes out from behind under its own id: the link was wrong, and car 1 counts as well.
+    frames: list[list[tuple[int, float, float]]] = [[(1, 500.0, 330.0 + 10 * k)] for k in range(5)]  # to y=370
+    frames += [[(2, 500.0, 385.0 + 10 * k)] for k in range(4)]  # 385 .. 415: crosses at 405
+    frames += [[(2, 500.0, 425.0 + 10 * k), (1, 500.0, 375.0 + 10 * k)] for k in range(6)]  # 1 crosses at 405
+    line = horizontal_line()
+    crossings = run_frames(line, frames)
+    assert [(c.track_id, c.direction) for c in crossings] == [(2, "in"), (1, "in")]
+    assert (line.id_switches, line.links_undone) == (0, 1)
+
+
+def test_a_link_undone_before_it_was_decided_releases_the_held_crossing() -> None:
+    # As above, but car 2 crosses at once (its crossing is held while the link is undecided) and car 1
+    # reappears before car 2 has moved far enough for a decision: car 2's held crossing is counted then.
+    frames: list[list[tuple[int, float, float]]] = [[(1, 500.0, 350.0 + 10 * k)] for k in range(5)]  # to y=390
+    frames += [[(2, 500.0, 395.0)], [(2, 500.0, 401.0)]]  # crossed by 6 px: less than a quarter box
+    frames += [[(2, 500.0, 402.0 + 10 * k), (1, 500.0, 385.0 + 10 * k)] for k in range(4)]
+    line = horizontal_line()
+    crossings = run_frames(line, frames)
+    assert [(c.track_id, c.direction) for c in crossings] == [(2, "in"), (1, "in")]
+    assert line.links_undone == 1

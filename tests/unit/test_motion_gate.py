@@ -100,7 +100,8 @@ def test_analytics_step_reuses_detections_while_the_gate_sees_nothing_move() -> 
     for index in range(10):
         result = step.process(Frame(parked, "cam", index, START + dt.timedelta(seconds=0.1 * index)))
         ran.append(result.timings.detector_ran)
-        assert len(result.tracked) == (1 if index >= 2 else 0)  # confirmed after min_hits, reused boxes included
+        # Confirmed after min_hits matched frames, reused boxes included.
+        assert len(result.tracked) == (1 if index >= TrackerConfig().min_hits - 1 else 0)
     # Frame 0 runs without asking; frame 1 is the gate's first look (no reference); then it is all still.
     assert ran == [True, True] + [False] * 8
     assert detector.calls == 2

@@ -85,8 +85,12 @@ def test_missed_detections_within_max_lost_keep_the_id(gap_frames: int) -> None:
     assert seen == {1}
 
 
+# The next tests keep a box still; a standing vehicle has its own, longer limit (max_lost_stationary_s,
+# tested in test_tracker_flicker.py), so they set it equal to the max_lost_s they are about.
+
+
 def test_missed_detections_beyond_max_lost_give_a_new_id() -> None:
-    tracker = ByteTracker(TrackerConfig(max_lost_s=1.0))
+    tracker = ByteTracker(TrackerConfig(max_lost_s=1.0, max_lost_stationary_s=1.0))
     seen_before: set[int] = set()
     seen_after: set[int] = set()
     for k in range(40):
@@ -101,7 +105,7 @@ def test_missed_detections_beyond_max_lost_give_a_new_id() -> None:
 
 def test_lost_time_is_measured_in_seconds_not_frames() -> None:
     # Two updates 0.9 s apart (eight dropped frames) stay within max_lost_s = 1.0.
-    tracker = ByteTracker(TrackerConfig(max_lost_s=1.0, min_hits=1))
+    tracker = ByteTracker(TrackerConfig(max_lost_s=1.0, max_lost_stationary_s=1.0, min_hits=1))
     assert ids_of(tracker.update(dets([(300, 300)]), 0.0)) == [1]
     tracker.update(Detections.empty(NAMES), 0.1)
     assert ids_of(tracker.update(dets([(300, 300)]), 1.0)) == [1]
@@ -111,8 +115,8 @@ def test_lost_time_is_measured_in_seconds_not_frames() -> None:
 
 def test_low_score_detections_never_start_tracks() -> None:
     tracker = ByteTracker()
-    for k in range(20):
-        out = tracker.update(dets([(200 + 5 * k, 200)], scores=[0.3]), k * 0.1)
+    for k in range(20):  # 0.2 is below the default high_score_threshold (0.3): a low score
+        out = tracker.update(dets([(200 + 5 * k, 200)], scores=[0.2]), k * 0.1)
         assert len(out) == 0
     assert tracker.track_count == 0
 
@@ -128,7 +132,7 @@ def test_low_score_detections_extend_an_active_track() -> None:
 
 
 def test_below_low_threshold_is_ignored() -> None:
-    tracker = ByteTracker(TrackerConfig(max_lost_s=0.5))
+    tracker = ByteTracker(TrackerConfig(max_lost_s=0.5, max_lost_stationary_s=0.5))
     for k in range(5):
         tracker.update(dets([(200, 200)]), k * 0.1)
     for k in range(5, 20):
