@@ -95,16 +95,21 @@ class CountedCrossing:
 
 
 def count_clip(
-    images: Iterable[npt.NDArray[np.uint8]],
+    images: Iterable[npt.NDArray[np.uint8]] | Iterable[tuple[int, npt.NDArray[np.uint8]]],
     detector: Detector,
     tracker: TrackerConfig,
     line: LineConfig,
     fps: float,
 ) -> list[CountedCrossing]:
-    """Run the analytics step over ``images`` (frame i taken at i / fps seconds); every crossing counted."""
+    """Run the analytics step over ``images`` (frame i taken at i / fps seconds); every crossing counted.
+
+    ``images`` are the clip's frames in order, or (frame index, image) pairs when only some frames are
+    analysed (a camera analysed at a lower rate than it sends).
+    """
     step = AnalyticsStep("bench", "scene", detector, ByteTracker(tracker), lines=[line], intervals_s=(3600,))
     counted: list[CountedCrossing] = []
-    for index, image in enumerate(images):
+    for position, item in enumerate(images):
+        index, image = item if isinstance(item, tuple) else (position, item)
         frame = Frame(image, "scene", index, EPOCH + dt.timedelta(seconds=index / fps))
         result = step.process(frame)
         for crossing in result.crossings:
@@ -124,9 +129,10 @@ def blank_frames(width: int, height: int, count: int) -> Iterable[npt.NDArray[np
 
 
 def count_video(
-    video: Any, detector: Detector, tracker: TrackerConfig, truth: Mapping[str, Any]
+    video: Any, detector: Detector, tracker: TrackerConfig, truth: Mapping[str, Any], every: int = 1
 ) -> list[CountedCrossing]:
-    return count_clip((image for _, image in decode_frames(video)), detector, tracker, scene_line(truth), truth["fps"])
+    """Count a rendered clip, analysing every ``every``-th frame (1 = all)."""
+    return count_clip(decode_frames(video, every), detector, tracker, scene_line(truth), truth["fps"])
 
 
 def _ratio(counted: int, true: int) -> float:
