@@ -41,8 +41,6 @@ from edge_agent.preview.config import DEFAULT_PREVIEW_PORT
 AGENT_ID = "demo-agent"
 CAMERA_ID = "cam-demo-01"
 LINE_ID = "line-main"
-DEMO_TRACKER = {"high_score_threshold": 0.3, "new_track_threshold": 0.4}
-"""The SSD scores the rendered cars 0.3-0.6; the tracker's defaults (0.5/0.6) would start too few tracks."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +152,6 @@ def run_demo(state_dir: Path, duration_s: float, interval_s: int, report_every_s
                 lines=[truth.line],
                 interval_s=interval_s,
                 on_end="reconnect",
-                camera_extra={"tracker": DEMO_TRACKER},
                 preview_port=preview_port,
             )
             config_path = write_edge_config(demo_dir / "edge.yaml", config)

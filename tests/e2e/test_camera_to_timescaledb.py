@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from devstack.apps import edge_config, provision_agent, start_central, start_edge, write_edge_config, write_secret
-from devstack.demo import DEMO_TRACKER, SceneTruth, truth_totals
+from devstack.demo import SceneTruth, truth_totals
 from devstack.ports import free_port
 from devstack.scene import SceneParams, render_scene
 
@@ -35,7 +35,6 @@ def test_stored_counts_equal_ground_truth(tmp_path: Path, pg_dsn: str, rtsp_serv
             lines=[truth.line],
             interval_s=10,
             on_end="stop",
-            camera_extra={"tracker": DEMO_TRACKER},
             preview_port=free_port(),
         )
         edge = start_edge(write_edge_config(tmp_path / "edge.yaml", config), tmp_path / "edge.log")

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from devstack.demo import DEMO_TRACKER
 from devstack.ports import free_port
 from devstack.scene import SceneParams, render_scene
 from edge_agent.agent import Agent
@@ -77,7 +76,6 @@ def test_dead_cameras_do_not_stop_the_live_one(
                 "open_timeout_s": 2.0,
                 "read_timeout_s": 2.0,
                 "lines": [line],
-                "tracker": DEMO_TRACKER,  # the SSD scores the rendered cars below the tracker's street defaults
             },
             "cameras": [
                 {"id": "cam-live", "url": live_url},

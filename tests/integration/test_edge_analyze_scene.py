@@ -20,7 +20,6 @@ from edge_agent.cli import main
 from edge_agent.perception.detectors import DetectorConfig, resolve_model_path
 from event_contract import CountIntervalEvent, EventBatch
 
-TRACKER = {"high_score_threshold": 0.3, "new_track_threshold": 0.4}
 """The SSD scores the rendered cars 0.3-0.6 (as in tests/e2e)."""
 
 
@@ -47,7 +46,6 @@ def test_analyze_prints_writes_events_and_an_annotated_video_that_agree(
             {
                 "id": "cam-scene",
                 "url": "rtsp://192.0.2.2/1",
-                "tracker": TRACKER,
                 "lines": [{**truth.line, "in_label": "vào phố", "out_label": "ra phố"}],
             },
         ],

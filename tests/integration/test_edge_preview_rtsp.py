@@ -33,7 +33,6 @@ from tests.unit.test_uplink_http import ScriptedCentral, central  # noqa: F401 -
 
 pytestmark = pytest.mark.integration
 
-TRACKER = {"high_score_threshold": 0.3, "new_track_threshold": 0.4}
 """The SSD scores the rendered cars 0.3-0.6 (as in tests/e2e)."""
 READY_WITHIN_S = 60.0
 """Safety net for the agent to connect and analyse, not a performance claim."""
@@ -73,9 +72,7 @@ def test_agent_serves_a_live_annotated_preview_of_an_rtsp_camera(
             "central": {"url": central.url, "token": "t0k", "flush_interval_s": 0.2},
             "shutdown_timeout_s": 2,
             "preview": {"port": port, "max_fps": 5, "max_width": 480},
-            "cameras": [
-                {"id": "cam-live", "name": "Cầu thử", "url": camera_url, "tracker": TRACKER, "lines": [truth.line]}
-            ],
+            "cameras": [{"id": "cam-live", "name": "Cầu thử", "url": camera_url, "lines": [truth.line]}],
         }
     )
     agent = Agent(config)

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from devstack.demo import DEMO_TRACKER
 from devstack.errors import DevstackError
 from devstack.rtsp import RtspServer
 from devstack.scene import SceneParams, render_scene
@@ -66,7 +65,7 @@ def test_intervals_after_the_camera_dies_carry_zero_coverage_and_downtime(
         open_timeout_s=2.0,
         reconnect=BackoffConfig(base_s=0.5, ceiling_s=1.0),
         detector=detector_config,
-        tracker=TrackerConfig.model_validate(DEMO_TRACKER),
+        tracker=TrackerConfig(),
         lines=(LineConfig(id="main", start=(0.0, 0.5), end=(1.0, 0.5)),),
         zones=(ZoneConfig(id="road", polygon=((0.2, 0.3), (0.8, 0.3), (0.8, 0.9), (0.2, 0.9))),),
     )
