@@ -12,7 +12,13 @@ from pydantic import ValidationError
 
 from edge_agent.perception.detectors import DetectorConfig
 from edge_agent.perception.detectors.config import runtime_settings
-from edge_agent.perception.detectors.onnx_session import CPU, OnnxSession, RuntimeSettings, plan_session
+from edge_agent.perception.detectors.onnx_session import (
+    CPU,
+    OnnxSession,
+    RuntimeSettings,
+    plan_session,
+    session_options,
+)
 from tests.unit.onnx_models import fixed_output_model
 
 TRT, CUDA = "TensorrtExecutionProvider", "CUDAExecutionProvider"
@@ -112,3 +118,12 @@ def test_detector_config_carries_provider_settings_and_refuses_bad_orders(tmp_pa
         DetectorConfig(providers=("cuda", "cuda"))
     with pytest.raises(ValidationError, match="providers"):
         DetectorConfig.model_validate({"providers": ["rocm"]})
+
+
+def test_worker_threads_sleep_between_runs_unless_spinning_is_asked_for() -> None:
+    quiet = session_options(runtime_settings(DetectorConfig()))
+    assert quiet.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert quiet.get_session_config_entry("session.inter_op.allow_spinning") == "0"
+    spinning = session_options(runtime_settings(DetectorConfig(thread_spinning=True, intra_op_threads=1)))
+    assert spinning.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    assert spinning.intra_op_num_threads == 1

@@ -86,6 +86,12 @@ class DetectorConfig(BaseModel):
     intra_op_threads: int = Field(
         default=0, ge=0, le=256, description="ONNX Runtime threads per inference; 0 = all cores."
     )
+    thread_spinning: bool = Field(
+        default=False,
+        description="Let ONNX Runtime's worker threads spin while waiting for work (its own default). It shaves "
+        "a little latency off one model on an idle box, but with one session per camera the spinning threads "
+        "burn the cores the decoders need; off, they sleep.",
+    )
     providers: tuple[ProviderName, ...] = Field(
         default=DEFAULT_PROVIDERS,
         min_length=1,
@@ -168,6 +174,7 @@ def runtime_settings(config: DetectorConfig) -> RuntimeSettings:
         fp16_model_path=config.fp16_model_path,
         tensorrt_cache_dir=config.tensorrt_cache_dir,
         intra_op_threads=config.intra_op_threads,
+        thread_spinning=config.thread_spinning,
     )
 
 

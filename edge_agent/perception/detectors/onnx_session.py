@@ -45,6 +45,7 @@ class RuntimeSettings:
     fp16_model_path: Path | None = None
     tensorrt_cache_dir: Path | None = None
     intra_op_threads: int = 0
+    thread_spinning: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,19 @@ class SessionPlan:
     @property
     def provider_names(self) -> list[str]:
         return [name for name, _ in self.providers]
+
+
+def session_options(settings: RuntimeSettings) -> ort.SessionOptions:
+    """Threads and graph optimisation of a session."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = settings.intra_op_threads
+    # Per-frame calls are tiny; one inter-op thread avoids oversubscribing the 2-core edge boxes.
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    spin = "1" if settings.thread_spinning else "0"
+    options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    options.add_session_config_entry("session.inter_op.allow_spinning", spin)
+    return options
 
 
 def provider_options(name: ProviderName, settings: RuntimeSettings) -> ProviderOptions:
@@ -144,11 +158,7 @@ class OnnxSession:
         return self.plan.model_path
 
     def _open(self, settings: RuntimeSettings) -> ort.InferenceSession:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = settings.intra_op_threads
-        # Per-frame calls are tiny; one inter-op thread avoids oversubscribing the 2-core edge boxes.
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options = session_options(settings)
         names = self.plan.provider_names
         try:
             return ort.InferenceSession(
