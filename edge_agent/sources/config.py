@@ -93,6 +93,14 @@ class ReaderConfig(BaseModel):
         description="Hand analytics at most this many frames per second of stream time (by PTS); the others are "
         "decoded (P-frames need them) but never converted to BGR. null = every decoded frame.",
     )
+    max_decode_lag_s: float | None = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Live sources: when decoded frames come out this many seconds later than the stream's own "
+        "pace (the box cannot decode the camera in real time), decode keyframes only until caught up, so "
+        "latency stays bounded (counted in fell_behind / frames_skipped_behind). null = never skip.",
+    )
     corrupt_frames: Literal["drop", "deliver"] = Field(
         default="drop",
         description="Frames FFmpeg decoded with concealed errors (smeared blocks until the next keyframe): "

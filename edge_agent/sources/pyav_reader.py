@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge_agent.perception.types import Frame
+from edge_agent.sources.catch_up import CatchUp
 from edge_agent.sources.config import LIVE_SCHEMES, ReaderConfig
 from edge_agent.sources.decoders import (
     DecoderChoice,
@@ -135,6 +136,7 @@ class PyAVReader:
         self._last_logged_problem = ""
         self._decode_seconds = 0.0
         """Decode time not yet attributed to a frame (a packet may give no picture, or several)."""
+        self._catch_up = CatchUp(config.max_decode_lag_s if config.is_live else None)
 
     def stop(self) -> None:
         """Ask ``frames()`` to end: at once while waiting to reconnect, within ``read_timeout_s`` while
@@ -216,6 +218,7 @@ class PyAVReader:
                 stream.thread_type = "AUTO"  # frame and slice threads; hwaccel decodes on the GPU instead
             if self.config.decode == "keyframes":
                 codec.skip_frame = "NONKEY"
+            self._catch_up.restart()
             self._status.connection(decoder=choice.kind, decoder_reason=choice.reason, codec=codec.name)
             frame_interval_s = 1.0 / float(stream.average_rate) if stream.average_rate else DEFAULT_FRAME_INTERVAL_S
             timeline.new_connection()
@@ -233,7 +236,9 @@ class PyAVReader:
                     size = f"{picture.width}x{picture.height}"
                     log.info("source %s live: %s %s on %s", self.source_id, codec.name, size, choice.kind)
                 self._reconnect.frame_arrived(self._monotonic())
-                clocks.arrival.observe(arrival, offset)
+                origin = clocks.arrival.observe(arrival, offset)
+                if self.config.is_live:
+                    self._keep_up(codec, (self._wall_clock() - origin).total_seconds() - offset, picture.key_frame)
                 source_offset = offset if self.config.is_live else timeline.loop_base_s + offset
                 if not limiter.due(source_offset):
                     self._status.rate_limited(self._take_decode_seconds())
@@ -258,6 +263,21 @@ class PyAVReader:
             if not self.config.is_live:
                 # The next pass over the file continues the timeline one frame after this one's end.
                 timeline.loop_base_s += timeline.last_offset_s + frame_interval_s
+
+    def _keep_up(self, codec: Any, lag_s: float, keyframe: bool) -> None:
+        """Skip non-key frames while decoding lags the stream by more than max_decode_lag_s (see catch_up)."""
+        was_skipping = self._catch_up.skipping
+        if self._catch_up.observe(lag_s, keyframe) == was_skipping:
+            return
+        if self._catch_up.skipping:
+            self._status.fell_behind()
+            log.warning(
+                "source %s: decoding is %.1f s behind the stream: keyframes only until caught up", self.source_id, lag_s
+            )
+            codec.skip_frame = "NONKEY"
+        else:
+            log.info("source %s: caught up (%.2f s behind): decoding every frame again", self.source_id, lag_s)
+            codec.skip_frame = "NONKEY" if self.config.decode == "keyframes" else "DEFAULT"
 
     def _take_decode_seconds(self) -> float:
         """Decode time spent since the last frame was counted (delivered or rate-limited)."""
@@ -360,7 +380,9 @@ class PyAVReader:
                 continue
             self._decode_seconds += time.perf_counter() - decoding
             consecutive_errors = 0
-            if keyframes_only and packet.size > 0:
+            if self._catch_up.skipping and not packet.is_keyframe:
+                self._status.skipped_behind()
+            if (keyframes_only or self._catch_up.skipping) and packet.size > 0:
                 # Non-key packets decode to nothing on purpose; an undamaged one still shows the stream lives.
                 watchdog.progress(self._monotonic())
             for picture in pictures:

@@ -86,6 +86,10 @@ class ReaderStats:
     H.264/H.265) the work partly overlaps other threads, so this is the reader's wait, not CPU time."""
     convert_seconds: float = 0.0
     """Wall time spent converting delivered frames to BGR (``to_ndarray``)."""
+    fell_behind: int = 0
+    """Times decoding lagged the live stream by more than ``max_decode_lag_s`` (keyframes only until caught up)."""
+    frames_skipped_behind: int = 0
+    """Non-key frames not decoded while catching up (see ``edge_agent.sources.catch_up``)."""
 
 
 class SourceStatus:
@@ -172,6 +176,14 @@ class SourceStatus:
                 clock_offset_s=clock_offset_s if clock_offset_s is not None else self._stats.clock_offset_s,
             )
             return sequence
+
+    def fell_behind(self) -> None:
+        with self._lock:
+            self._stats = replace(self._stats, fell_behind=self._stats.fell_behind + 1)
+
+    def skipped_behind(self) -> None:
+        with self._lock:
+            self._stats = replace(self._stats, frames_skipped_behind=self._stats.frames_skipped_behind + 1)
 
     def reconnecting(self) -> None:
         with self._lock:

@@ -6,6 +6,7 @@ product's default reconnect settings), a frozen stream reported as stalled withi
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -167,3 +168,32 @@ def test_corrupt_h264_packets_are_counted_and_frames_resume(start_server: StartS
     assert indices[-16:] == [index % 32 for index in range(48, 64)]
     assert stats.frames_delivered == len(indices)
     assert stats.frames_decoded == len(indices) + stats.corrupt_frames
+
+
+def _latencies_of_a_slow_consumer(server: RtspServer, max_decode_lag_s: float | None) -> tuple[list[float], PyAVReader]:
+    """Read 8 s of a 10 fps stream while taking 0.25 s per frame (4 fps): decoding falls behind the camera."""
+    reader = PyAVReader("cam-slow", ReaderConfig(url=server.url("cam"), max_decode_lag_s=max_decode_lag_s))
+    latencies: list[float] = []
+    started = time.monotonic()
+    for frame in reader.frames():
+        latencies.append((dt.datetime.now(dt.UTC) - frame.timestamp).total_seconds())
+        if time.monotonic() - started > 8.0:
+            break
+        time.sleep(0.25)  # the box is too busy: decoding waits while this frame is analysed
+    reader.stop()
+    return latencies, reader
+
+
+def test_decoding_slower_than_the_camera_skips_to_keyframes_and_latency_stays_bounded(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    server = start_server(write_counting_clip(tmp_path / "clip.mp4", frames=100, fps=10), True)
+    behind, _ = _latencies_of_a_slow_consumer(server, None)
+    latencies, reader = _latencies_of_a_slow_consumer(server, 0.5)
+    stats = reader.stats()
+    # Without catching up, each frame comes out later than the one before (the backlog waits in the socket).
+    assert behind[-1] > 2.5, behind
+    assert stats.fell_behind >= 1
+    assert stats.frames_skipped_behind > 0
+    # With it, latency stays within the lag limit plus a group of pictures (1 s) and one slow frame.
+    assert max(latencies[len(latencies) // 2 :]) < 2.0, latencies
