@@ -13,13 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
 from devstack.scene import SceneParams, render_scene
+from devstack.video_files import write_video
 
 CAMERA_BITRATE_BPS = {1080: 4_000_000, 720: 2_000_000}
 NOISE_SIGMA = 3.0
@@ -77,16 +77,9 @@ def _reencode(source: Path, target: Path, clip: CameraClip) -> None:
         "bufsize": str(2 * clip.bitrate_bps),
         "x264-params": f"keyint={2 * clip.fps}:min-keyint={2 * clip.fps}:scenecut=0:bframes=0:nal-hrd=cbr",
     }
-    with av.open(str(source)) as reader, av.open(str(target), "w") as writer:
-        stream = writer.add_stream("libx264", rate=Fraction(clip.fps), options=options)
-        stream.width, stream.height, stream.pix_fmt = clip.width, clip.height, "yuv420p"
-        stream.bit_rate = clip.bitrate_bps
-        for index, picture in enumerate(reader.decode(video=0)):
-            image = picture.to_ndarray(format="bgr24").astype(np.float32)
-            noisy = np.clip(image + rng.normal(0.0, NOISE_SIGMA, image.shape), 0, 255).astype(np.uint8)
-            frame = av.VideoFrame.from_ndarray(noisy, format="bgr24")
-            frame.pts = index
-            for packet in stream.encode(frame):
-                writer.mux(packet)
-        for packet in stream.encode():
-            writer.mux(packet)
+    with av.open(str(source)) as reader:
+        noisy = (
+            np.clip(image + rng.normal(0.0, NOISE_SIGMA, image.shape), 0, 255).astype(np.uint8)
+            for image in (picture.to_ndarray(format="bgr24").astype(np.float32) for picture in reader.decode(video=0))
+        )
+        write_video(target, noisy, fps=clip.fps, options=options, bit_rate=clip.bitrate_bps)

@@ -19,11 +19,9 @@ import json
 import sys
 import time
 from collections.abc import Iterator
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
 import cv2
 import numpy as np
 import numpy.typing as npt
@@ -51,6 +49,7 @@ from devstack.scene_render import (
     visible_fractions,
 )
 from devstack.scene_truth import ObjectTrack, Segment, beyond_end, check_truth, count_table, crossings, seconds_at_line
+from devstack.video_files import write_video
 
 __all__ = [
     "RENDERER_VERSION",
@@ -127,19 +126,7 @@ def render_scene(params: SceneParams, out_dir: Path, name: str = "scene") -> tup
     trips, tracks = plan_traffic(params)
     tmp_video = video_path.with_suffix(".partial.mp4")
     codec, options = _encoder_options(params)
-    with av.open(str(tmp_video), mode="w") as container:
-        stream = container.add_stream(codec, rate=Fraction(params.fps), options=options)
-        if not isinstance(stream, av.VideoStream):
-            raise TypeError(f"{codec} did not give a video stream")
-        stream.width, stream.height, stream.pix_fmt = params.width, params.height, "yuv420p"
-        stream.codec_context.time_base = Fraction(1, params.fps)
-        for index, image in enumerate(_render_frames(params, trips, tracks)):
-            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-            frame.pts = index
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_video(tmp_video, _render_frames(params, trips, tracks), fps=params.fps, codec=codec, options=options)
     line = counting_line(params)
     check_truth(tracks, clip_rules(params))
     truth = _truth_document(params, trips, tracks, line)

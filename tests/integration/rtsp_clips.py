@@ -7,12 +7,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 
+from devstack.video_files import write_video
 from edge_agent.perception.types import Frame
 from edge_agent.sources.pyav_reader import PyAVReader, SourceGaveUpError
 
@@ -32,22 +31,13 @@ def write_counting_clip(
     Steps of 8 survive H.264 and colour conversion (they shift grey levels by about 3).
     """
     gop = gop or fps
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        assert isinstance(stream, av.VideoStream)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.codec_context.time_base = Fraction(1, fps)
-        if codec == "libx265":
-            stream.options = {"x265-params": f"keyint={gop}:min-keyint={gop}:bframes=0:log-level=error"}
-        else:
-            stream.options = {"g": str(gop), "bf": "0", "tune": "zerolatency"}
-        for index in range(frames):
-            image = np.full((HEIGHT, WIDTH, 3), 8 * (index % 32), dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    options = (
+        {"x265-params": f"keyint={gop}:min-keyint={gop}:bframes=0:log-level=error"}
+        if codec == "libx265"
+        else {"g": str(gop), "bf": "0", "tune": "zerolatency"}
+    )
+    images = (np.full((HEIGHT, WIDTH, 3), 8 * (index % 32), dtype=np.uint8) for index in range(frames))
+    return write_video(path, images, fps=fps, codec=codec, options=options)
 
 
 def frame_index(frame: Frame) -> int:

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
-import numpy as np
 import pytest
 
 from edge_agent.cli import main
@@ -22,26 +19,10 @@ pytestmark = pytest.mark.integration
 FRAMES, FPS = 30, 10
 
 
-def write_counting_video(path: Path) -> Path:
-    """H.264 MP4 whose frame i is a flat grey of brightness 8*i, so a reader can tell which frame it got."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
-        stream.codec_context.time_base = Fraction(1, FPS)
-        stream.options = {"g": str(FPS), "bf": "0", "tune": "zerolatency"}
-        for index in range(FRAMES):
-            image = np.full((120, 160, 3), 8 * index, dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
 def test_reader_gets_the_stream_from_its_first_frame_with_wall_clock_pts_times(
     rtsp_server_factory: RtspServe, tmp_path: Path
 ) -> None:
-    url = rtsp_server_factory(write_counting_video(tmp_path / "counting.mp4"))
+    url = rtsp_server_factory(write_counting_clip(tmp_path / "counting.mp4", frames=FRAMES, fps=FPS))
     config = ReaderConfig(url=url, read_timeout_s=5, max_reconnects=0, timestamps="arrival")
     reader = PyAVReader("cam-rtsp", config)
     assert reader.config.is_live

@@ -11,14 +11,13 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Generator, Iterator
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import numpy.typing as npt
 import pytest
 
+from devstack.video_files import write_video
 from edge_agent.analytics.intervals import IntervalEvent
 from edge_agent.analytics.lines import LineConfig
 from edge_agent.analytics.zones import ZoneConfig
@@ -205,16 +204,7 @@ def test_ticks_without_frames_close_intervals_with_zero_coverage_and_downtime() 
 
 
 def write_square_video(path: Path, tops: list[int]) -> Path:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.codec_context.time_base = Fraction(1, 10)
-        for top in tops:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(square_image(top), format="bgr24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return write_video(path, (square_image(top) for top in tops), fps=10)
 
 
 def camera(video: Path, **overrides: object) -> CameraConfig:

@@ -14,6 +14,7 @@ import av
 import numpy as np
 import pytest
 
+from devstack.video_files import write_video
 from edge_agent.delivery.backoff import BackoffConfig
 from edge_agent.sources.pyav_reader import PyAVReader, ReaderConfig, SourceGaveUpError
 
@@ -24,26 +25,13 @@ WIDTH, HEIGHT = 64, 48
 def write_h264(path: Path, pts_ms: list[int], *, noise: bool = False) -> Path:
     """An MP4 with one H.264 frame at each PTS (milliseconds); frame i has brightness 6*i unless ``noise``."""
     rng = np.random.default_rng(0)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.time_base = Fraction(1, 1000)
-        stream.codec_context.time_base = Fraction(1, 1000)
-        stream.options = {"g": "10", "bf": "0"}
-        for index, pts in enumerate(pts_ms):
-            image = (
-                rng.integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8)
-                if noise
-                else np.full((HEIGHT, WIDTH, 3), 6 * index, dtype=np.uint8)
-            )
-            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-            frame.pts = pts
-            frame.time_base = Fraction(1, 1000)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    images = (
+        rng.integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+        if noise
+        else np.full((HEIGHT, WIDTH, 3), 6 * i, np.uint8)
+        for i in range(len(pts_ms))
+    )
+    return write_video(path, images, fps=10, options={"g": "10", "bf": "0"}, pts=pts_ms, time_base=Fraction(1, 1000))
 
 
 def offline(url: Path | str, **overrides: object) -> ReaderConfig:
