@@ -54,8 +54,11 @@ def render_clips(directory: Path, resolution: str, seconds: float) -> dict[str, 
     }
 
 
-def baselines(video: Path, detector: DetectorConfig, analysed_fps: float, seconds: float) -> dict[str, Any]:
-    decode = decode_alone(video, SOURCE_FPS, analysed_fps, parallel=os.cpu_count() or 1, seconds=seconds)
+def baselines(video: Path, detector: DetectorConfig, args: argparse.Namespace) -> dict[str, Any]:
+    analysed_fps, seconds = args.analysed_fps, args.inference_seconds
+    decode = decode_alone(
+        video, analysed_fps, source_fps=SOURCE_FPS, parallel=os.cpu_count() or 1, seconds=seconds, decoder=args.decoder
+    )
     inference = inference_alone(detector, sample_frames(video, 40), analysed_fps, seconds)
     print(
         f"  decode alone: {decode.stream_frames_per_s:.0f} frames/s = {decode.cameras:.2f} cameras; "
@@ -78,14 +81,16 @@ def measure_backend(
 ) -> dict[str, Any]:
     detector = DetectorConfig.model_validate({"backend": backend, "intra_op_threads": args.intra_op_threads})
     print(f" backend {backend}", flush=True)
-    result = baselines(clips["busy"], detector, args.analysed_fps, args.inference_seconds)
+    result = baselines(clips["busy"], detector, args)
     decode_cams, infer_cams = result["decode_alone"]["cameras"], result["inference_alone"]["cameras"]
     slower = min(decode_cams, infer_cams)
     # Both stages run on the same cores here, so together they cannot beat the sum of their costs.
     combined = 1.0 / (1.0 / decode_cams + 1.0 / infer_cams)
     offline: dict[str, Any] = {}
     for count in sorted({1, os.cpu_count() or 1}):
-        setup = RunSetup((str(clips["busy"]),) * count, detector, args.analysed_fps, live=False, tracker=TRACKER)
+        setup = RunSetup(
+            (str(clips["busy"]),) * count, detector, args.analysed_fps, False, TRACKER, decoder=args.decoder
+        )
         offline[str(count)] = run_cameras(setup, SOURCE_FPS, args.warmup_s, args.live_seconds)
     best = max(offline.values(), key=lambda run: run["cameras"])
     result["pipeline_offline"] = offline
@@ -106,7 +111,7 @@ def measure_backend(
         if gate is not None and not args.gate:
             continue
         print(f"  live, {name} clip{' with the motion gate' if gate else ''}:", flush=True)
-        setup = RunSetup((), detector, args.analysed_fps, live=True, tracker=TRACKER, motion_gate=gate)
+        setup = RunSetup((), detector, args.analysed_fps, True, TRACKER, motion_gate=gate, decoder=args.decoder)
         result["live"][name] = sweep_live(setup, urls[clip], timing)
     return result
 
@@ -122,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inference-seconds", type=float, default=5.0, help="seconds of the inference baseline")
     parser.add_argument("--max-cameras", type=int, default=8, help="most live cameras tried")
     parser.add_argument("--no-gate", dest="gate", action="store_false", help="skip the motion-gate runs")
+    parser.add_argument("--decoder", choices=("auto", "cpu", "nvdec"), default="auto", help="the readers' decoder")
     parser.add_argument(
         "--intra-op-threads", type=int, default=0, help="ONNX Runtime threads per camera's session (0 = all cores)"
     )
@@ -155,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         "tracker": TRACKER or "defaults",
         "motion_gate": GATE,
         "intra_op_threads": args.intra_op_threads,
+        "decoder": args.decoder,
         "realtime_rule": "every camera decodes >= 95% of the source frame rate and analyses >= 95% of analysed_fps",
     }
     document = {"config": config, "results": results}

@@ -28,13 +28,25 @@ from edge_agent.sources.config import ReaderConfig
 from edge_agent.sources.pyav_reader import PyAVReader
 
 
-def offline_reader_config(video: Path, max_fps: float | None) -> ReaderConfig:
+def offline_reader_config(video: Path, max_fps: float | None, decoder: str = "auto") -> ReaderConfig:
     """A clip read once, as fast as it decodes, handing over frames at ``max_fps`` (None: all)."""
-    return ReaderConfig(url=str(video), realtime=False, loop=False, on_end="stop", max_reconnects=0, max_fps=max_fps)
+    return ReaderConfig.model_validate(
+        {
+            "url": str(video),
+            "realtime": False,
+            "loop": False,
+            "on_end": "stop",
+            "max_reconnects": 0,
+            "max_fps": max_fps,
+            "decoder": decoder,
+        }
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class DecodeBaseline:
+    decoder: str
+    """The decoder the readers used (cpu or nvdec)."""
     parallel_streams: int
     stream_frames_per_s: float
     """Decoded pictures per second over all streams together."""
@@ -47,10 +59,10 @@ class DecodeBaseline:
 
 
 def decode_alone(
-    video: Path, source_fps: float, max_fps: float | None, parallel: int, seconds: float
+    video: Path, max_fps: float | None, *, source_fps: float, parallel: int, seconds: float, decoder: str = "auto"
 ) -> DecodeBaseline:
     """Decode ``video`` (looping) in ``parallel`` threads at once, each its own reader as each camera has."""
-    config = offline_reader_config(video, max_fps).model_copy(update={"loop": True})
+    config = offline_reader_config(video, max_fps, decoder).model_copy(update={"loop": True})
     readers = [PyAVReader(f"decode-{i}", config) for i in range(parallel)]
 
     def drain(reader: PyAVReader) -> None:
@@ -75,6 +87,7 @@ def decode_alone(
     if decoded == 0:
         raise RuntimeError(f"decoding {video} gave no frame: {after[0].last_error}")
     return DecodeBaseline(
+        decoder=after[0].decoder or "none",
         parallel_streams=parallel,
         stream_frames_per_s=decoded / elapsed,
         delivered_frames_per_s=delivered / elapsed,

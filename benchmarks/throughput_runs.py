@@ -96,6 +96,8 @@ class RunSetup:
     tracker: dict[str, Any]
     motion_gate: dict[str, Any] | None = None
     """The camera's ``motion_gate`` section, when the gate is on."""
+    decoder: str = "auto"
+    """The readers' ``decoder``: auto (NVDEC where a CUDA device decodes the codec), cpu or nvdec."""
 
 
 def camera_config(index: int, url: str, setup: RunSetup) -> CameraConfig:
@@ -109,6 +111,7 @@ def camera_config(index: int, url: str, setup: RunSetup) -> CameraConfig:
         "id": f"cam-{index}",
         "url": url,
         "max_fps": setup.analysed_fps,
+        "decoder": setup.decoder,
         "detector": setup.detector.model_dump(),
         "tracker": setup.tracker,
         "lines": [LINE],
@@ -270,6 +273,7 @@ def sweep_live(base: RunSetup, url: str, timing: LiveTiming) -> dict[str, Any]:
             live=True,
             tracker=base.tracker,
             motion_gate=base.motion_gate,
+            decoder=base.decoder,
         )
         run = run_cameras(setup, timing.source_fps, timing.warmup_s, timing.seconds)
         runs.append(run)
