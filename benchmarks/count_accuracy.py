@@ -114,7 +114,7 @@ def run_one(
     except (FileNotFoundError, ValueError, RuntimeError) as error:
         return {**result, "status": f"not available: {error}"}
     started = time.perf_counter()
-    counted = count_video(video, detector, tracker, truth, every)
+    counted = count_video(video, detector, tracker.for_backend(config.backend), truth, every)
     seconds = time.perf_counter() - started
     analysed = len(range(0, truth["frame_count"], every))
     score = score_counts(truth, counted, backend.class_map)

@@ -108,16 +108,18 @@ def count_clip(
     """
     step = AnalyticsStep("bench", "scene", detector, ByteTracker(tracker), lines=[line], intervals_s=(3600,))
     counted: list[CountedCrossing] = []
+    # A crossing can be counted for a track that is not in this frame's output (a lost track whose
+    # predicted position crossed): its box is then the last one the tracker reported for it.
+    last_box: dict[int, tuple[float, float, float, float]] = {}
     for position, item in enumerate(images):
         index, image = item if isinstance(item, tuple) else (position, item)
         frame = Frame(image, "scene", index, EPOCH + dt.timedelta(seconds=index / fps))
         result = step.process(frame)
+        for track_id, xyxy in zip(result.tracked.tracker_id.tolist(), result.tracked.xyxy.tolist(), strict=True):
+            last_box[int(track_id)] = (float(xyxy[0]), float(xyxy[1]), float(xyxy[2]), float(xyxy[3]))
         for crossing in result.crossings:
-            row = int(np.flatnonzero(result.tracked.tracker_id == crossing.track_id)[0])
-            box = tuple(float(v) for v in result.tracked.xyxy[row])
-            counted.append(
-                CountedCrossing(index, crossing.track_id, crossing.direction, crossing.vehicle_class, box)  # type: ignore[arg-type]
-            )
+            box = last_box.get(crossing.track_id, (0.0, 0.0, 0.0, 0.0))
+            counted.append(CountedCrossing(index, crossing.track_id, crossing.direction, crossing.vehicle_class, box))
     return counted
 
 

@@ -285,7 +285,7 @@ class CameraPipeline:
             agent_id,
             camera.id,
             detector,
-            ByteTracker(camera.tracker),
+            ByteTracker(camera.tracker.for_backend(camera.detector.backend)),
             lines=camera.lines,
             zones=camera.zones,
             intervals_s=intervals_s,

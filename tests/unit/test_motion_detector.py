@@ -229,3 +229,39 @@ def test_score_threshold_and_area_cap_apply_and_each_camera_gets_its_own_detecto
     assert len(first.detect(_frame(background, 10)[0])) == 0
     with pytest.raises(ValueError, match="HxWx3"):
         first.detect(np.zeros((10, 10), np.uint8))
+
+
+def _parked(background: Image, stop_x: int, t: int) -> Image:
+    """The test car drives in and stops for good with its left edge at ``stop_x``."""
+    x = min(40 + 8 * t, stop_x)
+    image = background.astype(np.float32)
+    image[120:240, x : x + 60] = 235.0
+    image += NOISE.normal(0, 2.0, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("hold_confidence", "hold_frames", "last_seen"), [(0.5, 600, 681), (1.0, 600, 83), (0.5, 200, 281)]
+)
+def test_a_stopped_vehicle_is_held_out_of_the_background_until_hold_frames(
+    hold_confidence: float, hold_frames: int, last_seen: int
+) -> None:
+    """Held: the stopped car stays one whole box for hold_frames; not held: it fades into the road.
+
+    The car stops at frame 33 and is a confident blob from frame 0; once released (or never held) it is
+    absorbed in ln(0.9) / ln(1 - 1/500) = 53 frames of the default model, minus what it learnt while moving.
+    """
+    detector = MotionDetector(MotionConfig(warmup_frames=10, hold_confidence=hold_confidence, hold_frames=hold_frames))
+    background = _scene()
+    for _ in range(10):
+        detector.detect(_frame(background, -20)[0])
+    boxed = []
+    for t in range(800):
+        dets = detector.detect(_parked(background, 300, t))
+        x = min(40 + 8 * t, 300)
+        truth = np.array([[x, 120, x + 60, 240]], np.float32)
+        boxed.append(len(dets) == 1 and float(pairwise_iou(dets.xyxy, truth)[0, 0]) > 0.8)
+    last_whole = max(t for t, ok in enumerate(boxed) if ok)
+    assert all(boxed[: last_whole + 1]), "one whole box on every frame until it fades"
+    assert not any(boxed[last_whole + 1 :]), "faded for good"
+    assert last_whole == pytest.approx(last_seen, abs=15)

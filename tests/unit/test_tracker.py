@@ -251,3 +251,56 @@ def test_iou_matrix() -> None:
     a = np.array([[0, 0, 10, 10], [0, 0, 0, 0]], dtype=np.float32)
     b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], dtype=np.float32)
     np.testing.assert_allclose(iou_matrix(a, b), [[1.0, 50 / 150, 0.0], [0.0, 0.0, 0.0]])
+
+
+def _merged(centers: list[tuple[float, float]], score: float = 0.9) -> Detections:
+    """One box around all the SIZE-sized boxes at ``centers``: neighbours a detector saw as one object."""
+    xy = np.array(centers, dtype=np.float32)
+    half = SIZE / 2
+    box = np.concatenate([xy.min(axis=0) - half, xy.max(axis=0) + half])[None, :]
+    return Detections(box, np.array([score], np.float32), np.array([0], np.int64), NAMES)
+
+
+@pytest.mark.parametrize("split", [True, False])
+def test_a_box_over_two_tracked_neighbours_is_split_and_both_tracks_go_on(split: bool) -> None:
+    tracker = ByteTracker(TrackerConfig(split_merged=split))
+
+    def lanes(k: int) -> list[tuple[float, float]]:  # two cars side by side
+        return [(100.0 + 8 * k, 200.0), (100.0 + 8 * k, 245.0)]
+
+    for k in range(10):
+        assert len(tracker.update(dets(lanes(k)), timestamp_s=k * 0.1)) == (0 if k == 0 else 2)
+    outputs = [tracker.update(_merged(lanes(k)), timestamp_s=k * 0.1) for k in range(10, 16)]
+    if split:
+        assert all(sorted(ids_of(o)) == [1, 2] for o in outputs)
+        # Each part is the track's own box inside the merged one, so each id keeps its lane.
+        last = outputs[-1]
+        centre_y = {int(i): float((b[1] + b[3]) / 2) for i, b in zip(last.tracker_id, last.xyxy, strict=True)}
+        assert centre_y[1] == pytest.approx(200.0, abs=3)
+        assert centre_y[2] == pytest.approx(245.0, abs=3)
+    else:
+        # The size gate refuses the double-height box to both (the pair is lost while merged) and the box
+        # becomes a third "vehicle" of its own.
+        assert all(1 not in ids_of(o) and 2 not in ids_of(o) for o in outputs)
+        assert ids_of(outputs[-1]) == [3]
+    after = tracker.update(dets(lanes(16)), timestamp_s=1.6)
+    assert sorted(ids_of(after)) == [1, 2]
+    assert tracker.confirmed_count == (2 if split else 3)
+
+
+def test_split_parts_never_start_tracks() -> None:
+    tracker = ByteTracker(TrackerConfig(min_hits=1, split_merged=True))
+    tracker.update(dets([(100, 200), (100, 245)]), timestamp_s=0.0)
+    out = tracker.update(_merged([(100, 200), (100, 245)]), timestamp_s=0.1)
+    assert sorted(ids_of(out)) == [1, 2]
+    # A lone box is never split, and a merged box over tracks that are gone starts one new track, not two.
+    later = tracker.update(_merged([(600, 200), (600, 245)]), timestamp_s=5.0)
+    assert ids_of(later) == [3]
+
+
+def test_splitting_merged_boxes_defaults_to_on_for_motion_only() -> None:
+    default = TrackerConfig()
+    assert default.split_merged is None
+    assert default.for_backend("motion").split_merged is True
+    assert default.for_backend("ssd_mobilenet_oidv4").split_merged is False
+    assert TrackerConfig(split_merged=False).for_backend("motion").split_merged is False

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.perception.detectors.blobs import find_blobs, size_class_ids
+from edge_agent.perception.detectors.blobs import Blobs, find_blobs, size_class_ids
 from edge_agent.perception.detectors.exposure import ExposureFit, fit_exposure
 from edge_agent.perception.detectors.label_map import TAXONOMY
 from edge_agent.perception.detectors.motion_config import MotionConfig
@@ -72,6 +72,8 @@ class MotionDetector:
         self._fit_failures = 0
         self._last_gain = 1.0
         self._input_shape: tuple[int, int] | None = None
+        self._held: npt.NDArray[np.uint32] | None = None
+        """Consecutive frames each pixel has been held out of the background update."""
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -89,6 +91,7 @@ class MotionDetector:
         self._subtractor = self._new_subtractor()
         self._reference = None
         self._since_reset = 0
+        self._held = None
 
     def detect(self, image: npt.NDArray[np.uint8]) -> Detections:
         if image.ndim != 3 or image.shape[2] != 3:
@@ -101,16 +104,19 @@ class MotionDetector:
             self._input_shape = (height, width)
         self._frames += 1
         small = self._prepare(image)
-        compensated = self._compensate(small)
+        picture = np.clip(self._compensate(small), 0, 255).astype(np.uint8)
         rate = self._learning_rate()
+        warming = self._since_reset < self._config.warmup_frames
         self._scale_threshold()
-        raw = self._subtractor.apply(np.clip(compensated, 0, 255).astype(np.uint8), learningRate=rate)
+        # Warming up, every pixel learns; afterwards the frame is only tested here and learnt below, where
+        # confident blobs can be held out of the update.
+        raw = self._subtractor.apply(picture, learningRate=rate if warming else 0.0)
         foreground = np.where(raw == FOREGROUND, np.uint8(255), np.uint8(0))
         changed_share = float(np.count_nonzero(raw)) / raw.size  # foreground and shadow
-        grey = np.asarray(cv2.cvtColor(compensated, cv2.COLOR_BGR2GRAY), dtype=np.float32)
+        grey = np.asarray(cv2.cvtColor(picture, cv2.COLOR_BGR2GRAY), dtype=np.float32)
         self._update_reference(grey, raw == 0, rate)
         self._since_reset += 1
-        if self._since_reset <= self._config.warmup_frames:
+        if warming:
             self._warmup += 1
             return Detections.empty(TAXONOMY)
         if changed_share > self._config.max_foreground_fraction:
@@ -119,8 +125,11 @@ class MotionDetector:
             log.info("motion detector: global change (%.0f%% of the view changed); relearning", 100 * changed_share)
             self._since_reset = 0
             self._reference = None  # the exposure reference is the old scene too
+            self._held = None
             return Detections.empty(TAXONOMY)
-        return self._to_detections(foreground, width, height)
+        blobs = find_blobs(foreground, self._config)
+        self._learn(picture, blobs, rate)
+        return self._to_detections(blobs, foreground.shape, width, height)
 
     # -- steps -----------------------------------------------------------------------------------
 
@@ -181,6 +190,24 @@ class MotionDetector:
         self._last_gain = fit.c0
         return fit.undo(colour)
 
+    def _learn(self, picture: npt.NDArray[np.uint8], blobs: Blobs, rate: float) -> None:
+        """Update the background with ``picture``, except under confident blobs held for fewer than hold_frames.
+
+        OpenCV's subtractors learn every pixel of what they are given, so held pixels are given the
+        background the model already has there: a stopped vehicle is not learnt, the road around it is.
+        """
+        held = np.zeros(picture.shape[:2], dtype=bool)
+        for x1, y1, x2, y2 in blobs.xyxy[blobs.confidence >= self._config.hold_confidence].astype(np.int64):
+            held[y1:y2, x1:x2] = True
+        counts = self._held if self._held is not None and self._held.shape == held.shape else None
+        counts = np.where(held, (counts if counts is not None else 0) + 1, 0).astype(np.uint32)
+        self._held = counts
+        held &= counts <= self._config.hold_frames
+        if held.any():
+            background = np.asarray(self._subtractor.getBackgroundImage(), dtype=np.uint8)
+            picture = np.where(held[:, :, None], background, picture)
+        self._subtractor.apply(picture, learningRate=rate)
+
     def _update_reference(self, grey: npt.NDArray[np.float32], background: npt.NDArray[np.bool_], rate: float) -> None:
         """Running mean of the compensated background, the target of the next exposure fit."""
         if self._reference is None:
@@ -190,11 +217,10 @@ class MotionDetector:
         blend = np.where(background, np.float32(rate), np.float32(0.0))
         self._reference += blend * (grey - self._reference)
 
-    def _to_detections(self, foreground: npt.NDArray[np.uint8], width: int, height: int) -> Detections:
-        blobs = find_blobs(foreground, self._config)
+    def _to_detections(self, blobs: Blobs, mask_shape: tuple[int, ...], width: int, height: int) -> Detections:
         if len(blobs) == 0:
             return Detections.empty(TAXONOMY)
-        mask_h, mask_w = foreground.shape
+        mask_h, mask_w = mask_shape[:2]
         scale = np.array([width / mask_w, height / mask_h] * 2, dtype=np.float32)
         boxes = np.clip(blobs.xyxy * scale, 0, np.array([width, height, width, height], dtype=np.float32))
         area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) / float(width * height)

@@ -60,12 +60,29 @@ class MotionConfig(BaseModel):
         "sooner but also absorbs slow traffic into the background.",
     )
     warmup_frames: int = Field(
-        default=25,
+        default=12,
         ge=1,
         le=10_000,
         description="Frames after start (and after a global change) that only teach the background model: no "
         "detections, learning rate 1/(frames seen) so the young model is an even average of them; the steady "
         "rate applies from then on, so a car entering a young model is not learnt as background.",
+    )
+    hold_confidence: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Blobs at least this confident are held out of the background update (the model learns the "
+        "background it already has there instead), so a vehicle that stops on the line, in a queue or at a red "
+        "light stays one whole blob instead of fading into the road piece by piece and leaving a ghost when it "
+        "drives off. 1 = never hold (every pixel learns at the steady rate).",
+    )
+    hold_frames: int = Field(
+        default=600,
+        ge=0,
+        le=1_000_000,
+        description="A pixel is held back at most this many consecutive frames (600: 2 minutes at 5 analysed "
+        "frames/s); then it is learnt like any other, so a parked car or a ghost left by a car that stood "
+        "there during warm-up joins the background after hold_frames plus the ordinary absorption time.",
     )
     background_ratio: float = Field(
         default=0.9,
