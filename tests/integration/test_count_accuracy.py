@@ -1,4 +1,4 @@
-"""Count accuracy with the real SSD on rendered scenario clips: the issue's targets, as a regression test.
+"""Count accuracy with the real SSD and the motion backend on rendered scenario clips: the issue's targets.
 
 Out of the box: ``DetectorConfig()`` and ``TrackerConfig()`` defaults, a counting line drawn where the
 truth's line is, every frame through ``AnalyticsStep``. The clips are shortened versions of the
@@ -66,6 +66,29 @@ def test_ssd_counts_meet_the_targets(name: str, clips_dir: Path, detector_config
     summary = {
         k: score[k] for k in ("true_in", "true_out", "counted_in", "counted_out", "missed_objects", "extra_counts")
     }
+    assert score["count_error"] <= 0.02, summary
+    assert score["count_error_in"] <= 0.03, summary
+    assert score["count_error_out"] <= 0.03, summary
+
+
+# The clips where background subtraction meets the targets (benchmarks/count_accuracy.md says where it
+# does not: vehicles hidden behind others for seconds, queues standing on the line).
+MOTION_CLIPS = ("dense", "mixed_traffic")
+
+
+@pytest.mark.parametrize("name", MOTION_CLIPS)
+def test_motion_counts_meet_the_targets(name: str, clips_dir: Path) -> None:
+    video, truth_path = render_scene(preset(name), clips_dir, f"motion-{name}")
+    truth = json.loads(truth_path.read_text(encoding="utf-8"))
+    assert len(truth["crossings"]) >= 50
+    if name == "mixed_traffic":
+        assert sum(1 for o in truth["objects"] if o["class"] == "motorbike") >= 20
+
+    config = DetectorConfig(backend="motion")
+    counted = count_video(video, build_detector(config), TrackerConfig().for_backend(config.backend), truth)
+    score = score_counts(truth, counted, None)
+
+    summary = {k: score[k] for k in ("true_in", "true_out", "counted_in", "counted_out")}
     assert score["count_error"] <= 0.02, summary
     assert score["count_error_in"] <= 0.03, summary
     assert score["count_error_out"] <= 0.03, summary
