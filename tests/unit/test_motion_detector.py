@@ -54,6 +54,18 @@ def test_merging_is_transitive_and_needs_closeness_in_both_axes() -> None:
     assert merge_groups(np.empty((0, 4), np.float32), 5.0).tolist() == []
 
 
+def test_stacked_fragments_merge_across_a_wider_gap_than_side_by_side_neighbours() -> None:
+    # A van's dark rear window over its bumper (a road-grey panel between them), and a car beside it.
+    window, bumper, neighbour = [20, 10, 60, 30], [14, 38, 66, 50], [74, 12, 110, 48]
+    boxes = np.array([window, bumper, neighbour], np.float32)
+    assert len(set(merge_groups(boxes, 2.0).tolist())) == 3
+    assert merge_groups(boxes, 2.0, stack_gap_px=10.0).tolist() == [0, 0, 1]  # the 8 px gap is bridged
+    assert len(set(merge_groups(boxes, 2.0, stack_gap_px=6.0).tolist())) == 3  # too far apart
+    # Stacked means overlapping in x: a box only touching the window's x range at its edge does not join.
+    shifted = np.array([window, [55, 38, 95, 50]], np.float32)
+    assert len(set(merge_groups(shifted, 2.0, stack_gap_px=10.0, stack_overlap=0.6).tolist())) == 2
+
+
 def test_speckle_and_small_blobs_are_dropped_and_ragged_blobs_score_low() -> None:
     config = MotionConfig(open_kernel=1, close_kernel=1, min_area=0.004, min_fragment_area=0.0005)
     frame_px = 180 * 320

@@ -46,14 +46,22 @@ def clean_mask(mask: Mask, open_kernel: int, close_kernel: int) -> Mask:
     return out
 
 
-def merge_groups(xyxy: npt.NDArray[np.float32], gap_px: float) -> npt.NDArray[np.int32]:
-    """Group label of each box: boxes closer than ``gap_px`` in both x and y are one group (transitively)."""
+def merge_groups(
+    xyxy: npt.NDArray[np.float32], gap_px: float, stack_gap_px: float = 0.0, stack_overlap: float = 1.0
+) -> npt.NDArray[np.int32]:
+    """Group label of each box (transitively): boxes closer than ``gap_px`` in both x and y are one group,
+    and so are boxes stacked one above the other (their x ranges overlap by at least ``stack_overlap`` of
+    the narrower one) less than ``stack_gap_px`` apart in y."""
     n = len(xyxy)
     if n == 0:
         return np.empty(0, dtype=np.int32)
     gap_x = np.maximum(xyxy[:, None, 0], xyxy[None, :, 0]) - np.minimum(xyxy[:, None, 2], xyxy[None, :, 2])
     gap_y = np.maximum(xyxy[:, None, 1], xyxy[None, :, 1]) - np.minimum(xyxy[:, None, 3], xyxy[None, :, 3])
     near = (gap_x <= gap_px) & (gap_y <= gap_px)
+    if stack_gap_px > 0:
+        widths = xyxy[:, 2] - xyxy[:, 0]
+        narrower = np.maximum(np.minimum(widths[:, None], widths[None, :]), 1e-6)
+        near |= (-gap_x >= stack_overlap * narrower) & (gap_y <= stack_gap_px)
     _, labels = connected_components(csr_matrix(near), directed=False)
     return np.asarray(labels, dtype=np.int32)
 
@@ -78,7 +86,7 @@ def find_blobs(mask: Mask, config: MotionConfig) -> Blobs:
     boxes = np.stack(
         [left, top, left + stats[:, cv2.CC_STAT_WIDTH], top + stats[:, cv2.CC_STAT_HEIGHT]], axis=1
     ).astype(np.float32)
-    groups = merge_groups(boxes, config.merge_gap * width)
+    groups = merge_groups(boxes, config.merge_gap * width, config.stack_gap * width, config.stack_overlap)
     n_groups = int(groups.max()) + 1
     merged = np.empty((n_groups, 4), dtype=np.float32)
     merged[:, :2] = np.inf

@@ -143,6 +143,20 @@ class MotionConfig(BaseModel):
         "merge into one vehicle box (boxes that overlap always merge). 0.005 joins only fragments that nearly "
         "touch; wider gaps join a car split by its dark rear window but also a motorbike riding beside a bus.",
     )
+    stack_gap: float = Field(
+        default=0.02,
+        ge=0,
+        lt=1,
+        description="Fragments stacked one above the other (x ranges overlapping by stack_overlap) merge across "
+        "a vertical gap up to this fraction of the frame width (0 = only merge_gap): a road-grey van or car is "
+        "seen as its dark rear window over its lights, with the grey panel between them missing. Side by side "
+        "neighbours do not overlap in x, so they stay apart. Measured on the scenario clips (0.02 against 0): "
+        "per-direction count errors 8 against 12 vehicles on the tuning seeds, 15 against 18 on held-out seeds. "
+        "Assumes traffic runs roughly up and down the picture (pole and top-down views).",
+    )
+    stack_overlap: float = Field(
+        default=0.6, gt=0, le=1, description="Least x overlap, as a share of the narrower box, for stack_gap."
+    )
     min_area: float = Field(
         default=0.001,
         gt=0,
