@@ -315,5 +315,5 @@ def sweep_live(base: RunSetup, url: str, timing: LiveTiming) -> dict[str, Any]:
         "cameras_realtime": good,
         "rule": f"held = every camera keeps real time and latency p95 <= {timing.max_latency_p95_ms:g} ms",
         "capped": good >= timing.max_cameras,
-        "runs": [runs[c] | {"cameras_run": c} for c in sorted(runs)],
+        "runs": [runs[c] for c in sorted(runs)],  # each run records its cameras_run
     }

@@ -202,30 +202,35 @@ STATIONARY_SPEED = 0.25
 """Box sizes per second under which a track counts as standing still."""
 
 
+def _intersections(a64: npt.NDArray[np.float64], b64: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """(n, m) area shared by xyxy box ``a64[i]`` and box ``b64[j]``."""
+    low = np.maximum(a64[:, None, :2], b64[None, :, :2])
+    high = np.minimum(a64[:, None, 2:], b64[None, :, 2:])
+    overlap = np.clip(high - low, 0, None)
+    inter: npt.NDArray[np.float64] = overlap[..., 0] * overlap[..., 1]
+    return inter
+
+
+def _areas(boxes: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    area: npt.NDArray[np.float64] = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(
+        boxes[:, 3] - boxes[:, 1], 0, None
+    )
+    return area
+
+
 def iou_matrix(a: npt.NDArray[np.floating], b: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
     """(n, m) IoU between xyxy boxes ``a`` (n, 4) and ``b`` (m, 4)."""
     a64 = np.asarray(a, dtype=np.float64).reshape(-1, 4)
     b64 = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    ix1 = np.maximum(a64[:, None, 0], b64[None, :, 0])
-    iy1 = np.maximum(a64[:, None, 1], b64[None, :, 1])
-    ix2 = np.minimum(a64[:, None, 2], b64[None, :, 2])
-    iy2 = np.minimum(a64[:, None, 3], b64[None, :, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area_a = np.clip(a64[:, 2] - a64[:, 0], 0, None) * np.clip(a64[:, 3] - a64[:, 1], 0, None)
-    area_b = np.clip(b64[:, 2] - b64[:, 0], 0, None) * np.clip(b64[:, 3] - b64[:, 1], 0, None)
-    union = area_a[:, None] + area_b[None, :] - inter
+    inter = _intersections(a64, b64)
+    union = _areas(a64)[:, None] + _areas(b64)[None, :] - inter
     iou: npt.NDArray[np.float64] = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
     return iou
 
 
 def _inside_share(inner: npt.NDArray[np.float64], outer: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """(n, m): share of box ``inner[i]``'s area that lies inside box ``outer[j]``."""
-    low = np.maximum(inner[:, None, :2], outer[None, :, :2])
-    high = np.minimum(inner[:, None, 2:], outer[None, :, 2:])
-    overlap = np.clip(high - low, 0, None)
-    ix, iy = overlap[..., 0], overlap[..., 1]
-    area = np.maximum((inner[:, 2] - inner[:, 0]) * (inner[:, 3] - inner[:, 1]), 1e-9)
-    share: npt.NDArray[np.float64] = ix * iy / area[:, None]
+    share: npt.NDArray[np.float64] = _intersections(inner, outer) / np.maximum(_areas(inner), 1e-9)[:, None]
     return share
 
 

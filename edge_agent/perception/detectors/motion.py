@@ -199,10 +199,10 @@ class MotionDetector:
         held = np.zeros(picture.shape[:2], dtype=bool)
         for x1, y1, x2, y2 in blobs.xyxy[blobs.confidence >= self._config.hold_confidence].astype(np.int64):
             held[y1:y2, x1:x2] = True
-        counts = self._held if self._held is not None and self._held.shape == held.shape else None
-        counts = np.where(held, (counts if counts is not None else 0) + 1, 0).astype(np.uint32)
-        self._held = counts
-        held &= counts <= self._config.hold_frames
+        # reset() (also on a frame size change) and a global change forget the counts.
+        before = self._held if self._held is not None else 0
+        self._held = np.where(held, before + 1, 0).astype(np.uint32)
+        held &= self._held <= self._config.hold_frames
         if held.any():
             background = np.asarray(self._subtractor.getBackgroundImage(), dtype=np.uint8)
             picture = np.where(held[:, :, None], background, picture)
