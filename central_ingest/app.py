@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from central_ingest.ingest.pipeline import Ingestor
 from central_ingest.ingest.routes import router as ingest_router
 from central_ingest.query.routes import router as query_router
 from central_ingest.query.routes import zones_router
@@ -66,7 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
             open=False,
         )
         await pool.open()
-        app.state.ioc = AppState(settings=settings, pool=pool)
+        app.state.ioc = AppState(settings=settings, pool=pool, ingestor=Ingestor(pool, settings))
         try:
             yield
         finally:

@@ -6,7 +6,9 @@ e.g. ``IOC_CENTRAL_PORT=9000`` or by passing it to ``Settings(...)``.
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from event_contract import MAX_BATCH_EVENTS
@@ -14,10 +16,44 @@ from event_contract import MAX_BATCH_EVENTS
 MIB = 1024 * 1024
 
 
+class RetentionSettings(BaseModel):
+    """How long each family's raw rows are kept (days); events older than that are refused at ingest.
+
+    Defaults: counts and zones 90 days (the monthly baselines need 31; rollups keep the history),
+    health 30, violations 400 (a year of police records plus a margin), plate passes 90 (personal
+    data: the police issue sets the lawful period), progress 3650 (a project's life), sensor readings
+    400, dead letters 30, hourly rollups 730; daily rollups are kept forever.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    counts_days: int = Field(default=90, ge=2, description="count_intervals, line_counts, zone tables.")
+    health_days: int = Field(default=30, ge=2, description="health.")
+    violations_days: int = Field(default=400, ge=2, description="violations.")
+    plate_passes_days: int = Field(default=90, ge=2, description="plate_passes (personal data).")
+    progress_days: int = Field(default=3650, ge=2, description="progress.")
+    sensor_readings_days: int = Field(default=400, ge=2, description="sensor_readings.")
+    dead_letters_days: int = Field(default=30, ge=1, description="dead_letters (plain table, pruned by age).")
+    hourly_rollup_days: int = Field(default=730, ge=2, description="hourly count rollups.")
+
+    def for_kind(self, kind: str) -> dt.timedelta:
+        """The raw retention of an event kind (the ``kind`` field of the contract)."""
+        days = {
+            "count_interval": self.counts_days,
+            "zone_interval": self.counts_days,
+            "health": self.health_days,
+            "violation": self.violations_days,
+            "plate_pass": self.plate_passes_days,
+            "progress": self.progress_days,
+            "sensor_reading": self.sensor_readings_days,
+        }[kind]
+        return dt.timedelta(days=days)
+
+
 class Settings(BaseSettings):
     """Configuration of one central ingest process."""
 
-    model_config = SettingsConfigDict(env_prefix="IOC_CENTRAL_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="IOC_CENTRAL_", env_nested_delimiter="__", extra="forbid")
 
     database_url: str = Field(
         default="postgresql:///ioc_central",
@@ -43,6 +79,19 @@ class Settings(BaseSettings):
     )
     pool_timeout_s: float = Field(
         default=10.0, gt=0, description="How long a request waits for a database connection before answering 503."
+    )
+    max_future_skew_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="Events dated more than this many seconds after central's clock are refused (clock sanity).",
+    )
+    retention: RetentionSettings = Field(
+        default_factory=RetentionSettings,
+        description="Raw retention per family, also the oldest event time accepted "
+        "(environment: e.g. IOC_CENTRAL_RETENTION__HEALTH_DAYS=14).",
+    )
+    timezone: str = Field(
+        default="Asia/Ho_Chi_Minh", description="IANA zone that alert periods (days) and daily rollups align to."
     )
     migrate_on_start: bool = Field(
         default=True, description="Apply pending schema migrations when the server starts (safe: advisory lock)."

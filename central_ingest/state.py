@@ -9,6 +9,7 @@ from fastapi import Request
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from central_ingest.ingest.pipeline import Ingestor
 from central_ingest.settings import Settings
 
 
@@ -16,6 +17,7 @@ from central_ingest.settings import Settings
 class AppState:
     settings: Settings
     pool: AsyncConnectionPool[AsyncConnection[Any]]
+    ingestor: Ingestor
 
 
 def get_app_state(request: Request) -> AppState:

@@ -12,13 +12,11 @@ whose issues each carry ``FILE:LINE:COL`` of the offending YAML node, so
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edge_agent.analytics.coverage import DEFAULT_MAX_FRAME_GAP_S
 from edge_agent.analytics.lines import LineConfig
@@ -31,8 +29,9 @@ from edge_agent.perception.tracker import TrackerConfig
 from edge_agent.preview.config import PreviewConfig
 from edge_agent.sources.pyav_reader import ReaderConfig
 from event_contract.models import Identifier
+from yaml_config import ConfigError, ConfigIssue, Loc, load_model, parse_model
 
-Loc = tuple[int | str, ...]
+__all__ = ["AgentConfig", "CameraConfig", "ConfigError", "ConfigIssue", "load_config", "parse_config"]
 
 
 class CameraConfig(ReaderConfig):
@@ -187,143 +186,18 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 # -- loading with line numbers ---------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ConfigIssue:
-    """One problem in a config file, at a 1-based line and column."""
-
-    path: str
-    line: int
-    column: int
-    loc: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.loc}: " if self.loc else ""
-        return f"{self.path}:{self.line}:{self.column}: {where}{self.message}"
-
-
-class ConfigError(ValueError):
-    """The config file is unreadable or invalid; ``issues`` say where and why."""
-
-    def __init__(self, issues: Sequence[ConfigIssue]) -> None:
-        self.issues = tuple(issues)
-        super().__init__("\n".join(str(issue) for issue in self.issues))
+def _camera_defaults(loc: Loc) -> Loc | None:
+    """A camera setting that came from ``defaults`` is found there."""
+    if len(loc) >= 2 and loc[0] == "cameras" and isinstance(loc[1], int):
+        return ("defaults", *loc[2:])
+    return None
 
 
 def load_config(path: Path | str) -> AgentConfig:
     """Read and validate a YAML config; raises ``ConfigError`` that points at the offending lines."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError([ConfigIssue(str(path), 1, 1, "", f"cannot read config: {error}")]) from error
-    return parse_config(text, str(path))
+    return load_model(path, AgentConfig, fallback=_camera_defaults)
 
 
 def parse_config(text: str, path: str = "<config>") -> AgentConfig:
     """Validate YAML text as an ``AgentConfig``; ``path`` is only used in messages."""
-    root, data = _compose(text, path)
-    duplicates = list(_duplicate_keys(root, path))
-    if duplicates:
-        raise ConfigError(duplicates)
-    if not isinstance(data, dict):
-        mark = root.start_mark
-        raise ConfigError(
-            [ConfigIssue(path, mark.line + 1, mark.column + 1, "", "config must be a mapping (key: value) at the top")]
-        )
-    try:
-        return AgentConfig.model_validate(data)
-    except ValidationError as error:
-        raise ConfigError(_issues_from(error, root, path)) from None
-
-
-def _compose(text: str, path: str) -> tuple[yaml.Node, Any]:
-    """The YAML node tree (with line marks) and the Python data built from it."""
-    loader = yaml.SafeLoader(text)
-    try:
-        root = loader.get_single_node()
-        if root is None:
-            raise ConfigError([ConfigIssue(path, 1, 1, "", "config is empty")])
-        data = loader.construct_document(root)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = " ".join(p for p in (error.context, error.problem) if p)
-        raise ConfigError([ConfigIssue(path, line, column, "", f"YAML syntax: {problem}")]) from None
-    except yaml.YAMLError as error:
-        raise ConfigError([ConfigIssue(path, 1, 1, "", f"YAML: {error}")]) from None
-    finally:
-        loader.dispose()
-    return root, data
-
-
-def _duplicate_keys(node: yaml.Node, path: str, loc: Loc = ()) -> Iterable[ConfigIssue]:
-    """PyYAML silently keeps the last of two equal keys; a config with one is almost always a mistake."""
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            if key in seen:
-                mark = key_node.start_mark
-                yield ConfigIssue(path, mark.line + 1, mark.column + 1, _dotted((*loc, key)), "duplicate key")
-            seen.add(key)
-            yield from _duplicate_keys(value_node, path, (*loc, key))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            yield from _duplicate_keys(item, path, (*loc, index))
-
-
-def _issues_from(error: ValidationError, root: yaml.Node, path: str) -> list[ConfigIssue]:
-    issues: list[ConfigIssue] = []
-    seen: set[tuple[int, int, str]] = set()
-    for detail in error.errors(include_url=False):
-        loc: Loc = tuple(detail["loc"])
-        node = locate(root, loc, point_at_key=detail["type"] == "extra_forbidden")
-        mark = node.start_mark
-        key = (mark.line, mark.column, detail["msg"])
-        if key in seen:
-            # A bad value under ``defaults`` fails in every camera; say it once.
-            continue
-        seen.add(key)
-        issues.append(ConfigIssue(path, mark.line + 1, mark.column + 1, _dotted(loc), detail["msg"]))
-    return sorted(issues, key=lambda issue: (issue.line, issue.column))
-
-
-def _dotted(loc: Loc) -> str:
-    return ".".join(str(part) for part in loc)
-
-
-def locate(root: yaml.Node, loc: Loc, *, point_at_key: bool = False) -> yaml.Node:
-    """The YAML node a pydantic error ``loc`` refers to, or the nearest enclosing one.
-
-    A camera setting that came from ``defaults`` is found there. ``point_at_key``
-    returns the key node (for unknown keys) instead of its value.
-    """
-    node, resolved = _walk(root, loc, point_at_key)
-    if not resolved and len(loc) >= 2 and loc[0] == "cameras" and isinstance(loc[1], int):
-        from_defaults, found = _walk(root, ("defaults", *loc[2:]), point_at_key)
-        if found:
-            return from_defaults
-    return node
-
-
-def _walk(root: yaml.Node, loc: Loc, point_at_key: bool) -> tuple[yaml.Node, bool]:
-    """Follow ``loc`` as far as the tree goes; parts that name no node (union tags) are skipped."""
-    node = root
-    resolved = True
-    for position, part in enumerate(loc):
-        is_last = position == len(loc) - 1
-        child: yaml.Node | None = None
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if str(key_node.value) == str(part):
-                    child = key_node if (is_last and point_at_key) else value_node
-                    break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-            child = node.value[part]
-        if child is None:
-            resolved = False
-            continue
-        node = child
-        resolved = True
-    return node, resolved
+    return parse_model(text, AgentConfig, path, fallback=_camera_defaults)

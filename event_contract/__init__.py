@@ -1,15 +1,14 @@
 """The event contract shared by the edge agent and the central ingest service."""
 
+from event_contract.batch import EVENT_MODELS, BatchAck, Event, EventBatch, Rejection
+from event_contract.evidence import EvidenceRef
 from event_contract.ids import new_event_id
 from event_contract.models import (
     MAX_BATCH_EVENTS,
     SCHEMA_VERSION,
-    BatchAck,
     CountBucket,
     CountIntervalEvent,
     Direction,
-    Event,
-    EventBatch,
     HealthEvent,
     IntervalQuality,
     SchemaVersion,
@@ -17,10 +16,15 @@ from event_contract.models import (
     ZoneClassStats,
     ZoneIntervalEvent,
 )
+from event_contract.progress import ProgressEvent, ProgressMethod
+from event_contract.sensors import METRICS, SensorKind, SensorMetric, SensorReadingEvent
 from event_contract.taxonomy import VEHICLE_CLASSES, VehicleClass
+from event_contract.traffic import PlatePassEvent, ViolationCategory, ViolationEvent, ViolationType
 
 __all__ = [
+    "EVENT_MODELS",
     "MAX_BATCH_EVENTS",
+    "METRICS",
     "SCHEMA_VERSION",
     "VEHICLE_CLASSES",
     "BatchAck",
@@ -29,11 +33,22 @@ __all__ = [
     "Direction",
     "Event",
     "EventBatch",
+    "EvidenceRef",
     "HealthEvent",
     "IntervalQuality",
+    "PlatePassEvent",
+    "ProgressEvent",
+    "ProgressMethod",
+    "Rejection",
     "SchemaVersion",
+    "SensorKind",
+    "SensorMetric",
+    "SensorReadingEvent",
     "SourceState",
     "VehicleClass",
+    "ViolationCategory",
+    "ViolationEvent",
+    "ViolationType",
     "ZoneClassStats",
     "ZoneIntervalEvent",
     "new_event_id",

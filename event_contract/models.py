@@ -18,10 +18,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from event_contract.ids import new_event_id
 from event_contract.taxonomy import VehicleClass
 
-SchemaVersion = Literal["1.0", "1.1"]
-"""Versions central accepts. 1.1 added ``IntervalQuality`` and ``ZoneIntervalEvent``; a 1.0 event is still valid."""
+SchemaVersion = Literal["1.0", "1.1", "1.2"]
+"""Versions central accepts. 1.1 added ``IntervalQuality`` and ``ZoneIntervalEvent``; 1.2 added violations,
+plate passes, progress and sensor readings. An event of an older version is still valid."""
 
-SCHEMA_VERSION: Literal["1.1"] = "1.1"
+SCHEMA_VERSION: Literal["1.2"] = "1.2"
 """What this code writes. Bumped on any change that an older reader could not parse."""
 
 MAX_BATCH_EVENTS = 5000
@@ -46,11 +47,23 @@ Direction = Literal["in", "out"]
 """Crossing direction of a counting line: ``in`` follows the line's arrow."""
 
 
-class _Frozen(BaseModel):
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+"""A float that is a number: JSON cannot carry NaN or infinity, and a parser that accepts them must not."""
+
+
+def require_schema(schema_version: str, minimum: str, kind: str) -> None:
+    """Reject an event kind sent under a schema version older than the one that introduced it."""
+    if tuple(int(p) for p in schema_version.split(".")) < tuple(int(p) for p in minimum.split(".")):
+        raise ValueError(f"{kind} events exist from schema {minimum} on")
+
+
+class ContractModel(BaseModel):
+    """Every contract value: immutable, unknown fields rejected, surrounding whitespace stripped."""
+
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
 
-class EventBase(_Frozen):
+class EventBase(ContractModel):
     """Fields every event carries."""
 
     schema_version: SchemaVersion = SCHEMA_VERSION
@@ -60,7 +73,7 @@ class EventBase(_Frozen):
     time: UtcDatetime = Field(description="Observation time in UTC, from the source clock.")
 
 
-class CountBucket(_Frozen):
+class CountBucket(ContractModel):
     """Crossings of one class in one direction during an interval."""
 
     vehicle_class: VehicleClass
@@ -72,7 +85,7 @@ QUALITY_TOLERANCE_S = 0.01
 """Rounding slack allowed when quality fields are checked against each other."""
 
 
-class IntervalQuality(_Frozen):
+class IntervalQuality(ContractModel):
     """How much of an interval the analytics really watched (schema 1.1).
 
     Definitions (the edge agent's ``analytics.coverage`` module computes them):
@@ -150,7 +163,7 @@ class CountIntervalEvent(EventBase):
         return self
 
 
-class ZoneClassStats(_Frozen):
+class ZoneClassStats(ContractModel):
     """One vehicle class in a zone during an interval."""
 
     vehicle_class: VehicleClass
@@ -195,8 +208,7 @@ class ZoneIntervalEvent(EventBase):
 
     @model_validator(mode="after")
     def _consistent(self) -> ZoneIntervalEvent:
-        if self.schema_version == "1.0":
-            raise ValueError("zone_interval events exist from schema 1.1 on")
+        require_schema(self.schema_version, "1.1", "zone_interval")
         if self.quality.expected_s > self.interval_s:
             raise ValueError(f"quality.expected_s ({self.quality.expected_s}) exceeds interval_s ({self.interval_s})")
         classes = [c.vehicle_class for c in self.classes]
@@ -227,32 +239,3 @@ class HealthEvent(EventBase):
     frames_dropped: int = Field(default=0, ge=0)
     fps: float = Field(default=0.0, ge=0.0)
     uptime_s: float = Field(default=0.0, ge=0.0)
-
-
-Event = Annotated[CountIntervalEvent | ZoneIntervalEvent | HealthEvent, Field(discriminator="kind")]
-"""Any event an agent can send; ``kind`` picks the model."""
-
-
-class EventBatch(_Frozen):
-    """What an agent POSTs: events of one agent, in any order."""
-
-    schema_version: SchemaVersion = SCHEMA_VERSION
-    agent_id: Identifier
-    events: tuple[Event, ...] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
-
-    @model_validator(mode="after")
-    def _events_belong_to_agent(self) -> EventBatch:
-        for index, event in enumerate(self.events):
-            if event.agent_id != self.agent_id:
-                raise ValueError(
-                    f"events[{index}].agent_id is {event.agent_id!r} but the batch is from {self.agent_id!r}"
-                )
-        return self
-
-
-class BatchAck(_Frozen):
-    """Central's answer to a stored batch."""
-
-    received: int = Field(ge=0)
-    stored: int = Field(ge=0, description="Events new to central.")
-    duplicates: int = Field(ge=0, description="Events central already had (a re-sent batch).")

@@ -11,7 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from event_contract.models import SCHEMA_VERSION, EventBatch
+from event_contract.batch import EventBatch
+from event_contract.models import SCHEMA_VERSION
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "event_batch.schema.json"
 

@@ -1,149 +1,45 @@
-"""Store validated events idempotently, one transaction and few round-trips per batch.
+"""Store validated events idempotently: one transaction and few round-trips per batch.
 
-Rows go by binary COPY into session-local TEMP staging tables, then ONE statement
-moves them into the hypertables with ``INSERT ... ON CONFLICT DO NOTHING RETURNING``.
-The unique keys (event_id, time) make a re-sent event a no-op, also when two
-identical batches race: the second insert waits on the first's index entry and
-then skips it. The per-bucket rows of a count interval (``line_counts``) and the
-per-class rows of a zone interval (``zone_class_counts``) are inserted only for
-intervals that were new in this statement, so a duplicate never adds them twice.
-Schema 1.0 count intervals carry no quality: their quality columns stay NULL.
+Rows go by binary COPY into session-local TEMP staging tables, then ONE statement moves
+them into the hypertables with ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` (see
+``tables`` for which tables are roots and which are children). The unique keys include
+the time column, as TimescaleDB requires, and the event id, so a re-sent event is a no-op,
+also when two identical batches race: the second insert waits on the first's index entry
+and then skips it. The same statement marks the hours of new count intervals dirty for
+the rollups. In the same transaction: the refused events go to ``dead_letters`` with
+their raw bytes, the agent's running totals are updated, and ``source_last_seen`` learns
+that each source spoke (for silence alerts).
+
+Why staging + INSERT ... SELECT and not plain COPY into the hypertables: COPY cannot skip
+a conflicting row, and a re-sent batch is the normal case after a lost answer. The benchmark
+``benchmarks/central_ingest.py`` compares it with an ``executemany`` INSERT baseline.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 
-from event_contract import CountIntervalEvent, Event, HealthEvent, IntervalQuality, ZoneIntervalEvent
+from central_ingest.store.tables import FAMILY_OF_KIND, ROOT_TABLES, TABLES, Row, TableSpec, stage_rows
+from event_contract import Event
 
-# ON COMMIT DELETE ROWS: the tables live as long as the pooled connection and are
-# emptied by every commit, so a batch never sees another batch's rows. The _v2 names
-# keep a connection opened by an older version of this code from reusing old shapes.
-STAGING_DDL = b"""
-CREATE TEMP TABLE IF NOT EXISTS staging_count_intervals_v2 (
-    time timestamptz, event_id uuid, agent_id text, source_id text, line_id text,
-    interval_s integer, schema_version text,
-    expected_s double precision, analysed_s double precision, frames_analysed bigint, frames_dropped bigint,
-    downtime_s double precision, detector_backend text, coverage double precision
-) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS staging_line_counts (
-    time timestamptz, event_id uuid, agent_id text, source_id text, line_id text,
-    interval_s integer, vehicle_class text, direction text, count integer
-) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS staging_health (
-    time timestamptz, event_id uuid, agent_id text, source_id text, state text, reason text,
-    frames_decoded bigint, frames_processed bigint, frames_dropped bigint, fps double precision,
-    uptime_s double precision, schema_version text
-) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS staging_zone_intervals (
-    time timestamptz, event_id uuid, agent_id text, source_id text, zone_id text, interval_s integer,
-    entries integer, exits integer, occupancy_mean double precision, occupancy_max integer,
-    dwell_mean_s double precision, dwell_max_s double precision, dwell_p95_s double precision,
-    dwell_longest_inside_s double precision,
-    expected_s double precision, analysed_s double precision, frames_analysed bigint, frames_dropped bigint,
-    downtime_s double precision, detector_backend text, coverage double precision, schema_version text
-) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS staging_zone_class_counts (
-    time timestamptz, event_id uuid, agent_id text, source_id text, zone_id text, interval_s integer,
-    vehicle_class text, entries integer, exits integer, occupancy_mean double precision, occupancy_max integer
-) ON COMMIT DELETE ROWS;
-"""
-
-QUALITY_COLUMNS = "expected_s, analysed_s, frames_analysed, frames_dropped, downtime_s, detector_backend, coverage"
-QUALITY_TYPES = ["float8", "float8", "int8", "int8", "float8", "text", "float8"]
-INTERVAL_COLUMNS = f"time, event_id, agent_id, source_id, line_id, interval_s, schema_version, {QUALITY_COLUMNS}"
-INTERVAL_TYPES = ["timestamptz", "uuid", "text", "text", "text", "int4", "text", *QUALITY_TYPES]
-BUCKET_COLUMNS = "time, event_id, agent_id, source_id, line_id, interval_s, vehicle_class, direction, count"
-BUCKET_TYPES = ["timestamptz", "uuid", "text", "text", "text", "int4", "text", "text", "int4"]
-HEALTH_COLUMNS = (
-    "time, event_id, agent_id, source_id, state, reason, frames_decoded, frames_processed, "
-    "frames_dropped, fps, uptime_s, schema_version"
-)
-HEALTH_TYPES = [
-    "timestamptz",
-    "uuid",
-    "text",
-    "text",
-    "text",
-    "text",
-    "int8",
-    "int8",
-    "int8",
-    "float8",
-    "float8",
-    "text",
-]
-ZONE_COLUMNS = (
-    "time, event_id, agent_id, source_id, zone_id, interval_s, entries, exits, occupancy_mean, occupancy_max, "
-    f"dwell_mean_s, dwell_max_s, dwell_p95_s, dwell_longest_inside_s, {QUALITY_COLUMNS}, schema_version"
-)
-ZONE_TYPES = [
-    "timestamptz",
-    "uuid",
-    "text",
-    "text",
-    "text",
-    "int4",
-    "int4",
-    "int4",
-    "float8",
-    "int4",
-    "float8",
-    "float8",
-    "float8",
-    "float8",
-    *QUALITY_TYPES,
-    "text",
-]
-ZONE_CLASS_COLUMNS = (
-    "time, event_id, agent_id, source_id, zone_id, interval_s, vehicle_class, entries, exits, occupancy_mean, "
-    "occupancy_max"
-)
-ZONE_CLASS_TYPES = ["timestamptz", "uuid", "text", "text", "text", "int4", "text", "int4", "int4", "float8", "int4"]
+Channel = Literal["http", "mqtt"]
 
 
-def _prefixed(columns: str, alias: str) -> str:
-    return ", ".join(f"{alias}.{column}" for column in columns.split(", "))
+@dataclass(frozen=True)
+class DeadLetter:
+    """A refused event (or a whole unreadable payload: ``position`` None) and why, with its raw bytes."""
 
-
-MOVE_STAGED_ROWS = f"""
-WITH new_intervals AS (
-    INSERT INTO count_intervals ({INTERVAL_COLUMNS})
-    SELECT {INTERVAL_COLUMNS} FROM staging_count_intervals_v2
-    ON CONFLICT DO NOTHING
-    RETURNING event_id, time
-), new_buckets AS (
-    INSERT INTO line_counts ({BUCKET_COLUMNS})
-    SELECT {_prefixed(BUCKET_COLUMNS, "s")}
-    FROM staging_line_counts AS s
-    JOIN new_intervals AS n ON n.event_id = s.event_id AND n.time = s.time
-    ON CONFLICT DO NOTHING
-    RETURNING 1
-), new_health AS (
-    INSERT INTO health ({HEALTH_COLUMNS})
-    SELECT {HEALTH_COLUMNS} FROM staging_health
-    ON CONFLICT DO NOTHING
-    RETURNING event_id
-), new_zones AS (
-    INSERT INTO zone_intervals ({ZONE_COLUMNS})
-    SELECT {ZONE_COLUMNS} FROM staging_zone_intervals
-    ON CONFLICT DO NOTHING
-    RETURNING event_id, time
-), new_zone_classes AS (
-    INSERT INTO zone_class_counts ({ZONE_CLASS_COLUMNS})
-    SELECT {_prefixed(ZONE_CLASS_COLUMNS, "s")}
-    FROM staging_zone_class_counts AS s
-    JOIN new_zones AS n ON n.event_id = s.event_id AND n.time = s.time
-    ON CONFLICT DO NOTHING
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM new_intervals), (SELECT count(*) FROM new_health), (SELECT count(*) FROM new_buckets),
-       (SELECT count(*) FROM new_zones), (SELECT count(*) FROM new_zone_classes)
-""".encode()
+    channel: Channel
+    agent_id: str | None
+    position: int | None
+    event_id: str | None
+    reason: str
+    payload: bytes
 
 
 @dataclass(frozen=True)
@@ -152,124 +48,162 @@ class StoreResult:
     """Events new to central."""
     duplicates: int
     """Events central already had, or that appeared twice in the batch."""
-    bucket_rows: int
-    """``line_counts`` rows written for the new count intervals."""
-    zone_class_rows: int = 0
-    """``zone_class_counts`` rows written for the new zone intervals."""
+    rejected: int
+    """Dead letters written with the batch."""
+    rows: dict[str, int]
+    """New rows per table (children included); for ``sensor_readings``: new events, not metric rows."""
+
+    @property
+    def bucket_rows(self) -> int:
+        return self.rows.get("line_counts", 0)
+
+    @property
+    def zone_class_rows(self) -> int:
+        return self.rows.get("zone_class_counts", 0)
 
 
-@dataclass(frozen=True)
-class StagedRows:
-    """The rows of one batch, split by target table; built without touching the database."""
+DEAD_LETTER_COPY = (
+    b"COPY dead_letters (channel, agent_id, position, event_id, reason, payload) FROM STDIN (FORMAT BINARY)"
+)
+DEAD_LETTER_TYPES = ["text", "text", "int4", "text", "text", "bytea"]
 
-    intervals: tuple[tuple[Any, ...], ...]
-    buckets: tuple[tuple[Any, ...], ...]
-    health: tuple[tuple[Any, ...], ...]
-    zones: tuple[tuple[Any, ...], ...] = ()
-    zone_classes: tuple[tuple[Any, ...], ...] = ()
+UPSERT_LAST_SEEN = b"""
+INSERT INTO source_last_seen (agent_id, source_id, family, last_event_time, last_received_at)
+SELECT a, s, f, t, now() FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[]) AS u(a, s, f, t)
+ON CONFLICT (agent_id, source_id, family) DO UPDATE
+SET last_event_time = greatest(source_last_seen.last_event_time, EXCLUDED.last_event_time),
+    last_received_at = EXCLUDED.last_received_at
+"""
+
+UPSERT_AGENT_STATS = b"""
+INSERT INTO agent_ingest_stats AS s
+    (agent_id, batches, events_stored, events_duplicate, events_rejected, last_batch_at, last_rejected_at)
+VALUES (%(agent)s, 1, %(stored)s, %(duplicates)s, %(rejected)s, now(),
+        CASE WHEN %(rejected)s > 0 THEN now() END)
+ON CONFLICT (agent_id) DO UPDATE SET
+    batches = s.batches + 1,
+    events_stored = s.events_stored + EXCLUDED.events_stored,
+    events_duplicate = s.events_duplicate + EXCLUDED.events_duplicate,
+    events_rejected = s.events_rejected + EXCLUDED.events_rejected,
+    last_batch_at = EXCLUDED.last_batch_at,
+    last_rejected_at = coalesce(EXCLUDED.last_rejected_at, s.last_rejected_at)
+"""
 
 
-def _quality_row(quality: IntervalQuality | None) -> tuple[Any, ...]:
-    if quality is None:
-        return (None,) * 7
+def _staging_ddl(table: TableSpec) -> str:
+    columns = ", ".join(f"{name} {kind}" for name, kind in table.columns)
+    # ON COMMIT DELETE ROWS: the table lives as long as the pooled connection and is emptied by
+    # every commit, so a batch never sees another batch's rows.
+    return f"CREATE TEMP TABLE IF NOT EXISTS {table.staging} ({columns}) ON COMMIT DELETE ROWS"
+
+
+STAGING_DDL = ";\n".join(_staging_ddl(table) for table in TABLES).encode()
+
+
+def _move_part(table: TableSpec) -> str:
+    columns = table.column_list
+    if table.parent is None:
+        returning = "event_id, time" if table.name != "sensor_readings" else "event_id"
+        return (
+            f"new_{table.name} AS (INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {table.staging} "
+            f"ON CONFLICT DO NOTHING RETURNING {returning})"
+        )
+    prefixed = ", ".join(f"s.{name}" for name, _ in table.columns)
     return (
-        quality.expected_s,
-        quality.analysed_s,
-        quality.frames_analysed,
-        quality.frames_dropped,
-        quality.downtime_s,
-        quality.detector_backend,
-        quality.coverage,
+        f"new_{table.name} AS (INSERT INTO {table.name} ({columns}) SELECT {prefixed} FROM {table.staging} AS s "
+        f"JOIN new_{table.parent} AS n ON n.event_id = s.event_id AND n.time = s.time "
+        "ON CONFLICT DO NOTHING RETURNING 1)"
     )
 
 
-def stage_rows(events: Sequence[Event]) -> StagedRows:
-    """Rows for the staging tables; an event_id seen earlier in the same batch is skipped."""
-    seen: set[object] = set()
-    intervals: list[tuple[Any, ...]] = []
-    buckets: list[tuple[Any, ...]] = []
-    health: list[tuple[Any, ...]] = []
-    zones: list[tuple[Any, ...]] = []
-    zone_classes: list[tuple[Any, ...]] = []
-    for event in events:
-        if event.event_id in seen:
-            continue
-        seen.add(event.event_id)
-        if isinstance(event, CountIntervalEvent):
-            head = (event.time, event.event_id, event.agent_id, event.source_id, event.line_id, event.interval_s)
-            intervals.append((*head, event.schema_version, *_quality_row(event.quality)))
-            buckets.extend((*head, b.vehicle_class, b.direction, b.count) for b in event.counts)
-        elif isinstance(event, ZoneIntervalEvent):
-            head = (event.time, event.event_id, event.agent_id, event.source_id, event.zone_id, event.interval_s)
-            zones.append(
-                (
-                    *head,
-                    event.entries,
-                    event.exits,
-                    event.occupancy_mean,
-                    event.occupancy_max,
-                    event.dwell_mean_s,
-                    event.dwell_max_s,
-                    event.dwell_p95_s,
-                    event.dwell_longest_inside_s,
-                    *_quality_row(event.quality),
-                    event.schema_version,
-                )
-            )
-            zone_classes.extend(
-                (*head, c.vehicle_class, c.entries, c.exits, c.occupancy_mean, c.occupancy_max) for c in event.classes
-            )
-        elif isinstance(event, HealthEvent):
-            health.append(
-                (
-                    event.time,
-                    event.event_id,
-                    event.agent_id,
-                    event.source_id,
-                    event.state,
-                    event.reason,
-                    event.frames_decoded,
-                    event.frames_processed,
-                    event.frames_dropped,
-                    event.fps,
-                    event.uptime_s,
-                    event.schema_version,
-                )
-            )
-    return StagedRows(tuple(intervals), tuple(buckets), tuple(health), tuple(zones), tuple(zone_classes))
+@functools.cache
+def move_statement(present: frozenset[str]) -> tuple[bytes, tuple[TableSpec, ...]]:
+    """The statement that moves the staged rows of the ``present`` tables, and the order of its counts."""
+    tables = tuple(
+        t
+        for t in TABLES
+        if t.name in present
+        or (t.parent is None and any(child.parent == t.name and child.name in present for child in TABLES))
+    )
+    parts = [_move_part(t) for t in tables]
+    if any(t.name == "count_intervals" for t in tables):
+        parts.append(
+            "dirty_hours AS (INSERT INTO count_rollup_dirty (hour) "
+            "SELECT DISTINCT time_bucket('1 hour', time) FROM new_count_intervals ON CONFLICT DO NOTHING)"
+        )
+    counts = ", ".join(
+        f"(SELECT count(DISTINCT event_id) FROM new_{t.name})"
+        if t.events_by_distinct_id
+        else f"(SELECT count(*) FROM new_{t.name})"
+        for t in tables
+    )
+    return f"WITH {', '.join(parts)} SELECT {counts}".encode(), tables
 
 
-async def _copy_rows(
-    cursor: psycopg.AsyncCursor[Any], table: str, columns: str, types: list[str], rows: Iterable[tuple[Any, ...]]
-) -> None:
-    statement = f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)".encode()
+async def _copy_rows(cursor: psycopg.AsyncCursor[Any], statement: bytes, types: list[str], rows: Iterable[Row]) -> None:
     async with cursor.copy(statement) as copy:
         copy.set_types(types)
         for row in rows:
             await copy.write_row(row)
 
 
-async def store_events(conn: psycopg.AsyncConnection[Any], events: Sequence[Event]) -> StoreResult:
-    """Store a validated batch in one transaction; return how many events were new."""
+def _last_seen(events: Sequence[Event]) -> tuple[list[str], list[str], list[str], list[Any]]:
+    """Latest event time per (agent, source, family), sorted so concurrent batches lock rows in one order."""
+    latest: dict[tuple[str, str, str], Any] = {}
+    for event in events:
+        key = (event.agent_id, event.source_id, FAMILY_OF_KIND[event.kind])
+        if key not in latest or event.time > latest[key]:
+            latest[key] = event.time
+    keys = sorted(latest)
+    return [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [latest[k] for k in keys]
+
+
+async def store_events(
+    conn: psycopg.AsyncConnection[Any],
+    events: Sequence[Event],
+    *,
+    dead_letters: Sequence[DeadLetter] = (),
+    agent_id: str | None = None,
+) -> StoreResult:
+    """Store a validated batch (and its refused events) in one transaction; return what was new.
+
+    ``agent_id`` (the authenticated agent) updates that agent's running totals; None skips them.
+    """
     staged = stage_rows(events)
-    copies = (
-        ("staging_count_intervals_v2", INTERVAL_COLUMNS, INTERVAL_TYPES, staged.intervals),
-        ("staging_line_counts", BUCKET_COLUMNS, BUCKET_TYPES, staged.buckets),
-        ("staging_health", HEALTH_COLUMNS, HEALTH_TYPES, staged.health),
-        ("staging_zone_intervals", ZONE_COLUMNS, ZONE_TYPES, staged.zones),
-        ("staging_zone_class_counts", ZONE_CLASS_COLUMNS, ZONE_CLASS_TYPES, staged.zone_classes),
-    )
+    present = frozenset(t.name for t in TABLES if staged.of(t))
+    rows_written: dict[str, int] = {}
+    stored = 0
     async with conn.transaction(), conn.cursor() as cursor:
-        await cursor.execute(STAGING_DDL)
-        for table, columns, types, rows in copies:
-            if rows:
-                await _copy_rows(cursor, table, columns, types, rows)
-        await cursor.execute(MOVE_STAGED_ROWS)
-        row = await cursor.fetchone()
-    if row is None:  # a SELECT without FROM always returns one row
-        raise RuntimeError("storing the batch returned no counts")
-    new_intervals, new_health, new_buckets, new_zones, new_zone_classes = (int(v) for v in row)
-    stored = new_intervals + new_health + new_zones
-    return StoreResult(
-        stored=stored, duplicates=len(events) - stored, bucket_rows=new_buckets, zone_class_rows=new_zone_classes
-    )
+        if present:
+            await cursor.execute(STAGING_DDL)
+            for table in TABLES:
+                if table.name in present:
+                    statement = f"COPY {table.staging} ({table.column_list}) FROM STDIN (FORMAT BINARY)".encode()
+                    await _copy_rows(cursor, statement, table.types, staged.of(table))
+            statement, tables = move_statement(present)
+            await cursor.execute(statement)
+            counts = await cursor.fetchone()
+            if counts is None:  # a SELECT without FROM always returns one row
+                raise RuntimeError("storing the batch returned no counts")
+            rows_written = {t.name: int(n) for t, n in zip(tables, counts, strict=True)}
+            stored = sum(rows_written[t.name] for t in tables if t in ROOT_TABLES)
+        if dead_letters:
+            await _copy_rows(
+                cursor,
+                DEAD_LETTER_COPY,
+                DEAD_LETTER_TYPES,
+                ((d.channel, d.agent_id, d.position, d.event_id, d.reason, d.payload) for d in dead_letters),
+            )
+        if events:
+            await cursor.execute(UPSERT_LAST_SEEN, _last_seen(events))
+        if agent_id is not None:
+            await cursor.execute(
+                UPSERT_AGENT_STATS,
+                {
+                    "agent": agent_id,
+                    "stored": stored,
+                    "duplicates": len(events) - stored,
+                    "rejected": len(dead_letters),
+                },
+            )
+    return StoreResult(stored=stored, duplicates=len(events) - stored, rejected=len(dead_letters), rows=rows_written)

@@ -5,7 +5,7 @@ queue drops its oldest event and counts it. A worker thread takes up to
 ``batch_max_events`` events (or what arrived within ``flush_interval_s``),
 POSTs them as one ``EventBatch`` to ``{url}/api/v1/events`` and:
 
-- 2xx: done;
+- 2xx: done (events central refused one by one are logged and counted, not resent);
 - network error, timeout, 5xx or 429: retries the same batch (same event ids, so
   central can drop duplicates) after exponential backoff with full jitter,
   honouring ``Retry-After`` up to the ceiling;
@@ -33,7 +33,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, model_
 
 from edge_agent.delivery.backoff import Backoff, BackoffConfig
 from edge_agent.delivery.queues import BoundedQueue, QueueClosedError
-from event_contract import MAX_BATCH_EVENTS, Event, EventBatch
+from event_contract import MAX_BATCH_EVENTS, BatchAck, Event, EventBatch
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,8 @@ class UplinkStats:
     dead_batches: int
     """Batches central rejected with a 4xx other than 429; never retried."""
     dead_events: int
+    rejected_events: int
+    """Events of accepted batches that central refused one by one (kept in its dead letters); never resent."""
     lost_at_close: int
     """Events still unsent when ``close`` ran out of time."""
     queue_depth: int
@@ -142,6 +144,7 @@ class HttpUplink:
         self._retries = 0
         self._dead_batches = 0
         self._dead_events = 0
+        self._rejected_events = 0
         self._lost_at_close = 0
         self._last_error = ""
         self._endpoint = str(config.url).rstrip("/") + EVENTS_PATH
@@ -175,6 +178,7 @@ class HttpUplink:
                 retries=self._retries,
                 dead_batches=self._dead_batches,
                 dead_events=self._dead_events,
+                rejected_events=self._rejected_events,
                 lost_at_close=self._lost_at_close,
                 queue_depth=queue.depth,
                 last_error=self._last_error,
@@ -237,9 +241,11 @@ class HttpUplink:
             else:
                 if response.is_success:
                     self._backoff.reset()
+                    rejected = _rejected_events(response)
                     with self._lock:
                         self._sent_events += len(events)
                         self._sent_batches += 1
+                        self._rejected_events += rejected
                     return
                 message = _server_message(response)
                 if response.status_code == 413 and len(events) > 1:
@@ -280,6 +286,18 @@ class HttpUplink:
             log.error("uplink closing: %d events could not be delivered", len(events))
         with self._lock:
             self._lost_at_close += len(events)
+
+
+def _rejected_events(response: httpx.Response) -> int:
+    """How many events central refused in an accepted batch (logged with the first reasons); 0 if unreadable."""
+    try:
+        ack = BatchAck.model_validate_json(response.content)
+    except ValueError:
+        return 0
+    if ack.rejected:
+        reasons = "; ".join(f"#{r.index}: {r.reason}" for r in ack.rejections[:3])
+        log.error("central refused %d event(s) of a batch (not resent): %s", ack.rejected, reasons)
+    return ack.rejected
 
 
 def _server_message(response: httpx.Response) -> str:

@@ -20,7 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from central_ingest.app import create_app
-from central_ingest.settings import Settings
+from central_ingest.settings import RetentionSettings, Settings
 from central_ingest.store.agents import add_agent, revoke_agent
 from central_ingest.store.migrate import apply_migrations, available_migrations
 from central_ingest.store.queries import QUALITY_FIELDS
@@ -29,13 +29,16 @@ from event_contract import CountBucket, CountIntervalEvent, EventBatch, HealthEv
 
 pytestmark = pytest.mark.integration
 
+# The fixed dates below are years old: keep them storable (clock sanity refuses events older than retention).
+KEEP_OLD_TEST_DATA = RetentionSettings(counts_days=36_500, health_days=36_500)
+
 T0 = dt.datetime(2025, 5, 1, 0, 0, tzinfo=dt.UTC)
 _agent_numbers = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
 def client(pg_dsn: str) -> Iterator[TestClient]:
-    settings = Settings(database_url=pg_dsn, max_body_bytes=256 * 1024, pool_max_size=4)
+    settings = Settings(database_url=pg_dsn, retention=KEEP_OLD_TEST_DATA, max_body_bytes=256 * 1024, pool_max_size=4)
     with TestClient(create_app(settings)) as test_client:
         yield test_client
 
@@ -97,18 +100,28 @@ def test_migrations_make_hypertables_and_run_once(pg_dsn: str, client: TestClien
         hypertables = conn.execute(
             "SELECT hypertable_name FROM timescaledb_information.hypertables ORDER BY 1"
         ).fetchall()
-        intervals = conn.execute(
-            "SELECT DISTINCT time_interval FROM timescaledb_information.dimensions WHERE column_name = 'time'"
-        ).fetchall()
+        intervals = dict(
+            conn.execute(
+                "SELECT hypertable_name, time_interval FROM timescaledb_information.dimensions "
+                "WHERE column_name = 'time'"
+            ).fetchall()
+        )
         ledger = conn.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()
-    assert [name for (name,) in hypertables] == [
+    families = {
         "count_intervals",
         "health",
         "line_counts",
+        "plate_passes",
+        "progress",
+        "sensor_readings",
+        "violations",
         "zone_class_counts",
         "zone_intervals",
-    ]
-    assert intervals == [(dt.timedelta(days=1),)]
+    }
+    assert families <= {name for (name,) in hypertables}
+    assert {name: intervals[name] for name in families} == {
+        name: dt.timedelta(days=30 if name == "progress" else 1) for name in families
+    }
     assert [v for (v,) in ledger] == [m.version for m in available_migrations()]
     assert client.get("/readyz").json() == {"status": "ready"}
     assert client.get("/healthz").status_code == 200
@@ -124,9 +137,9 @@ def test_same_batch_twice_is_stored_once(pg_dsn: str, client: TestClient, agent:
 
     first = client.post("/api/v1/events", content=body, headers=_auth(token))
     assert first.status_code == 200, first.text
-    assert first.json() == {"received": 32, "stored": 32, "duplicates": 0}
+    assert first.json() == {"received": 32, "stored": 32, "duplicates": 0, "rejected": 0, "rejections": []}
     second = client.post("/api/v1/events", content=body, headers=_auth(token))
-    assert second.json() == {"received": 32, "stored": 0, "duplicates": 32}
+    assert second.json() == {"received": 32, "stored": 0, "duplicates": 32, "rejected": 0, "rejections": []}
     assert _rows(pg_dsn, agent_id) == {"count_intervals": 31, "line_counts": 60, "health": 1}
 
 
@@ -150,7 +163,7 @@ def test_racing_identical_batches_store_each_event_once(pg_dsn: str, client: Tes
     assert _rows(pg_dsn, agent_id) == {"count_intervals": 200, "line_counts": 400, "health": 0}
 
 
-def test_malformed_batch_is_refused_whole_with_field_paths(
+def test_bad_event_is_refused_alone_and_kept_as_a_dead_letter(
     pg_dsn: str, client: TestClient, agent: tuple[str, str]
 ) -> None:
     agent_id, token = agent
@@ -160,16 +173,55 @@ def test_malformed_batch_is_refused_whole_with_field_paths(
     body = json.dumps({"agent_id": agent_id, "events": [*good, bad]}).encode()
 
     response = client.post("/api/v1/events", content=body, headers=_auth(token))
-    assert response.status_code == 422
-    assert "events.50.counts.0.count: Input should be greater than or equal to 0" in response.json()["detail"]
-    assert response.json()["errors"] == [
-        {"path": "events.50.counts.0.count", "message": "Input should be greater than or equal to 0"}
-    ]
-    assert _rows(pg_dsn, agent_id) == {"count_intervals": 0, "line_counts": 0, "health": 0}
+    assert response.status_code == 200, response.text
+    reason = "counts.0.count: Input should be greater than or equal to 0"
+    assert response.json() == {
+        "received": 51,
+        "stored": 50,
+        "duplicates": 0,
+        "rejected": 1,
+        "rejections": [{"index": 50, "event_id": bad["event_id"], "reason": reason}],
+    }
+    assert _rows(pg_dsn, agent_id) == {"count_intervals": 50, "line_counts": 50, "health": 0}
 
     not_json = client.post("/api/v1/events", content=b'{"agent_id": ', headers=_auth(token))
     assert not_json.status_code == 422
     assert "Invalid JSON" in not_json.json()["detail"]
+
+    with psycopg.connect(pg_dsn) as conn:
+        letters = conn.execute(
+            "SELECT channel, position, event_id, reason, payload FROM dead_letters WHERE agent_id = %s ORDER BY id",
+            (agent_id,),
+        ).fetchall()
+        stats = conn.execute(
+            "SELECT batches, events_stored, events_duplicate, events_rejected FROM agent_ingest_stats "
+            "WHERE agent_id = %s",
+            (agent_id,),
+        ).fetchone()
+    assert [(c, pos, eid, r) for c, pos, eid, r, _ in letters] == [
+        ("http", 50, bad["event_id"], reason),
+        ("http", None, None, letters[1][3]),
+    ]
+    assert json.loads(letters[0][4]) == bad
+    assert letters[1][3].startswith("invalid batch, 1 error(s): (batch): Invalid JSON")
+    assert bytes(letters[1][4]) == b'{"agent_id": '
+    assert stats == (2, 50, 0, 2)
+
+
+def test_events_from_a_wrong_clock_are_refused_with_reasons(
+    pg_dsn: str, client: TestClient, agent: tuple[str, str]
+) -> None:
+    agent_id, token = agent
+    now = dt.datetime.now(dt.UTC)
+    events = [
+        HealthEvent(agent_id=agent_id, source_id="cam-1", time=now, state="live"),
+        HealthEvent(agent_id=agent_id, source_id="cam-1", time=now + dt.timedelta(minutes=11), state="live"),
+    ]
+    response = client.post("/api/v1/events", content=_batch_bytes(agent_id, events), headers=_auth(token))
+    assert response.status_code == 200
+    ack = response.json()
+    assert (ack["stored"], ack["rejected"], ack["rejections"][0]["index"]) == (1, 1, 1)
+    assert "ahead of central's clock (at most 600 s allowed)" in ack["rejections"][0]["reason"]
 
 
 def test_missing_unknown_and_foreign_tokens(pg_dsn: str, client: TestClient, agent: tuple[str, str]) -> None:
@@ -209,7 +261,7 @@ def test_gzip_body_and_size_limits(pg_dsn: str, client: TestClient, agent: tuple
     body = _batch_bytes(agent_id, [_interval(agent_id, m, {("van", "in"): 4}) for m in range(10)])
     gzip_headers = _auth(token) | {"Content-Encoding": "gzip", "Content-Type": "application/json"}
     response = client.post("/api/v1/events", content=gzip.compress(body), headers=gzip_headers)
-    assert response.json() == {"received": 10, "stored": 10, "duplicates": 0}
+    assert response.json() == {"received": 10, "stored": 10, "duplicates": 0, "rejected": 0, "rejections": []}
 
     # Whitespace inflates the JSON past the 256 KiB limit only once decompressed.
     padded = body[:-1] + b" " * (300 * 1024) + b"}"

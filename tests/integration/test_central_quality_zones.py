@@ -20,7 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from central_ingest.app import create_app
-from central_ingest.settings import Settings
+from central_ingest.settings import RetentionSettings, Settings
 from central_ingest.store.agents import add_agent
 from central_ingest.store.writer import store_events
 from edge_agent.analytics.coverage import CoverageMeter
@@ -31,13 +31,16 @@ from event_contract import CountIntervalEvent, Direction, EventBatch, ZoneInterv
 
 pytestmark = pytest.mark.integration
 
+# The fixed dates below are years old: keep them storable (clock sanity refuses events older than retention).
+KEEP_OLD_TEST_DATA = RetentionSettings(counts_days=36_500, health_days=36_500)
+
 T0 = dt.datetime(2025, 6, 1, 6, 0, tzinfo=dt.UTC)
 _agent_numbers = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
 def client(pg_dsn: str) -> Iterator[TestClient]:
-    settings = Settings(database_url=pg_dsn, max_body_bytes=2 * 1024 * 1024, pool_max_size=4)
+    settings = Settings(database_url=pg_dsn, retention=KEEP_OLD_TEST_DATA, max_body_bytes=2 * 1024 * 1024, pool_max_size=4)
     with TestClient(create_app(settings)) as test_client:
         yield test_client
 
@@ -144,11 +147,11 @@ def test_quality_and_zone_events_are_stored_once_even_when_resent_or_raced(
     assert [(e.entries, e.exits) for e in zone_events] == [(1, 0), (0, 1), (0, 0)]
 
     first = post(client, token, agent_id, events)
-    assert first == {"received": len(events), "stored": len(events), "duplicates": 0}
+    assert first == {"received": len(events), "stored": len(events), "duplicates": 0, "rejected": 0, "rejections": []}
     stored = table_rows(pg_dsn, agent_id)
     buckets = {(c.timestamp.minute, c.vehicle_class, c.direction) for c in crossings}
     assert stored == {"count_intervals": 3, "line_counts": len(buckets), "zone_intervals": 3, "zone_class_counts": 2}
-    assert post(client, token, agent_id, events) == {"received": len(events), "stored": 0, "duplicates": len(events)}
+    assert post(client, token, agent_id, events) == {"received": len(events), "stored": 0, "duplicates": len(events), "rejected": 0, "rejections": []}
 
     async def race() -> int:
         conns = [await psycopg.AsyncConnection.connect(pg_dsn) for _ in range(3)]
@@ -212,7 +215,7 @@ def test_version_1_0_batches_are_still_accepted_with_unknown_quality(
     response = client.post(
         "/api/v1/events", content=json.dumps(legacy).encode(), headers={"Authorization": f"Bearer {token}"}
     )
-    assert response.json() == {"received": 1, "stored": 1, "duplicates": 0}
+    assert response.json() == {"received": 1, "stored": 1, "duplicates": 0, "rejected": 0, "rejections": []}
     with psycopg.connect(pg_dsn) as conn:
         row = conn.execute(
             "SELECT schema_version, coverage, analysed_s FROM count_intervals WHERE agent_id = %s", (agent_id,)

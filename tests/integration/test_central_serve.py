@@ -82,7 +82,8 @@ def test_served_process_takes_a_batch_over_http(pg_dsn: str, server: str) -> Non
         [*_command(), "agent", "add", "edge-http-1"], env=_env(pg_dsn), check=True, capture_output=True, timeout=60
     )
     token = added.stdout.decode().strip()
-    start = dt.datetime(2025, 6, 1, 8, 0, tzinfo=dt.UTC)
+    # Recent enough for clock sanity (events older than the retention are refused).
+    start = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=2)
     batch = EventBatch(
         agent_id="edge-http-1",
         events=tuple(
@@ -101,7 +102,7 @@ def test_served_process_takes_a_batch_over_http(pg_dsn: str, server: str) -> Non
     with httpx.Client(base_url=server, timeout=10.0) as http:
         ack = http.post("/api/v1/events", content=batch.model_dump_json(), headers=headers)
         assert ack.status_code == 200, ack.text
-        assert ack.json() == {"received": 5, "stored": 5, "duplicates": 0}
+        assert ack.json() == {"received": 5, "stored": 5, "duplicates": 0, "rejected": 0, "rejections": []}
         totals = http.get(
             "/api/v1/counts/totals",
             params={"start": start.isoformat(), "end": (start + dt.timedelta(hours=1)).isoformat()},

@@ -7,15 +7,20 @@ import json
 import uuid
 
 import pytest
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from event_contract import (
     SCHEMA_VERSION,
     CountBucket,
     CountIntervalEvent,
+    Event,
     EventBatch,
     HealthEvent,
     IntervalQuality,
+    PlatePassEvent,
+    ProgressEvent,
+    SensorReadingEvent,
+    ViolationEvent,
     ZoneIntervalEvent,
     new_event_id,
 )
@@ -43,10 +48,12 @@ def test_schema_file_is_current() -> None:
     )
 
 
-def test_schema_file_describes_both_event_kinds() -> None:
+def test_schema_file_describes_every_event_kind() -> None:
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    assert {"CountIntervalEvent", "ZoneIntervalEvent", "HealthEvent", "IntervalQuality"} <= set(schema["$defs"])
-    assert schema["$id"] == "urn:ioc-edge:event-batch:1.1"
+    kinds = {"CountIntervalEvent", "ZoneIntervalEvent", "HealthEvent", "IntervalQuality", "ViolationEvent"}
+    kinds |= {"PlatePassEvent", "ProgressEvent", "SensorReadingEvent", "EvidenceRef"}
+    assert kinds <= set(schema["$defs"])
+    assert schema["$id"] == "urn:ioc-edge:event-batch:1.2"
     assert "capped" in schema["$defs"]["IntervalQuality"]["properties"]["analysed_s"]["description"]
 
 
@@ -144,9 +151,9 @@ def zone_event(**overrides: object) -> ZoneIntervalEvent:
 
 
 def test_version_1_1_events_carry_quality_and_1_0_events_still_validate() -> None:
-    assert SCHEMA_VERSION == "1.1"
+    assert SCHEMA_VERSION == "1.2"
     new = count_event(quality=QUALITY)
-    assert new.schema_version == "1.1"
+    assert new.schema_version == "1.2"
     assert new.quality is not None
     assert new.quality.coverage == pytest.approx(59.2 / 60, abs=1e-3)
     legacy = {
@@ -207,3 +214,58 @@ def test_zone_event_round_trips_and_its_rules_hold() -> None:
     bus = {"vehicle_class": "bus", "entries": 1, "exits": 1, "occupancy_mean": 1.0, "occupancy_max": 1}
     with pytest.raises(ValidationError, match="one entry per vehicle_class"):
         zone_event(classes=[bus, bus])
+
+
+def _parse(event: dict[str, object]) -> object:
+    return TypeAdapter(Event).validate_python(event)
+
+
+BASE = {"agent_id": "agent-1", "source_id": "src-1", "time": "2026-11-25T07:00:00Z"}
+
+
+def test_violation_category_must_match_its_type_and_plate_comes_with_confidence() -> None:
+    ok = _parse(BASE | {"kind": "violation", "violation_type": "red_light", "category": "violation", "track_id": 7})
+    assert isinstance(ok, ViolationEvent)
+    with pytest.raises(ValidationError, match="'possible_accident' is a\\(n\\) incident, not 'violation'"):
+        _parse(
+            BASE | {"kind": "violation", "violation_type": "possible_accident", "category": "violation", "track_id": 1}
+        )
+    with pytest.raises(ValidationError, match="plate and plate_confidence are both set or both null"):
+        _parse(
+            BASE
+            | {
+                "kind": "violation",
+                "violation_type": "wrong_way",
+                "category": "violation",
+                "track_id": 1,
+                "plate": "30A-123.45",
+            }
+        )
+
+
+def test_plate_pass_progress_and_sensor_reading_validate_their_values() -> None:
+    plate = _parse(BASE | {"kind": "plate_pass", "plate": "30A-123.45", "plate_confidence": 0.93, "track_id": 3})
+    assert isinstance(plate, PlatePassEvent)
+    with pytest.raises(ValidationError, match="should match pattern"):
+        _parse(BASE | {"kind": "plate_pass", "plate": "30a 123", "plate_confidence": 0.9, "track_id": 3})
+    progress = _parse(
+        BASE | {"kind": "progress", "project_id": "p-1", "percent_complete": 42.5, "method": "manual", "confidence": 1}
+    )
+    assert isinstance(progress, ProgressEvent)
+    assert progress.package_id is None
+    with pytest.raises(ValidationError, match="less than or equal to 100"):
+        _parse(
+            BASE
+            | {"kind": "progress", "project_id": "p-1", "percent_complete": 101, "method": "manual", "confidence": 1}
+        )
+    reading = _parse(
+        BASE | {"kind": "sensor_reading", "sensor_kind": "environment", "values": {"pm2_5": 35.5, "vn_aqi": 88}}
+    )
+    assert isinstance(reading, SensorReadingEvent)
+    assert reading.values == {"pm2_5": 35.5, "vn_aqi": 88.0}
+    with pytest.raises(ValidationError, match="a water_level station does not report 'pm2_5'"):
+        _parse(BASE | {"kind": "sensor_reading", "sensor_kind": "water_level", "values": {"pm2_5": 1}})
+    with pytest.raises(ValidationError, match="finite number"):
+        _parse(
+            BASE | {"kind": "sensor_reading", "sensor_kind": "water_level", "values": {"water_level_m": float("nan")}}
+        )

@@ -62,6 +62,7 @@ UPLINK = UplinkStats(
     retries=4,
     dead_batches=0,
     dead_events=1,
+    rejected_events=0,
     lost_at_close=0,
     queue_depth=1,
     last_error="",
