@@ -13,6 +13,7 @@ other setting from its ``IOC_CENTRAL_*`` variable (see ``settings.py``).
 from __future__ import annotations
 
 import argparse
+import ssl
 import sys
 from typing import Any
 
@@ -62,7 +63,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(settings: Settings) -> int:
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    tls: dict[str, Any] = {}
+    if settings.tls_certfile is not None:
+        tls = {"ssl_certfile": str(settings.tls_certfile), "ssl_keyfile": str(settings.tls_keyfile)}
+    if settings.tls_client_ca_file is not None:
+        tls |= {"ssl_ca_certs": str(settings.tls_client_ca_file), "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info", **tls)
     return 0
 
 

@@ -7,6 +7,7 @@ e.g. ``IOC_CENTRAL_PORT=9000`` or by passing it to ``Settings(...)``.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,6 +63,15 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address the HTTP server binds to (loopback by default).")
     port: int = Field(default=8080, ge=1, le=65535, description="TCP port of the HTTP server.")
+    tls_certfile: Path | None = Field(
+        default=None, description="PEM certificate (chain) of the HTTPS server; unset: plain HTTP (behind a TLS proxy)."
+    )
+    tls_keyfile: Path | None = Field(default=None, description="PEM private key of tls_certfile.")
+    tls_client_ca_file: Path | None = Field(
+        default=None,
+        description="mTLS: PEM CA bundle; when set, every client must present a certificate signed by it "
+        "(agents still send their bearer token).",
+    )
     max_batch_events: int = Field(
         default=MAX_BATCH_EVENTS,
         ge=1,
@@ -96,6 +106,14 @@ class Settings(BaseSettings):
     migrate_on_start: bool = Field(
         default=True, description="Apply pending schema migrations when the server starts (safe: advisory lock)."
     )
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> Settings:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("set tls_certfile and tls_keyfile together")
+        if self.tls_client_ca_file is not None and self.tls_certfile is None:
+            raise ValueError("tls_client_ca_file (mTLS) needs tls_certfile and tls_keyfile")
+        return self
 
     @model_validator(mode="after")
     def _pool_bounds(self) -> Settings:

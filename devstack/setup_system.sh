@@ -14,6 +14,7 @@ APT_PACKAGES=(
     "postgresql-server-dev-${PG_MAJOR}"
     cmake
     xz-utils
+    openssl
     mosquitto
     mosquitto-clients
     python3-gi
