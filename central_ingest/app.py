@@ -9,6 +9,8 @@ at stop it closes the pool.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -20,12 +22,16 @@ from fastapi.responses import JSONResponse
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from central_ingest.alerts.sinks import build_dispatcher, build_sse_broker
+from central_ingest.alerts.sinks.routes import router as alert_stream_router
 from central_ingest.ingest.pipeline import Ingestor
 from central_ingest.ingest.routes import router as ingest_router
+from central_ingest.query.families import router as families_router
 from central_ingest.query.routes import router as query_router
 from central_ingest.query.routes import zones_router
 from central_ingest.settings import Settings
 from central_ingest.state import AppState, get_app_state
+from central_ingest.store.maintenance import MaintenanceStats, maintenance_loop
 from central_ingest.store.migrate import apply_migrations, available_migrations
 from central_ingest.web.summary import router as web_router
 
@@ -67,10 +73,28 @@ def create_app(settings: Settings) -> FastAPI:
             open=False,
         )
         await pool.open()
+        sse = build_sse_broker(settings.alert_sinks)
+        dispatcher = build_dispatcher(settings.alert_sinks, sse)
+        await dispatcher.start()
+        app.state.ioc_sse = sse
         app.state.ioc = AppState(settings=settings, pool=pool, ingestor=Ingestor(pool, settings))
+        background: list[asyncio.Task[None]] = []
+        if settings.maintenance_enabled:
+            background.append(
+                asyncio.create_task(
+                    maintenance_loop(pool, settings, settings.maintenance_every_s, stats=app.state.ioc_maintenance),
+                    name="maintenance",
+                )
+            )
         try:
             yield
         finally:
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await dispatcher.close(timeout_s=5.0)
             await pool.close()
 
     app = FastAPI(
@@ -79,11 +103,14 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Receives edge agents' event batches, stores them in TimescaleDB, answers count queries.",
         lifespan=lifespan,
     )
+    app.state.ioc_maintenance = MaintenanceStats()
     app.add_exception_handler(PoolTimeout, _database_unavailable)
     app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
     app.include_router(ingest_router)
     app.include_router(query_router)
     app.include_router(zones_router)
+    app.include_router(families_router)
+    app.include_router(alert_stream_router)
     app.include_router(web_router)
 
     @app.get("/healthz", summary="The process is up")

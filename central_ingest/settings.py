@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from central_ingest.alerts.sinks.config import SinksConfig
 from event_contract import MAX_BATCH_EVENTS
 
 MIB = 1024 * 1024
@@ -102,6 +103,19 @@ class Settings(BaseSettings):
     )
     timezone: str = Field(
         default="Asia/Ho_Chi_Minh", description="IANA zone that alert periods (days) and daily rollups align to."
+    )
+    maintenance_enabled: bool = Field(
+        default=True,
+        description="Run database maintenance (rollups, then retention) in this process; an advisory lock lets "
+        "one process at a time work when several share the database.",
+    )
+    maintenance_every_s: float = Field(
+        default=300.0, ge=10, description="Seconds between maintenance passes (rollups, retention, dead letters)."
+    )
+    alert_sinks: SinksConfig = Field(
+        default_factory=SinksConfig,
+        description="Where alert notifications go: signed webhooks, an MQTT topic, the server-sent event stream "
+        "(only the stream is on by default). JSON in IOC_CENTRAL_ALERT_SINKS.",
     )
     migrate_on_start: bool = Field(
         default=True, description="Apply pending schema migrations when the server starts (safe: advisory lock)."
