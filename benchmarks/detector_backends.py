@@ -54,7 +54,6 @@ from devstack.scene_eval import TruthBox, decode_frames, truth_by_frame
 from edge_agent.analytics.lines import LineConfig
 from edge_agent.cli import analyze_video
 from edge_agent.config import CameraConfig
-from edge_agent.delivery.backoff import BackoffConfig
 from edge_agent.perception.detector import Detector
 from edge_agent.perception.detectors import DetectorConfig, build_detector
 from edge_agent.perception.detectors.batching import BatchingConfig, BatchingDetector
@@ -64,6 +63,7 @@ from edge_agent.perception.detectors.ssd_mobilenet import SsdMobilenetDetector
 from edge_agent.perception.detectors.yolo import YoloDetector
 from edge_agent.perception.tracker import TrackerConfig
 from edge_agent.perception.types import Detections
+from ioc_common.backoff import BackoffConfig
 
 NAME = "detector_backends"
 MATCH_IOU = 0.5

@@ -22,8 +22,13 @@ from fastapi.responses import JSONResponse
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from central_ingest.alerts.routes import plans_router
+from central_ingest.alerts.routes import router as alerts_router
+from central_ingest.alerts.rules import AlertRulesConfig, load_rules
+from central_ingest.alerts.service import AlertService
 from central_ingest.alerts.sinks import build_dispatcher, build_sse_broker
 from central_ingest.alerts.sinks.routes import router as alert_stream_router
+from central_ingest.ingest.mqtt_worker import mqtt_worker_running
 from central_ingest.ingest.pipeline import Ingestor
 from central_ingest.ingest.routes import router as ingest_router
 from central_ingest.query.families import router as families_router
@@ -57,7 +62,11 @@ async def _pending_migrations(conn: AsyncConnection[Any]) -> list[str]:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """A ready-to-serve app; nothing connects until its lifespan starts."""
+    """A ready-to-serve app; nothing connects until its lifespan starts.
+
+    The alert rules file is read here, so a bad file stops the service before it serves (``ConfigError``).
+    """
+    rules = load_rules(settings.alert_rules_path) if settings.alert_rules_path else AlertRulesConfig()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -77,8 +86,18 @@ def create_app(settings: Settings) -> FastAPI:
         dispatcher = build_dispatcher(settings.alert_sinks, sse)
         await dispatcher.start()
         app.state.ioc_sse = sse
-        app.state.ioc = AppState(settings=settings, pool=pool, ingestor=Ingestor(pool, settings))
-        background: list[asyncio.Task[None]] = []
+        alerts = AlertService(
+            pool,
+            rules,
+            dispatcher.publish,
+            settings.timezone,
+            settings.alert_evaluate_every_s,
+            max_pending=settings.alert_max_pending,
+        )
+        app.state.ioc_alerts = alerts
+        ingestor = Ingestor(pool, settings, on_stored=alerts.notify_ingested)
+        app.state.ioc = AppState(settings=settings, pool=pool, ingestor=ingestor)
+        background = [asyncio.create_task(alerts.run(), name="alert-engine")]
         if settings.maintenance_enabled:
             background.append(
                 asyncio.create_task(
@@ -87,8 +106,12 @@ def create_app(settings: Settings) -> FastAPI:
                 )
             )
         try:
-            yield
+            async with contextlib.AsyncExitStack() as stack:
+                if settings.serve_mqtt_worker and settings.mqtt_ingest is not None:
+                    await stack.enter_async_context(mqtt_worker_running(settings.mqtt_ingest, ingestor))
+                yield
         finally:
+            await alerts.close()
             for task in background:
                 task.cancel()
             for task in background:
@@ -111,6 +134,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(zones_router)
     app.include_router(families_router)
     app.include_router(alert_stream_router)
+    app.include_router(alerts_router)
+    app.include_router(plans_router)
     app.include_router(web_router)
 
     @app.get("/healthz", summary="The process is up")

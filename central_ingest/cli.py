@@ -1,7 +1,9 @@
 """``central-ingest``: serve the API, migrate the schema, manage agent tokens.
 
     central-ingest migrate
+    central-ingest validate-rules FILE             # check an alert rules file; errors point at FILE:LINE:COL
     central-ingest serve [--host H] [--port P]
+    central-ingest mqtt-worker                     # MQTT 5 shared-subscription ingest worker (docs/mqtt_topics.md)
     central-ingest agent add AGENT_ID [--rotate]   # prints the token once
     central-ingest agent revoke AGENT_ID
     central-ingest agent list
@@ -13,18 +15,25 @@ other setting from its ``IOC_CENTRAL_*`` variable (see ``settings.py``).
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import ssl
 import sys
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import uvicorn
 from pydantic import ValidationError
 
+from central_ingest.alerts.rules import load_rules
 from central_ingest.app import create_app
+from central_ingest.ingest.mqtt_config import MqttIngestConfig
+from central_ingest.ingest.mqtt_worker import run_worker
 from central_ingest.settings import Settings
 from central_ingest.store.agents import AgentError, add_agent, list_agents, revoke_agent
 from central_ingest.store.migrate import MigrationError, apply_migrations
+from ioc_common.yaml_files import ConfigError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +46,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="TCP port (default: IOC_CENTRAL_PORT or 8080)")
 
     commands.add_parser("migrate", help="apply pending schema migrations")
+
+    commands.add_parser(
+        "mqtt-worker",
+        help="ingest agents' batches from the MQTT broker (shared subscription; IOC_CENTRAL_MQTT_INGEST__*)",
+    )
+
+    validate = commands.add_parser("validate-rules", help="check an alert rules YAML file (errors point at FILE:LINE)")
+    validate.add_argument("path", type=Path)
 
     agent = commands.add_parser("agent", help="manage edge agents' tokens")
     agent_commands = agent.add_subparsers(dest="agent_command", required=True)
@@ -72,6 +89,19 @@ def _serve(settings: Settings) -> int:
     return 0
 
 
+def _mqtt_worker(settings: Settings) -> int:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_worker(settings, settings.mqtt_ingest or MqttIngestConfig()))
+    return 0
+
+
+def _validate_rules(path: Path) -> int:
+    rules = load_rules(path)
+    kinds = ", ".join(sorted({rule.kind for rule in rules.rules})) or "none"
+    print(f"{path}: OK, {len(rules.junctions)} junction(s), {len(rules.rules)} rule(s) ({kinds})")
+    return 0
+
+
 def _agent(settings: Settings, args: argparse.Namespace) -> int:
     with psycopg.connect(settings.database_url) as conn:
         if args.agent_command == "add":
@@ -97,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = _settings(args)
         if args.command == "serve":
             return _serve(settings)
+        if args.command == "mqtt-worker":
+            return _mqtt_worker(settings)
+        if args.command == "validate-rules":
+            return _validate_rules(args.path)
         if args.command == "migrate":
             applied = apply_migrations(settings.database_url)
             print(f"applied migrations: {', '.join(applied)}" if applied else "schema is current")
@@ -104,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         return _agent(settings, args)
     except ValidationError as error:
         print(f"central-ingest: invalid settings:\n{error}", file=sys.stderr)
+    except ConfigError as error:
+        print(f"central-ingest: invalid alert rules:\n{error}", file=sys.stderr)
     except (AgentError, MigrationError) as error:
         print(f"central-ingest: {error}", file=sys.stderr)
     except psycopg.OperationalError as error:

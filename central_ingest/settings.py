@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from central_ingest.alerts.sinks.config import SinksConfig
+from central_ingest.ingest.mqtt_config import MqttIngestConfig
 from event_contract import MAX_BATCH_EVENTS
 
 MIB = 1024 * 1024
@@ -112,10 +113,32 @@ class Settings(BaseSettings):
     maintenance_every_s: float = Field(
         default=300.0, ge=10, description="Seconds between maintenance passes (rollups, retention, dead letters)."
     )
+    alert_rules_path: Path | None = Field(
+        default=None,
+        description="YAML alert rules (junctions, rule kinds, thresholds; see configs/alert_rules.example.yaml); "
+        "unset: no rules. Check a file with `central-ingest validate-rules FILE`.",
+    )
+    alert_evaluate_every_s: float = Field(
+        default=30.0, gt=0, description="Seconds between full rule passes (silence, period roll-over, resolutions)."
+    )
+    alert_max_pending: int = Field(
+        default=10_000,
+        ge=1,
+        description="Subjects waiting for evaluation after ingest; beyond it they are dropped, counted, and the "
+        "next full pass evaluates everything.",
+    )
     alert_sinks: SinksConfig = Field(
         default_factory=SinksConfig,
         description="Where alert notifications go: signed webhooks, an MQTT topic, the server-sent event stream "
         "(only the stream is on by default). JSON in IOC_CENTRAL_ALERT_SINKS.",
+    )
+    mqtt_ingest: MqttIngestConfig | None = Field(
+        default=None,
+        description="MQTT ingest worker settings (broker, share group, ...); null: `serve` runs no MQTT worker and "
+        "`mqtt-worker` uses the defaults. Environment: e.g. IOC_CENTRAL_MQTT_INGEST__HOST=broker.example.vn.",
+    )
+    serve_mqtt_worker: bool = Field(
+        default=False, description="Also run one MQTT ingest worker inside `serve` (needs mqtt_ingest)."
     )
     migrate_on_start: bool = Field(
         default=True, description="Apply pending schema migrations when the server starts (safe: advisory lock)."

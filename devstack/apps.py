@@ -130,12 +130,16 @@ class CentralService:
 
 
 def start_central(
-    database_url: str, log_path: Path, port: int | None = None, timeout_s: float = 30.0
+    database_url: str,
+    log_path: Path,
+    port: int | None = None,
+    timeout_s: float = 30.0,
+    env: Mapping[str, str] | None = None,
 ) -> CentralService:
-    """Start ``central-ingest serve`` on a free port and wait until /readyz answers."""
+    """Start ``central-ingest serve`` on a free port and wait until /readyz answers; ``env``: IOC_CENTRAL_* extras."""
     port = port or free_port()
     argv = [*_cli("central_ingest"), "--database-url", database_url, "serve", "--host", LOCALHOST, "--port", str(port)]
-    process = ManagedProcess.start("central-ingest", argv, log_path)
+    process = ManagedProcess.start("central-ingest", argv, log_path, env=env)
     url = f"http://{LOCALHOST}:{port}"
 
     def ready() -> bool:

@@ -34,7 +34,6 @@ from edge_agent.analytics.lines import LineConfig
 from edge_agent.analyze import format_table, run_analysis, summarise, write_events_jsonl
 from edge_agent.annotated_video import AnnotatedVideoWriter, probe_frame_rate
 from edge_agent.config import AgentConfig, CameraConfig, ConfigError, load_config
-from edge_agent.delivery.backoff import BackoffConfig
 from edge_agent.health import DEFAULT_STATUS_MAX_AGE_S, check_status_file, check_url
 from edge_agent.perception.detector import Detector
 from edge_agent.perception.detectors import DetectorConfig
@@ -43,6 +42,7 @@ from edge_agent.preview.config import DEFAULT_PREVIEW_PORT
 from edge_agent.sources.snapshot import SnapshotError, check_image_path, default_snapshot_path, grab_frame, save_image
 from edge_agent.sources.urls import redact_url
 from event_contract import Event
+from ioc_common.backoff import BackoffConfig
 
 EXIT_INVALID_CONFIG = 2
 EXIT_RUNTIME_ERROR = 1

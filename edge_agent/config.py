@@ -29,7 +29,7 @@ from edge_agent.perception.tracker import TrackerConfig
 from edge_agent.preview.config import PreviewConfig
 from edge_agent.sources.pyav_reader import ReaderConfig
 from event_contract.models import Identifier
-from yaml_config import ConfigError, ConfigIssue, Loc, load_model, parse_model
+from ioc_common.yaml_files import ConfigError, ConfigIssue, Loc, load_model, parse_model
 
 __all__ = ["AgentConfig", "CameraConfig", "ConfigError", "ConfigIssue", "load_config", "parse_config"]
 

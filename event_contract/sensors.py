@@ -87,5 +87,7 @@ class SensorReadingEvent(EventBase):
                 raise ValueError(f"a {self.sensor_kind} station does not report {metric!r}")
             spec = METRICS[metric]
             if not spec.low <= value <= spec.high:
-                raise ValueError(f"{metric} = {value} {spec.unit} is outside the possible range {spec.low}..{spec.high}")
+                raise ValueError(
+                    f"{metric} = {value} {spec.unit} is outside the possible range {spec.low}..{spec.high}"
+                )
         return self

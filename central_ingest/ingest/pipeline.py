@@ -93,4 +93,3 @@ class Ingestor:
     async def refuse_unreadable(self, payload: bytes, agent_id: str | None, channel: Channel, reason: str) -> None:
         """Keep a payload that never reached validation (bad gzip, wrong topic) as a dead letter."""
         await self._refuse_whole(payload, agent_id, channel, reason)
-

@@ -47,7 +47,7 @@ from central_ingest.store.rollups import (
     oldest_unrolled_hour,
     refresh_rollups,
 )
-from edge_agent.delivery.backoff import Backoff, BackoffConfig
+from ioc_common.backoff import Backoff, BackoffConfig
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ from typing import Literal
 import httpx
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from edge_agent.delivery.backoff import Backoff, BackoffConfig
 from edge_agent.delivery.queues import BoundedQueue, QueueClosedError
 from event_contract import MAX_BATCH_EVENTS, BatchAck, Event, EventBatch
+from ioc_common.backoff import Backoff, BackoffConfig
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import random
 
-from edge_agent.delivery.backoff import Backoff, BackoffConfig
 from edge_agent.sources.config import ReaderConfig
+from ioc_common.backoff import Backoff, BackoffConfig
 
 
 class ReconnectLimitError(Exception):

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import cv2
 
-from edge_agent.delivery.backoff import BackoffConfig
 from edge_agent.perception.types import Frame
 from edge_agent.sources.config import ReaderConfig
 from edge_agent.sources.pyav_reader import PyAVReader
 from edge_agent.sources.urls import short_name
+from ioc_common.backoff import BackoffConfig
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MAX_STEP_TIMEOUT_S = 300.0

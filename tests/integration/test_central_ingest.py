@@ -100,7 +100,7 @@ def test_migrations_make_hypertables_and_run_once(pg_dsn: str, client: TestClien
         hypertables = conn.execute(
             "SELECT hypertable_name FROM timescaledb_information.hypertables ORDER BY 1"
         ).fetchall()
-        intervals = dict(
+        intervals: dict[str, dt.timedelta] = dict(
             conn.execute(
                 "SELECT hypertable_name, time_interval FROM timescaledb_information.dimensions "
                 "WHERE column_name = 'time'"
@@ -213,7 +213,7 @@ def test_events_from_a_wrong_clock_are_refused_with_reasons(
 ) -> None:
     agent_id, token = agent
     now = dt.datetime.now(dt.UTC)
-    events = [
+    events: list[CountIntervalEvent | HealthEvent] = [
         HealthEvent(agent_id=agent_id, source_id="cam-1", time=now, state="live"),
         HealthEvent(agent_id=agent_id, source_id="cam-1", time=now + dt.timedelta(minutes=11), state="live"),
     ]

@@ -40,7 +40,9 @@ _agent_numbers = itertools.count(1)
 
 @pytest.fixture(scope="module")
 def client(pg_dsn: str) -> Iterator[TestClient]:
-    settings = Settings(database_url=pg_dsn, retention=KEEP_OLD_TEST_DATA, max_body_bytes=2 * 1024 * 1024, pool_max_size=4)
+    settings = Settings(
+        database_url=pg_dsn, retention=KEEP_OLD_TEST_DATA, max_body_bytes=2 * 1024 * 1024, pool_max_size=4
+    )
     with TestClient(create_app(settings)) as test_client:
         yield test_client
 
@@ -151,7 +153,13 @@ def test_quality_and_zone_events_are_stored_once_even_when_resent_or_raced(
     stored = table_rows(pg_dsn, agent_id)
     buckets = {(c.timestamp.minute, c.vehicle_class, c.direction) for c in crossings}
     assert stored == {"count_intervals": 3, "line_counts": len(buckets), "zone_intervals": 3, "zone_class_counts": 2}
-    assert post(client, token, agent_id, events) == {"received": len(events), "stored": 0, "duplicates": len(events), "rejected": 0, "rejections": []}
+    assert post(client, token, agent_id, events) == {
+        "received": len(events),
+        "stored": 0,
+        "duplicates": len(events),
+        "rejected": 0,
+        "rejections": [],
+    }
 
     async def race() -> int:
         conns = [await psycopg.AsyncConnection.connect(pg_dsn) for _ in range(3)]

@@ -36,9 +36,9 @@ import pytest
 from edge_agent.analytics.lines import LineConfig
 from edge_agent.cli import analyze_video
 from edge_agent.config import CameraConfig
-from edge_agent.delivery.backoff import BackoffConfig
 from edge_agent.perception.detectors import DetectorConfig
 from edge_agent.perception.tracker import TrackerConfig
+from ioc_common.backoff import BackoffConfig
 
 FOOTAGE = Path("/work/shared/data/car-detection.mp4")
 FPS = 12.5

@@ -22,11 +22,11 @@ from devstack.scene import SceneParams, render_scene
 from edge_agent.analytics.lines import LineConfig
 from edge_agent.analytics.zones import ZoneConfig
 from edge_agent.config import CameraConfig
-from edge_agent.delivery.backoff import BackoffConfig
 from edge_agent.perception.detectors import DetectorConfig, build_detector, resolve_model_path
 from edge_agent.perception.tracker import TrackerConfig
 from edge_agent.pipeline import CameraPipeline
 from event_contract import CountIntervalEvent, Event, ZoneIntervalEvent
+from ioc_common.backoff import BackoffConfig
 
 pytestmark = pytest.mark.integration
 

@@ -32,7 +32,7 @@ from central_ingest.alerts.sinks import (
 from central_ingest.alerts.sinks.mqtt_sink import alert_topic, topic_level
 from central_ingest.alerts.sinks.sse import StreamFilter, alert_frame
 from central_ingest.alerts.sinks.webhook import delivery_id, notice_body, sign
-from edge_agent.delivery.backoff import BackoffConfig
+from ioc_common.backoff import BackoffConfig
 
 T0 = dt.datetime(2025, 3, 1, 8, 30, tzinfo=dt.UTC)
 TINY_BACKOFF = BackoffConfig(base_s=0.001, ceiling_s=0.002)

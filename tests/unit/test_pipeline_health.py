@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edge_agent.delivery.backoff import BackoffConfig
 from edge_agent.pipeline import CameraPipeline, is_news
 from event_contract import Event, HealthEvent
+from ioc_common.backoff import BackoffConfig
 from tests.unit.test_pipeline_step import BrightBlobDetector, camera, square_tops, write_square_video
 
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from devstack.video_files import write_video
-from edge_agent.delivery.backoff import BackoffConfig
 from edge_agent.sources.pyav_reader import PyAVReader, ReaderConfig, SourceGaveUpError
+from ioc_common.backoff import BackoffConfig
 
 START = dt.datetime(2025, 3, 1, 7, 0, tzinfo=dt.UTC)
 WIDTH, HEIGHT = 64, 48

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edge_agent.delivery.backoff import BackoffConfig
 from edge_agent.sources.config import ReaderConfig
 from edge_agent.sources.rate_limit import FrameRateLimiter
 from edge_agent.sources.reconnect import ReconnectLimitError, ReconnectPolicy
@@ -19,6 +18,7 @@ from edge_agent.sources.status import CHANGE_LOG_SIZE, SourceStatus
 from edge_agent.sources.timeline import ArrivalClock, ClockSteering, ConnectionClocks, SenderClock, Timeline
 from edge_agent.sources.urls import describe_error, redact_url, short_name
 from edge_agent.sources.watchdog import StallWatchdog, StreamStalledError
+from ioc_common.backoff import BackoffConfig
 
 T0 = dt.datetime(2025, 3, 1, 7, 0, tzinfo=dt.UTC)
 

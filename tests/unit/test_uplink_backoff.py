@@ -5,7 +5,7 @@ import random
 import pytest
 from pydantic import ValidationError
 
-from edge_agent.delivery.backoff import Backoff, BackoffConfig, exponential_cap
+from ioc_common.backoff import Backoff, BackoffConfig, exponential_cap
 
 
 def test_cap_doubles_until_the_ceiling() -> None:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.delivery.backoff import BackoffConfig
 from edge_agent.delivery.http_uplink import EVENTS_PATH, HttpUplink, UplinkConfig
 from event_contract import CountIntervalEvent, EventBatch, HealthEvent
+from ioc_common.backoff import BackoffConfig
 
 AGENT = "agent-hue-01"
 

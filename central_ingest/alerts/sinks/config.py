@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from edge_agent.delivery.backoff import BackoffConfig
+from ioc_common.backoff import BackoffConfig
 
 SINK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 """Webhook ids: short and printable, they name the sink in stats and logs (``webhook:<id>``)."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Final, Literal, Protocol, runtime_checkable
 
 from central_ingest.alerts.notice import AlertNotice
-from edge_agent.delivery.backoff import Backoff, BackoffConfig
+from ioc_common.backoff import Backoff, BackoffConfig
 
 log = logging.getLogger(__name__)
 

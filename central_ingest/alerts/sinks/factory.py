@@ -9,7 +9,7 @@ from central_ingest.alerts.sinks.dispatcher import AlertSink, NotificationDispat
 from central_ingest.alerts.sinks.mqtt_sink import MqttSink
 from central_ingest.alerts.sinks.sse import SseBroker
 from central_ingest.alerts.sinks.webhook import WebhookSink
-from edge_agent.delivery.backoff import BackoffConfig
+from ioc_common.backoff import BackoffConfig
 
 SSE_POLICY = RetryPolicy(queue_size=1000, max_attempts=1, backoff=BackoffConfig())
 """The broker's deliver only appends to memory and cannot fail; its lane never waits long."""
