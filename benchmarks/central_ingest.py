@@ -27,6 +27,8 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -35,16 +37,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import paho.mqtt.client as mqtt
 import psycopg
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from benchmarks.common import RESULTS_DIR, package_versions, save_result
 from benchmarks.ingest_load import MIX, batch_body, make_batches, store_executemany
+from central_ingest.ingest.mqtt_topics import agent_topic
 from central_ingest.store.agents import add_agent
 from central_ingest.store.migrate import apply_migrations
 from central_ingest.store.writer import store_events
-from devstack.apps import start_central
+from devstack.apps import ManagedProcess, start_central
+from devstack.mosquitto import MosquittoBroker
 from devstack.postgres import PostgresCluster, PostgresSettings
-from event_contract import Event
+from event_contract import Event, EventBatch, SensorReadingEvent
 
 NAME = "central_ingest"
 FAMILY_TABLES = {
@@ -267,6 +273,203 @@ def measure_http(cluster: PostgresCluster, workdir: Path, batches: list[list[Eve
     return result
 
 
+# -- 3. MQTT --------------------------------------------------------------------------------------
+
+
+def _wait_stored(dsn: str, expected: int, timeout_s: float) -> float:
+    """Seconds until the database holds ``expected`` events (polled every 20 ms)."""
+    start = time.perf_counter()
+    while stored_events(dsn) < expected:
+        if time.perf_counter() - start > timeout_s:
+            raise RuntimeError(f"only {stored_events(dsn)} of {expected} events stored after {timeout_s} s")
+        time.sleep(0.02)
+    return time.perf_counter() - start
+
+
+def _mqtt_publisher(broker: MosquittoBroker) -> mqtt.Client:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+    client.username_pw_set(broker.username, broker.password)
+    client.max_inflight_messages_set(100)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    return client
+
+
+def measure_mqtt(cluster: PostgresCluster, workdir: Path, batches: list[list[Event]]) -> dict[str, Any]:
+    """Publish every batch (QoS 1) as fast as the broker takes them; one mqtt-worker process stores them."""
+    broker = MosquittoBroker(workdir)
+    broker.start()
+    dsn = cluster.create_database("bench_mqtt")
+    apply_migrations(dsn)
+    env = {
+        "IOC_CENTRAL_DATABASE_URL": dsn,
+        "IOC_CENTRAL_MQTT_INGEST__HOST": broker.host,
+        "IOC_CENTRAL_MQTT_INGEST__PORT": str(broker.port),
+        "IOC_CENTRAL_MQTT_INGEST__USERNAME": broker.username,
+        "IOC_CENTRAL_MQTT_INGEST__PASSWORD": broker.password,
+    }
+    worker = ManagedProcess.start(
+        "mqtt-worker", [sys.executable, "-m", "central_ingest", "mqtt-worker"], workdir / "mqtt-worker.log", env
+    )
+    publisher = _mqtt_publisher(broker)
+    try:
+        warm_up = batches[0]
+        # A message published before the worker has subscribed reaches nobody: resend the (idempotent)
+        # warm-up batch until it is stored, so the timed part starts with a subscribed, warm worker.
+        deadline = time.perf_counter() + 60
+        while stored_events(dsn) < len(warm_up):
+            if time.perf_counter() > deadline or not worker.running():
+                raise RuntimeError(f"the mqtt-worker stored nothing:\n{worker.log_tail()}")
+            topic = agent_topic("ioc/v1", warm_up[0].agent_id)
+            publisher.publish(topic, batch_body(warm_up), qos=1).wait_for_publish(30)
+            time.sleep(0.5)
+        rest = batches[1:]
+        payloads = [(agent_topic("ioc/v1", b[0].agent_id), batch_body(b)) for b in rest]
+        events = sum(len(b) for b in rest)
+        start = time.perf_counter()
+        infos = [publisher.publish(topic, payload, qos=1) for topic, payload in payloads]
+        for info in infos:
+            info.wait_for_publish(60)
+        published_s = time.perf_counter() - start
+        elapsed = published_s + _wait_stored(dsn, len(warm_up) + events, timeout_s=600)
+        result: dict[str, Any] = {
+            "events": events,
+            "batch_size": len(rest[0]),
+            "workers": 1,
+            "seconds": round(elapsed, 3),
+            "publish_seconds": round(published_s, 3),
+            "events_per_s": round(events / elapsed),
+            "stored_in_db": stored_events(dsn),
+        }
+    finally:
+        publisher.loop_stop()
+        publisher.disconnect()
+        worker.stop()
+        broker.stop()
+    cluster.drop_database("bench_mqtt")
+    result["summary"] = {"events_per_s_mqtt": result["events_per_s"]}
+    return result
+
+
+# -- 4. alert latency ------------------------------------------------------------------------------
+
+ALERT_RULES = """
+rules:
+  - id: water-level
+    kind: sensor_threshold
+    sensor_kind: water_level
+    metric: water_level_m
+    levels: [{name: bao_dong_1, value: 9.5, severity: notice}]
+    min_duration_s: 0
+"""
+
+
+class _AlertStream:
+    """Reads the SSE stream in a thread and notes when each subject's alert arrived."""
+
+    def __init__(self, url: str) -> None:
+        self.arrived: dict[str, float] = {}
+        self.ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(url,), daemon=True)
+        self._thread.start()
+
+    def _run(self, url: str) -> None:
+        try:
+            with httpx.Client(timeout=httpx.Timeout(5.0, read=None)) as client, client.stream("GET", url) as response:
+                for line in response.iter_lines():
+                    self.ready.set()
+                    if line.startswith("data:"):
+                        notice = json.loads(line[5:])
+                        self.arrived.setdefault(notice["subject"], time.perf_counter())
+        except httpx.TransportError:
+            return  # the server stopped at the end of the phase
+
+
+def _background_load(url: str, token: str, bodies: list[bytes], stop: threading.Event) -> dict[str, float]:
+    """POST the bodies in a loop until ``stop``; returns the events/s it achieved."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Encoding": "gzip", "Content-Type": "application/json"}
+    stored = 0
+    start = time.perf_counter()
+    with httpx.Client(base_url=url, timeout=120.0) as client:
+        for body in bodies:
+            if stop.is_set():
+                break
+            response = client.post("/api/v1/events", content=body, headers=headers)
+            response.raise_for_status()
+            stored += int(response.json()["stored"])
+    return {"events": float(stored), "events_per_s": stored / (time.perf_counter() - start)}
+
+
+def measure_alert_latency(
+    cluster: PostgresCluster, workdir: Path, load: list[list[Event]], probes: int
+) -> dict[str, Any]:
+    dsn = cluster.create_database("bench_alerts")
+    tokens = _tokens(dsn, ["agent-load", "agent-probe"])
+    rules = workdir / "alert_rules.yaml"
+    rules.write_text(ALERT_RULES, encoding="utf-8")
+    central = start_central(dsn, workdir / "central-alerts.log", env={"IOC_CENTRAL_ALERT_RULES_PATH": str(rules)})
+    stream = _AlertStream(f"{central.url}/api/v1/alerts/stream")
+    stop = threading.Event()
+    load_result: dict[str, float] = {}
+    bodies = [batch_body(batch) for batch in load]
+    loader = threading.Thread(
+        target=lambda: load_result.update(_background_load(central.url, tokens["agent-load"], bodies, stop))
+    )
+    latencies: list[float] = []
+    load_still_running = False
+    try:
+        if not stream.ready.wait(30):
+            raise RuntimeError("the alert stream did not answer")
+        loader.start()
+        headers = {"Authorization": f"Bearer {tokens['agent-probe']}"}
+        sent: dict[str, float] = {}
+        with httpx.Client(base_url=central.url, timeout=30.0) as client:
+            for number in range(probes):
+                reading = SensorReadingEvent(
+                    agent_id="agent-probe",
+                    source_id=f"wl-{number}",
+                    time=dt.datetime.now(dt.UTC),
+                    sensor_kind="water_level",
+                    values={"water_level_m": 10.0},
+                )
+                body = EventBatch(agent_id="agent-probe", events=(reading,)).model_dump_json()
+                subject = f"sensor:agent-probe/wl-{number}"
+                sent[subject] = time.perf_counter()
+                client.post("/api/v1/events", content=body, headers=headers).raise_for_status()
+                time.sleep(0.05)
+        load_still_running = loader.is_alive()
+        deadline = time.perf_counter() + 30
+        while len(stream.arrived.keys() & sent.keys()) < len(sent) and time.perf_counter() < deadline:
+            time.sleep(0.05)
+        latencies = sorted(stream.arrived[s] - t for s, t in sent.items() if s in stream.arrived)
+    finally:
+        stop.set()
+        if loader.is_alive():
+            loader.join()
+        central.process.stop()
+    cluster.drop_database("bench_alerts")
+    if not latencies:
+        raise RuntimeError("no alert arrived")
+    p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+    result: dict[str, Any] = {
+        "probes": probes,
+        "alerts_received": len(latencies),
+        "latency_p50_s": round(statistics.median(latencies), 4),
+        "latency_p99_s": round(p99, 4),
+        "latency_max_s": round(latencies[-1], 4),
+        "background_load_events_per_s": round(load_result.get("events_per_s", 0.0)),
+        "background_load_still_running_at_last_probe": load_still_running,
+        "measured_from": "POST of the batch holding the reading (client side)",
+        "measured_to": "the alert's frame on /api/v1/alerts/stream (server-sent events)",
+    }
+    result["summary"] = {
+        "alert_latency_p50_s": result["latency_p50_s"],
+        "alert_latency_p99_s": result["latency_p99_s"],
+        "alerts_missing": probes - len(latencies),
+    }
+    return result
+
+
 # -- main ------------------------------------------------------------------------------------------
 
 
@@ -298,7 +501,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=1000, help="events per batch (default 1000)")
     parser.add_argument("--agents", type=int, default=4, help="concurrent agents in the HTTP phase (default 4)")
     parser.add_argument("--connections", type=int, default=2, help="storage-layer connections (default 2)")
-    parser.add_argument("--phases", default="storage,http", help="comma-separated: storage, http")
+    parser.add_argument(
+        "--phases", default="storage,http,mqtt,alerts", help="comma-separated: storage, http, mqtt, alerts"
+    )
+    parser.add_argument("--probes", type=int, default=200, help="alert-latency probes (default 200)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where the JSON result goes")
     args = parser.parse_args(argv)
     phases = {p.strip() for p in args.phases.split(",") if p.strip()}
@@ -327,6 +533,16 @@ def main(argv: list[str] | None = None) -> int:
                 result["storage"] = measure_storage(cluster, batches, args.connections)
                 result["province_year"] = province_year(result["storage"]["sizes"])
                 print(json.dumps({"storage": result["storage"]}, indent=1))
+            if "mqtt" in phases:
+                agents = [f"agent-m{i}" for i in range(args.agents)]
+                batches = make_batches(agents, max(1, args.batches // len(agents)), args.batch_size, _recent_t0())
+                result["mqtt"] = measure_mqtt(cluster, workdir, batches)
+                print(json.dumps({"mqtt": result["mqtt"]}, indent=1))
+            if "alerts" in phases:
+                # Enough load batches to keep the service busy for the whole probe run (about 20 a second).
+                load = make_batches(["agent-load"], max(args.batches, args.probes), args.batch_size, _recent_t0())
+                result["alerts"] = measure_alert_latency(cluster, workdir, load, args.probes)
+                print(json.dumps({"alerts": result["alerts"]}, indent=1))
             if "http" in phases:
                 agents = [f"agent-h{i}" for i in range(args.agents)]
                 batches = make_batches(agents, max(1, args.batches // len(agents)), args.batch_size, _recent_t0())
