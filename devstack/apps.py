@@ -128,6 +128,11 @@ class CentralService:
             totals[key] = totals.get(key, 0) + int(row["count"])
         return totals
 
+    def alerts(self, **filters: str) -> list[dict[str, Any]]:
+        """Alerts as ``GET /api/v1/alerts`` lists them (first page, newest first)."""
+        page = _get_json(f"{self.url}/api/v1/alerts?{urlencode(filters)}")
+        return list(page["items"])
+
 
 def start_central(
     database_url: str,

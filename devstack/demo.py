@@ -1,9 +1,11 @@
-"""The demo behind ``./run demo``: a synthetic camera, the real stack, an agent, stored counts.
+"""The demo behind ``./run demo``: a synthetic camera, the real stack, an agent, stored counts, alerts.
 
 It renders (once, then cached) a synthetic traffic clip with exact ground truth, serves
 it in a loop from a real RTSP server, starts the central ingest service on a private
-PostgreSQL + TimescaleDB and an edge agent that reads the stream, then prints the
-counts stored in the database beside the ground truth until Ctrl-C (or ``--duration``).
+PostgreSQL + TimescaleDB (with the demo alert rules and an MQTT ingest worker on the local
+mosquitto) and an edge agent that reads the stream, and runs a simulated water-level station
+that publishes over MQTT. It prints the counts stored in the database beside the ground
+truth, and the open alerts, until Ctrl-C (or ``--duration``).
 """
 
 from __future__ import annotations
@@ -32,12 +34,14 @@ from devstack.apps import (
     write_edge_config,
     write_secret,
 )
+from devstack.demo_sensors import SimulatedStation
 from devstack.errors import DevstackError
 from devstack.ports import LOCALHOST, accepts_connections, free_port
 from devstack.scene import SceneParams, render_scene
-from devstack.stack import DEFAULT_STATE_DIR, Stack
+from devstack.stack import DEFAULT_STATE_DIR, Stack, StackInfo
 from edge_agent.preview.config import DEFAULT_PREVIEW_PORT
 
+DEMO_RULES = Path(__file__).resolve().parent.parent / "configs" / "alert_rules.demo.yaml"
 AGENT_ID = "demo-agent"
 CAMERA_ID = "cam-demo-01"
 LINE_ID = "line-main"
@@ -118,7 +122,30 @@ def print_summary(central: CentralService, truth: SceneTruth, started: dt.dateti
         "Stored counts (closed intervals) / Số lượt xe đã lưu:"
     )
     print(format_table(stored, truth_totals(truth, line_id), passes))
+    print(format_alerts(central))
     sys.stdout.flush()
+
+
+def format_alerts(central: CentralService) -> str:
+    """Open alerts, Vietnamese message first."""
+    alerts = central.alerts(status="open")
+    if not alerts:
+        return "[demo] Cảnh báo đang mở / open alerts: none"
+    lines = [f"[demo] Cảnh báo đang mở / open alerts: {len(alerts)}"]
+    lines += [f"  [{a['severity']}] {a['message_vi']} / {a['message_en']}" for a in alerts]
+    return "\n".join(lines)
+
+
+def _central_env(info: StackInfo) -> dict[str, str]:
+    """The demo's central service: demo alert rules, and an MQTT ingest worker on the local broker."""
+    return {
+        "IOC_CENTRAL_ALERT_RULES_PATH": str(DEMO_RULES),
+        "IOC_CENTRAL_SERVE_MQTT_WORKER": "true",
+        "IOC_CENTRAL_MQTT_INGEST__HOST": info.mqtt_host,
+        "IOC_CENTRAL_MQTT_INGEST__PORT": str(info.mqtt_port),
+        "IOC_CENTRAL_MQTT_INGEST__USERNAME": info.mqtt_username,
+        "IOC_CENTRAL_MQTT_INGEST__PASSWORD": info.mqtt_password,
+    }
 
 
 def run_demo(state_dir: Path, duration_s: float, interval_s: int, report_every_s: float) -> int:
@@ -137,7 +164,7 @@ def run_demo(state_dir: Path, duration_s: float, interval_s: int, report_every_s
             token = provision_agent(info.postgres_dsn, AGENT_ID)
             token_file = write_secret(demo_dir / "agent.token", token)
 
-            central = start_central(info.postgres_dsn, demo_dir / "logs" / "central.log")
+            central = start_central(info.postgres_dsn, demo_dir / "logs" / "central.log", env=_central_env(info))
             preview_port = (
                 DEFAULT_PREVIEW_PORT if not accepts_connections(LOCALHOST, DEFAULT_PREVIEW_PORT) else free_port()
             )
@@ -158,11 +185,16 @@ def run_demo(state_dir: Path, duration_s: float, interval_s: int, report_every_s
             started = dt.datetime.now(dt.UTC)
             edge = start_edge(config_path, demo_dir / "logs" / "edge.log", status_file=demo_dir / "status.json")
             cleanup.callback(_stop_edge, edge)
+            station = SimulatedStation(info.mqtt_host, info.mqtt_port, info.mqtt_username, info.mqtt_password)
+            station.start()
+            cleanup.callback(station.stop)
 
             print(
                 f"\n[demo] running. Camera (RTSP): {camera_url}\n"
                 f"[demo] Trang tổng hợp / summary page: {central.url}/   API docs: {central.url}/docs\n"
                 f"[demo] counts API: {central.url}/api/v1/counts?group_by=vehicle_class,direction&bucket=1m\n"
+                f"[demo] cảnh báo / alerts: {central.url}/api/v1/alerts   live: {central.url}/api/v1/alerts/stream "
+                f"(a simulated water-level station publishes over MQTT; rules: {DEMO_RULES.name})\n"
                 f"[demo] xem trực tiếp / live preview: {preview}/cameras/{CAMERA_ID}/preview.mjpg   "
                 f"metrics: {preview}/metrics\n"
                 f"[demo] edge config: {config_path}   logs: {demo_dir / 'logs'}\n"
