@@ -67,7 +67,7 @@ def _nested_model(info: FieldInfo) -> type[BaseModel] | None:
 
 
 def render() -> str:
-    defaults = Settings()
+    defaults = Settings.model_construct()  # the code's defaults, not this shell's IOC_CENTRAL_* variables
     blocks: list[str] = [HEADER]
     for name, info in Settings.model_fields.items():
         block = _lines(name, info, getattr(defaults, name))
