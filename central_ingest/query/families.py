@@ -31,7 +31,7 @@ from central_ingest.query.params import (
     parse_timezone,
     resolve_range,
 )
-from central_ingest.query.routes import End, IdFilter, IntervalFilter, Start
+from central_ingest.query.routes import End, IdFilter, Start, count_filters
 from central_ingest.state import AppState, get_app_state
 from central_ingest.store.family_queries import (
     EXPORT_COLUMNS,
@@ -50,7 +50,7 @@ from central_ingest.store.family_queries import (
     violations_page,
 )
 from central_ingest.store.rollups import rollup_tables
-from event_contract import Direction, SensorMetric, VehicleClass, ViolationCategory, ViolationType
+from event_contract import SensorMetric, ViolationCategory, ViolationType
 
 router = APIRouter()
 
@@ -65,19 +65,6 @@ PAGE_DESCRIPTION = (
     'Newest first. Answer: `{"items": [...], "next_cursor": str | null}`; pass `next_cursor` as `cursor` '
     "(with the same filters) for the next page; null means this was the last page. Range `[start, end)`."
 )
-
-
-def count_filters(
-    *,
-    agent_id: IdFilter = None,
-    source_id: IdFilter = None,
-    line_id: IdFilter = None,
-    vehicle_class: VehicleClass | None = None,
-    direction: Direction | None = None,
-    interval_s: IntervalFilter = None,
-) -> CountFilters:
-    """The filters of ``/api/v1/counts``, for the export and rollup routes."""
-    return CountFilters(agent_id, source_id, line_id, vehicle_class, direction, interval_s)
 
 
 def _unprocessable(error: QueryError) -> HTTPException:

@@ -43,7 +43,7 @@ Start = Annotated[dt.datetime | None, Query(description="Range start (ISO 8601 w
 End = Annotated[dt.datetime | None, Query(description="Range end, exclusive (ISO 8601 with zone); default now.")]
 
 
-def _filters(
+def count_filters(
     *,
     agent_id: IdFilter = None,
     source_id: IdFilter = None,
@@ -52,6 +52,7 @@ def _filters(
     direction: Direction | None = None,
     interval_s: IntervalFilter = None,
 ) -> CountFilters:
+    """The count filters shared by /api/v1/counts, /totals, /export and /rollup."""
     return CountFilters(agent_id, source_id, line_id, vehicle_class, direction, interval_s)
 
 
@@ -71,7 +72,7 @@ def _rows_as_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 async def get_counts(
     *,
     app: Annotated[AppState, Depends(get_app_state)],
-    filters: Annotated[CountFilters, Depends(_filters)],
+    filters: Annotated[CountFilters, Depends(count_filters)],
     start: Start = None,
     end: End = None,
     bucket: Annotated[str, Query(description="Bucket width: 1m to 31d, e.g. 15m, 1h, 1d.")] = "1h",
@@ -99,7 +100,7 @@ async def get_counts(
 async def get_totals(
     *,
     app: Annotated[AppState, Depends(get_app_state)],
-    filters: Annotated[CountFilters, Depends(_filters)],
+    filters: Annotated[CountFilters, Depends(count_filters)],
     start: Start = None,
     end: End = None,
 ) -> list[dict[str, Any]]:
