@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -138,9 +139,31 @@ async def find(
     if isinstance(rule, SensorThresholdRule):
         readings = await inputs.recent_readings(conn, source, rule.metric, rule.min_duration_s, since)
         levels = rule.levels_for(source.agent_id, source.source_id)
-        return evaluate.threshold_finding(rule, levels, readings, open_rank)
-    readings = await inputs.recent_readings(conn, source, rule.metric, rule.window_s, since)
-    return evaluate.rate_finding(rule, readings, open_rank)
+        finding = evaluate.threshold_finding(rule, levels, readings, open_rank)
+    else:
+        readings = await inputs.recent_readings(conn, source, rule.metric, rule.window_s, since)
+        finding = evaluate.rate_finding(rule, readings, open_rank)
+    if finding.state != "breach":
+        return finding
+    return dataclasses.replace(finding, evidence=(readings_link(source, rule.metric, now),))
+
+
+EVIDENCE_WINDOW = dt.timedelta(hours=1)
+"""How much of a sensor's series an alert links to as its evidence: the hour before the evaluation."""
+
+
+def readings_link(source: SourceRef, metric: str, now: dt.datetime) -> str:
+    """The query-API path of the readings behind a sensor alert (the hour up to ``now``, and a minute after)."""
+    query = urlencode(
+        {
+            "agent_id": source.agent_id,
+            "source_id": source.source_id,
+            "metric": metric,
+            "start": (now - EVIDENCE_WINDOW).isoformat(),
+            "end": (now + dt.timedelta(minutes=1)).isoformat(),
+        }
+    )
+    return f"/api/v1/sensors/readings?{query}"
 
 
 async def _violation(

@@ -190,6 +190,9 @@ def test_water_level_above_bao_dong_2_alerts_on_the_stream_and_the_broker(
     assert notice["value"] == pytest.approx(10.7)
     assert notice["threshold"] == pytest.approx(10.5)
     assert "báo động 2" in notice["message_vi"].lower()
+    (evidence,) = notice["evidence"]  # the readings behind the alert, through the query API
+    readings = httpx.get(f"{central.url}{evidence}", timeout=10).json()["items"]
+    assert [(r["source_id"], r["metric"], r["value"]) for r in readings] == [("tram-e2e", "water_level_m", 10.7)]
     topic, published = mqtt_alerts.get(timeout=WAIT_S)
     assert published["alert_id"] == notice["alert_id"]
     assert topic.startswith("ioc/v1/alerts/sensor_threshold/")
