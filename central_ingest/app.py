@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import anyio
 import psycopg
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -32,6 +32,7 @@ from central_ingest.ingest.mqtt_worker import mqtt_worker_running
 from central_ingest.ingest.pipeline import Ingestor
 from central_ingest.ingest.routes import router as ingest_router
 from central_ingest.query.families import router as families_router
+from central_ingest.query.ingest_status import router as ingest_status_router
 from central_ingest.query.routes import router as query_router
 from central_ingest.query.routes import zones_router
 from central_ingest.settings import Settings
@@ -59,6 +60,19 @@ async def _pending_migrations(conn: AsyncConnection[Any]) -> list[str]:
     cursor = await conn.execute(b"SELECT version FROM schema_migrations")
     applied = {str(version) for (version,) in await cursor.fetchall()}
     return [m.version for m in available_migrations() if m.version not in applied]
+
+
+ROUTERS: tuple[APIRouter, ...] = (
+    ingest_router,
+    query_router,
+    zones_router,
+    families_router,
+    ingest_status_router,
+    alert_stream_router,
+    alerts_router,
+    plans_router,
+    web_router,
+)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -123,20 +137,15 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(
         title="IOC central ingest",
         version="0.1.0",
-        summary="Receives edge agents' event batches, stores them in TimescaleDB, answers count queries.",
+        summary="Receives edge agents' events (HTTPS batches, MQTT), stores them in TimescaleDB exactly once, "
+        "raises the province's alerts and answers queries.",
         lifespan=lifespan,
     )
     app.state.ioc_maintenance = MaintenanceStats()
     app.add_exception_handler(PoolTimeout, _database_unavailable)
     app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
-    app.include_router(ingest_router)
-    app.include_router(query_router)
-    app.include_router(zones_router)
-    app.include_router(families_router)
-    app.include_router(alert_stream_router)
-    app.include_router(alerts_router)
-    app.include_router(plans_router)
-    app.include_router(web_router)
+    for router in ROUTERS:
+        app.include_router(router)
 
     @app.get("/healthz", summary="The process is up")
     async def healthz() -> dict[str, str]:

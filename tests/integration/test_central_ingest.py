@@ -207,6 +207,17 @@ def test_bad_event_is_refused_alone_and_kept_as_a_dead_letter(
     assert bytes(letters[1][4]) == b'{"agent_id": '
     assert stats == (2, 50, 0, 2)
 
+    listed = client.get("/api/v1/ingest/dead-letters", params={"agent_id": agent_id, "limit": 1}).json()
+    assert [(i["position"], i["payload_bytes"]) for i in listed["items"]] == [(None, len(b'{"agent_id": '))]
+    older = client.get(
+        "/api/v1/ingest/dead-letters", params={"agent_id": agent_id, "before_id": listed["next_before_id"]}
+    ).json()
+    assert [(i["position"], i["reason"]) for i in older["items"]] == [(50, reason)]
+    assert older["next_before_id"] is None
+    assert "payload" not in older["items"][0]  # raw payloads may hold personal data: not served here
+    totals = {row["agent_id"]: row for row in client.get("/api/v1/ingest/agents").json()}
+    assert (totals[agent_id]["events_stored"], totals[agent_id]["events_rejected"]) == (50, 2)
+
 
 def test_events_from_a_wrong_clock_are_refused_with_reasons(
     pg_dsn: str, client: TestClient, agent: tuple[str, str]
