@@ -65,14 +65,6 @@ class StoreResult:
     rows: dict[str, int]
     """New rows per table (children included); for ``sensor_readings``: new events, not metric rows."""
 
-    @property
-    def bucket_rows(self) -> int:
-        return self.rows.get("line_counts", 0)
-
-    @property
-    def zone_class_rows(self) -> int:
-        return self.rows.get("zone_class_counts", 0)
-
 
 ROOT_NAMES = frozenset(t.name for t in ROOT_TABLES)
 
@@ -90,7 +82,7 @@ SET last_event_time = greatest(source_last_seen.last_event_time, EXCLUDED.last_e
 """
 
 MARK_DIRTY_HOURS = b"""
-INSERT INTO count_rollup_dirty (hour) SELECT DISTINCT h FROM unnest(%s::timestamptz[]) AS u(h) ON CONFLICT DO NOTHING
+INSERT INTO count_rollup_dirty (hour) SELECT h FROM unnest(%s::timestamptz[]) AS u(h) ON CONFLICT DO NOTHING
 """
 
 UPSERT_AGENT_STATS = b"""
@@ -121,7 +113,7 @@ STAGING_DDL = ";\n".join(_staging_ddl(table) for table in TABLES).encode()
 def _move_part(table: TableSpec) -> str:
     columns = table.column_list
     if table.parent is None:
-        returning = "event_id, time" if table.name != "sensor_readings" else "event_id"
+        returning = "event_id" if table.events_by_distinct_id else "event_id, time"
         return (
             f"new_{table.name} AS (INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {table.staging} "
             f"ON CONFLICT DO NOTHING RETURNING {returning})"
@@ -176,25 +168,32 @@ def _dirty_hours(staged: StagedRows) -> list[dt.datetime]:
     return sorted({row[0].replace(minute=0, second=0, microsecond=0) for row in staged.of(COUNT_INTERVALS)})
 
 
-async def _copy_direct(cursor: psycopg.AsyncCursor[Any], staged: StagedRows, present: frozenset[str]) -> dict[str, int]:
+async def _copy_present(
+    cursor: psycopg.AsyncCursor[Any], staged: StagedRows, present: frozenset[str], *, into_staging: bool
+) -> None:
+    """COPY each present table's rows into the table itself or into its staging table."""
     for table in TABLES:
         if table.name in present:
-            statement = f"COPY {table.name} ({table.column_list}) FROM STDIN (FORMAT BINARY)".encode()
+            target = table.staging if into_staging else table.name
+            statement = f"COPY {target} ({table.column_list}) FROM STDIN (FORMAT BINARY)".encode()
             await _copy_rows(cursor, statement, table.types, staged.of(table))
-    written = {name: len(staged.rows[name]) for name in present}
-    if "sensor_readings" in written:
-        written["sensor_readings"] = len({row[1] for row in staged.rows["sensor_readings"]})
-    return written
+
+
+async def _copy_direct(cursor: psycopg.AsyncCursor[Any], staged: StagedRows, present: frozenset[str]) -> dict[str, int]:
+    await _copy_present(cursor, staged, present, into_staging=False)
+    # Every row was new (a duplicate would have raised): count rows, or events where a root has several rows each.
+    return {
+        t.name: len({row[1] for row in staged.of(t)}) if t.events_by_distinct_id else len(staged.of(t))
+        for t in TABLES
+        if t.name in present
+    }
 
 
 async def _copy_via_staging(
     cursor: psycopg.AsyncCursor[Any], staged: StagedRows, present: frozenset[str]
 ) -> dict[str, int]:
     await cursor.execute(STAGING_DDL)
-    for table in TABLES:
-        if table.name in present:
-            statement = f"COPY {table.staging} ({table.column_list}) FROM STDIN (FORMAT BINARY)".encode()
-            await _copy_rows(cursor, statement, table.types, staged.of(table))
+    await _copy_present(cursor, staged, present, into_staging=True)
     statement, tables = move_statement(present)
     await cursor.execute(statement)
     counts = await cursor.fetchone()
