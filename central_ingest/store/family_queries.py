@@ -35,6 +35,7 @@ from central_ingest.query.params import (
     QueryError,
     TimeRange,
 )
+from central_ingest.store.queries import equalities, fetch_dicts
 from central_ingest.store.rollups import RollupTables
 
 STREAM_CHUNK_ROWS = 2000
@@ -172,16 +173,9 @@ class SensorSeriesQuery:
             )
 
 
-def _equalities(alias: str, params: dict[str, Any]) -> list[sql.Composable]:
-    return [
-        sql.SQL("{}.{} = {}").format(sql.Identifier(alias), sql.Identifier(column), sql.Placeholder(column))
-        for column in params
-    ]
-
-
 def _where(alias: str, time_column: str, equal: dict[str, Any]) -> sql.Composable:
     time = sql.Identifier(alias, time_column)
-    parts = [sql.SQL("{t} >= %(start)s AND {t} < %(end)s").format(t=time), *_equalities(alias, equal)]
+    parts = [sql.SQL("{t} >= %(start)s AND {t} < %(end)s").format(t=time), *equalities(alias, equal)]
     return sql.SQL(" AND ").join(parts)
 
 
@@ -195,14 +189,6 @@ def _after(cursor: Cursor | None, tiebreak: str | None = None) -> tuple[sql.Comp
     params["after_key"] = cursor.tiebreak or ""
     condition = sql.SQL(" AND (x.time, x.event_id, x.{}) < (%(after_time)s, %(after_id)s, %(after_key)s)")
     return condition.format(sql.Identifier(tiebreak)), params
-
-
-async def _fetch(
-    conn: psycopg.AsyncConnection[Any], statement: sql.Composed, params: dict[str, Any]
-) -> list[dict[str, Any]]:
-    async with conn.cursor(row_factory=dict_row) as cursor:
-        await cursor.execute(statement, params)
-        return await cursor.fetchall()
 
 
 async def _page(
@@ -230,7 +216,7 @@ async def _page(
         order=sql.SQL(", ").join(order),
     )
     params = {"start": time_range.start, "end": time_range.end, "limit": limit + 1, **equal, **after_params}
-    rows = await _fetch(conn, statement, params)
+    rows = await fetch_dicts(conn, statement, params)
     return page_of(rows, limit, lambda row: row_cursor(row, tiebreak))
 
 
@@ -299,7 +285,7 @@ async def sensor_series(conn: psycopg.AsyncConnection[Any], query: SensorSeriesQ
         "tz": query.timezone,
         **query.filters.as_params(),
     }
-    return await _fetch(conn, statement, params)
+    return await fetch_dicts(conn, statement, params)
 
 
 async def progress_page(
@@ -324,7 +310,7 @@ async def progress_page(
 def _line_choice(filters: CountFilters) -> tuple[sql.Composable, dict[str, Any]]:
     """The ``chosen`` condition: line filters and, when set, the interval length."""
     line_params: dict[str, Any] = filters.line_params()
-    where = _equalities("c", line_params)
+    where = equalities("c", line_params)
     if filters.interval_s is not None:
         where.append(sql.SQL("c.interval_s = %(interval_s)s"))
         line_params["interval_s"] = filters.interval_s
@@ -334,7 +320,7 @@ def _line_choice(filters: CountFilters) -> tuple[sql.Composable, dict[str, Any]]
 def _bucket_filters(filters: CountFilters, alias: str) -> tuple[sql.Composable, dict[str, Any]]:
     """Class/direction filters, as extra join conditions on the counts (so a filtered-out interval keeps a row)."""
     params = {k: v for k, v in filters.as_params().items() if k not in LINE_KEYS}
-    return sql.SQL("").join(sql.SQL(" AND ") + part for part in _equalities(alias, params)), params
+    return sql.SQL("").join(sql.SQL(" AND ") + part for part in equalities(alias, params)), params
 
 
 def count_export_statement(time_range: TimeRange, filters: CountFilters) -> tuple[sql.Composed, dict[str, Any]]:

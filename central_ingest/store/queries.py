@@ -61,7 +61,8 @@ _QUALITY_OUT = sql.SQL(
 )
 
 
-def _equalities(alias: str, params: dict[str, Any]) -> list[sql.Composable]:
+def equalities(alias: str, params: dict[str, Any]) -> list[sql.Composable]:
+    """``alias.column = %(column)s`` for every parameter."""
     return [
         sql.SQL("{}.{} = {}").format(sql.Identifier(alias), sql.Identifier(column), sql.Placeholder(column))
         for column in params
@@ -79,11 +80,11 @@ def _counts_statement(
     line_filters = filters.line_params()
     bucket_filters = {k: v for k, v in filters.as_params().items() if k not in LINE_KEYS}
     params |= line_filters | bucket_filters
-    chosen_where = [sql.SQL("c.time >= %(start)s AND c.time < %(end)s"), *_equalities("c", line_filters)]
+    chosen_where = [sql.SQL("c.time >= %(start)s AND c.time < %(end)s"), *equalities("c", line_filters)]
     if filters.interval_s is not None:
         chosen_where.append(sql.SQL("c.interval_s = %(interval_s)s"))
         params["interval_s"] = filters.interval_s
-    counts_where = [sql.SQL("l.time >= %(start)s AND l.time < %(end)s"), *_equalities("l", bucket_filters)]
+    counts_where = [sql.SQL("l.time >= %(start)s AND l.time < %(end)s"), *equalities("l", bucket_filters)]
 
     line_keys: list[str] = [key for key in group_by if key in LINE_KEYS]
     bucket_keys: list[str] = [key for key in group_by if key not in LINE_KEYS]
@@ -147,7 +148,7 @@ def count_series_statement(query: CountSeriesQuery) -> tuple[sql.Composed, dict[
     return _counts_statement(query.time_range, query.filters, query.group_by, (query.bucket, query.timezone))
 
 
-async def _fetch(
+async def fetch_dicts(
     conn: psycopg.AsyncConnection[Any], statement: sql.Composed, params: dict[str, Any]
 ) -> list[dict[str, Any]]:
     async with conn.cursor(row_factory=dict_row) as cursor:
@@ -157,7 +158,7 @@ async def _fetch(
 
 async def count_series(conn: psycopg.AsyncConnection[Any], query: CountSeriesQuery) -> list[dict[str, Any]]:
     statement, params = count_series_statement(query)
-    return await _fetch(conn, statement, params)
+    return await fetch_dicts(conn, statement, params)
 
 
 async def count_totals(
@@ -165,7 +166,7 @@ async def count_totals(
 ) -> list[dict[str, Any]]:
     """Sum per agent, camera, line, class and direction over the range, each with its line's quality."""
     statement, params = _counts_statement(time_range, filters, TOTAL_KEYS, None)
-    return await _fetch(conn, statement, params)
+    return await fetch_dicts(conn, statement, params)
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,7 @@ async def zone_intervals(
     params: dict[str, Any] = {"start": time_range.start, "end": time_range.end, "limit": limit}
     equal = filters.as_params()
     params |= equal
-    where = [sql.SQL("c.time >= %(start)s AND c.time < %(end)s"), *_equalities("c", equal)]
+    where = [sql.SQL("c.time >= %(start)s AND c.time < %(end)s"), *equalities("c", equal)]
     statement = sql.SQL(
         "WITH chosen AS ("
         " SELECT c.agent_id, c.source_id, c.zone_id, min(c.interval_s) AS interval_s FROM zone_intervals AS c"
@@ -210,7 +211,7 @@ async def zone_intervals(
         " WHERE z.time >= %(start)s AND z.time < %(end)s"
         " ORDER BY z.time, agent_id, source_id, zone_id LIMIT %(limit)s"
     ).format(where=sql.SQL(" AND ").join(where))
-    return await _fetch(conn, statement, params)
+    return await fetch_dicts(conn, statement, params)
 
 
 @dataclass(frozen=True)
