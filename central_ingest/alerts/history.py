@@ -1,13 +1,12 @@
 """Read side of the alerts for the API: filtered keyset pages, one alert with its transitions, rule states.
 
-Pages are newest first on (opened_at, alert_id); the cursor is that pair of the last item,
-base64url-encoded, so a page is stable while new alerts arrive (they sort before it).
+Pages are newest first on (opened_at, alert_id); the cursor is that pair of the last item, in the
+opaque form of ``query.pagination`` (its time and id), so a page is stable while new alerts arrive
+(they sort before it).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -16,16 +15,15 @@ from uuid import UUID
 import psycopg
 from psycopg.rows import dict_row
 
+from central_ingest.query.export import row_as_json
+from central_ingest.query.pagination import Cursor, decode_cursor, encode_cursor
+
 Conn = psycopg.AsyncConnection[Any]
 ALERT_COLUMNS = (
     "alert_id, opened_at, rule_id, rule_kind, subject, status, severity, level, message_vi, message_en, value, "
     'baseline, threshold, "window", evidence, changed_at, acknowledged_at, acknowledged_by, acknowledge_comment, '
     "resolved_at, resolved_by, resolve_comment, resolution"
 )
-
-
-class CursorError(ValueError):
-    """The cursor was not made by this API."""
 
 
 @dataclass(frozen=True)
@@ -38,39 +36,12 @@ class AlertFilters:
     until: dt.datetime | None = None
 
 
-def encode_cursor(opened_at: dt.datetime, alert_id: UUID) -> str:
-    return base64.urlsafe_b64encode(f"{opened_at.isoformat()}|{alert_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[dt.datetime, UUID]:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, _, alert_id = text.partition("|")
-        opened_at = dt.datetime.fromisoformat(at)
-        if opened_at.tzinfo is None:
-            raise ValueError("naive time")
-        return opened_at, UUID(alert_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
-        raise CursorError(f"invalid cursor: {error}") from None
-
-
-def as_json(row: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        if isinstance(value, dt.datetime):
-            out[key] = value.isoformat()
-        elif isinstance(value, UUID):
-            out[key] = str(value)
-        else:
-            out[key] = value
-    return out
-
-
 async def list_alerts(
     conn: Conn, filters: AlertFilters, limit: int, cursor: str | None
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of alerts newest first, and the cursor of the next page (None on the last one)."""
-    after_at, after_id = decode_cursor(cursor) if cursor else (None, None)
+    after = decode_cursor(cursor) if cursor else None
+    after_at, after_id = (after.time, after.event_id) if after else (None, None)
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
         f"SELECT {ALERT_COLUMNS} FROM alerts WHERE "
@@ -86,9 +57,9 @@ async def list_alerts(
     )
     rows = await cur.fetchall()
     next_cursor = (
-        encode_cursor(rows[limit - 1]["opened_at"], rows[limit - 1]["alert_id"]) if len(rows) > limit else None
+        encode_cursor(Cursor(rows[limit - 1]["opened_at"], rows[limit - 1]["alert_id"])) if len(rows) > limit else None
     )
-    return [as_json(row) for row in rows[:limit]], next_cursor
+    return [row_as_json(row) for row in rows[:limit]], next_cursor
 
 
 async def get_alert(conn: Conn, alert_id: UUID) -> dict[str, Any] | None:
@@ -103,7 +74,7 @@ async def get_alert(conn: Conn, alert_id: UUID) -> dict[str, Any] | None:
         "FROM alert_transitions WHERE alert_id = %s ORDER BY id",
         (alert_id,),
     )
-    return {**as_json(row), "transitions": [as_json(t) for t in await cur.fetchall()]}
+    return {**row_as_json(row), "transitions": [row_as_json(t) for t in await cur.fetchall()]}
 
 
 async def subject_states(conn: Conn) -> dict[str, list[dict[str, Any]]]:
@@ -115,5 +86,5 @@ async def subject_states(conn: Conn) -> dict[str, list[dict[str, Any]]]:
     )
     states: dict[str, list[dict[str, Any]]] = {}
     for row in await cur.fetchall():
-        states.setdefault(row.pop("rule_id"), []).append(as_json(row))
+        states.setdefault(row.pop("rule_id"), []).append(row_as_json(row))
     return states

@@ -13,11 +13,12 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from central_ingest.alerts.history import AlertFilters, CursorError, get_alert, list_alerts
+from central_ingest.alerts.history import AlertFilters, get_alert, list_alerts
 from central_ingest.alerts.notice import AlertNotice
 from central_ingest.alerts.plans import PlanIn, load_plan, save_plan
 from central_ingest.alerts.service import AlertService
 from central_ingest.alerts.store import AlertNotFoundError, TransitionNotAllowedError
+from central_ingest.query.params import QueryError
 from central_ingest.state import AppState, get_app_state
 from event_contract.models import IDENTIFIER_PATTERN
 
@@ -62,7 +63,7 @@ async def get_alerts(
     try:
         async with app.pool.connection() as conn:
             items, next_cursor = await list_alerts(conn, filters, limit, cursor)
-    except CursorError as error:
+    except QueryError as error:
         raise HTTPException(422, str(error)) from None
     return {"items": items, "next_cursor": next_cursor}
 

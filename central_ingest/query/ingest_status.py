@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
+from central_ingest.query.export import row_as_json
 from central_ingest.query.routes import IdFilter
 from central_ingest.state import AppState, get_app_state
 from central_ingest.store.ingest_status import DeadLetterFilters, agent_totals, dead_letters
 
 router = APIRouter(prefix="/api/v1/ingest")
-
-
-def _json(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in row.items()}
 
 
 @router.get(
@@ -24,7 +20,7 @@ def _json(row: dict[str, Any]) -> dict[str, Any]:
 )
 async def get_agents(app: Annotated[AppState, Depends(get_app_state)]) -> list[dict[str, Any]]:
     async with app.pool.connection() as conn:
-        return [_json(row) for row in await agent_totals(conn)]
+        return [row_as_json(row) for row in await agent_totals(conn)]
 
 
 @router.get(
@@ -42,4 +38,4 @@ async def get_dead_letters(
 ) -> dict[str, Any]:
     async with app.pool.connection() as conn:
         rows, next_before = await dead_letters(conn, DeadLetterFilters(agent_id, channel, before_id), limit)
-    return {"items": [_json(row) for row in rows], "next_before_id": next_before}
+    return {"items": [row_as_json(row) for row in rows], "next_before_id": next_before}

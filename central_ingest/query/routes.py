@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
+from central_ingest.query.export import row_as_json
 from central_ingest.query.params import (
     GROUP_KEYS,
     CountFilters,
@@ -56,10 +57,6 @@ def count_filters(
     return CountFilters(agent_id, source_id, line_id, vehicle_class, direction, interval_s)
 
 
-def _rows_as_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in row.items()} for row in rows]
-
-
 @router.get(
     "",
     summary="Crossings summed per time bucket, optionally per camera/line/class/direction, with data quality",
@@ -90,7 +87,7 @@ async def get_counts(
     except QueryError as error:
         raise HTTPException(422, str(error)) from None
     async with app.pool.connection() as conn:
-        return _rows_as_json(await count_series(conn, query))
+        return [row_as_json(row) for row in await count_series(conn, query)]
 
 
 @router.get(
@@ -109,7 +106,7 @@ async def get_totals(
     except QueryError as error:
         raise HTTPException(422, str(error)) from None
     async with app.pool.connection() as conn:
-        return _rows_as_json(await count_totals(conn, time_range, filters))
+        return [row_as_json(row) for row in await count_totals(conn, time_range, filters)]
 
 
 @zones_router.get(
@@ -133,4 +130,4 @@ async def get_zones(
         raise HTTPException(422, str(error)) from None
     filters = ZoneFilters(agent_id, source_id, zone_id, interval_s)
     async with app.pool.connection() as conn:
-        return _rows_as_json(await zone_intervals(conn, time_range, filters, limit))
+        return [row_as_json(row) for row in await zone_intervals(conn, time_range, filters, limit)]
