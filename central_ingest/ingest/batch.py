@@ -37,11 +37,20 @@ class InvalidBatchError(Exception):
         super().__init__(f"invalid batch, {total} error(s): {shown}{more}")
 
 
-def field_path(loc: tuple[int | str, ...]) -> str:
-    """Dotted path of a pydantic error location, without union tags; ``(batch)`` for the whole body."""
-    parts = [
+def _dotted(loc: tuple[int | str, ...], tag_position: int) -> str:
+    """``loc`` joined with dots, leaving out the union tag pydantic puts at ``tag_position``."""
+    return ".".join(
         str(item)
         for position, item in enumerate(loc)
-        if not (position == 2 and loc[0] == "events" and isinstance(item, str) and item in _EVENT_KINDS)
-    ]
-    return ".".join(parts) if parts else "(batch)"
+        if not (position == tag_position and isinstance(item, str) and item in _EVENT_KINDS)
+    )
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """Dotted path of a pydantic error location in a batch, without union tags; ``(batch)`` for the whole body."""
+    return _dotted(loc, 2 if loc[:1] == ("events",) else -1) or "(batch)"
+
+
+def event_field_path(loc: tuple[int | str, ...]) -> str:
+    """Dotted path of an error location inside one event, without its union tag; ``(event)`` for the event."""
+    return _dotted(loc, 0) or "(event)"

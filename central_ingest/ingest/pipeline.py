@@ -46,20 +46,19 @@ class Ingestor:
     on_stored: IngestHook | None = None
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
 
-    @property
-    def clock_policy(self) -> ClockPolicy:
-        return ClockPolicy(dt.timedelta(seconds=self.settings.max_future_skew_s), self.settings.retention)
+    def __post_init__(self) -> None:
+        self._clock_policy = ClockPolicy(dt.timedelta(seconds=self.settings.max_future_skew_s), self.settings.retention)
 
     async def ingest(self, payload: bytes, *, agent_id: str, channel: Channel) -> BatchAck:
         """Check and store one batch from ``agent_id``; see the module doc for what is raised."""
         try:
             checked: CheckedBatch = await anyio.to_thread.run_sync(self._check, payload)
         except InvalidBatchError as error:
-            await self._refuse_whole(payload, agent_id, channel, str(error))
+            await self.refuse_unreadable(payload, agent_id, channel, str(error))
             raise
         if checked.agent_id != agent_id:
             message = f"this sender is agent {agent_id!r}, not {checked.agent_id!r}"
-            await self._refuse_whole(payload, agent_id, channel, message)
+            await self.refuse_unreadable(payload, agent_id, channel, message)
             raise AgentMismatchError(message)
         dead_letters = [DeadLetter(channel, agent_id, r.position, r.event_id, r.reason, r.raw) for r in checked.refused]
         async with self.pool.connection() as conn:
@@ -82,14 +81,11 @@ class Ingestor:
 
     def _check(self, payload: bytes) -> CheckedBatch:
         return check_batch(
-            payload, max_events=self.settings.max_batch_events, clock=self.clock_policy, now=self.clock()
+            payload, max_events=self.settings.max_batch_events, clock=self._clock_policy, now=self.clock()
         )
 
-    async def _refuse_whole(self, payload: bytes, agent_id: str | None, channel: Channel, reason: str) -> None:
+    async def refuse_unreadable(self, payload: bytes, agent_id: str | None, channel: Channel, reason: str) -> None:
+        """Keep a whole payload as a dead letter: a bad envelope, or one that never reached validation."""
         letter = DeadLetter(channel, agent_id, None, None, reason[:2000], payload)
         async with self.pool.connection() as conn:
             await store_events(conn, (), dead_letters=[letter], agent_id=agent_id)
-
-    async def refuse_unreadable(self, payload: bytes, agent_id: str | None, channel: Channel, reason: str) -> None:
-        """Keep a payload that never reached validation (bad gzip, wrong topic) as a dead letter."""
-        await self._refuse_whole(payload, agent_id, channel, reason)

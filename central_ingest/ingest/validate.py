@@ -14,12 +14,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from central_ingest.ingest.batch import MAX_REPORTED_ERRORS, FieldError, InvalidBatchError, field_path
+from central_ingest.ingest.batch import (
+    MAX_REPORTED_ERRORS,
+    FieldError,
+    InvalidBatchError,
+    event_field_path,
+    field_path,
+)
 from central_ingest.settings import RetentionSettings
 from event_contract import Event, EventBatch, SchemaVersion
 from event_contract.models import Identifier
@@ -79,10 +86,7 @@ def _event_reason(error: ValidationError) -> str:
     details = error.errors(include_url=False, include_input=False)
     parts: list[str] = []
     for detail in details[:MAX_REASON_ERRORS]:
-        loc = tuple(detail["loc"])
-        # The first element of a tagged-union location is the kind tag, not a field.
-        path = field_path(("events", 0, *loc))[len("events.0.") :] if loc else "(event)"
-        parts.append(f"{path or '(event)'}: {detail['msg']}")
+        parts.append(f"{event_field_path(tuple(detail['loc']))}: {detail['msg']}")
     more = f" (and {len(details) - MAX_REASON_ERRORS} more)" if len(details) > MAX_REASON_ERRORS else ""
     return "; ".join(parts) + more
 
@@ -103,7 +107,11 @@ def _envelope_error(error: ValidationError) -> InvalidBatchError:
 
 
 def _check_clock(
-    events: tuple[Event, ...], positions: tuple[int, ...], clock: ClockPolicy, now: dt.datetime, raw_of: Any
+    events: tuple[Event, ...],
+    positions: tuple[int, ...],
+    clock: ClockPolicy,
+    now: dt.datetime,
+    raw_of: Callable[[int, Event], bytes],
 ) -> tuple[tuple[Event, ...], tuple[Refused, ...]]:
     kept: list[Event] = []
     refused: list[Refused] = []
