@@ -20,7 +20,7 @@ import psycopg
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 
 from central_ingest.alerts.routes import plans_router
 from central_ingest.alerts.routes import router as alerts_router
@@ -39,6 +39,7 @@ from central_ingest.settings import Settings
 from central_ingest.state import AppState, get_app_state
 from central_ingest.store.maintenance import MaintenanceStats, maintenance_loop
 from central_ingest.store.migrate import apply_migrations, available_migrations
+from central_ingest.store.pool import open_pool
 from central_ingest.web.summary import router as web_router
 
 RETRY_AFTER_S = "5"
@@ -86,15 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.migrate_on_start:
             await anyio.to_thread.run_sync(apply_migrations, settings.database_url)
-        pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
-            settings.database_url,
-            min_size=settings.pool_min_size,
-            max_size=settings.pool_max_size,
-            timeout=settings.pool_timeout_s,
-            # A connection broken by a database restart is replaced instead of failing a request.
-            check=AsyncConnectionPool.check_connection,
-            open=False,
-        )
+        pool = open_pool(settings)
         await pool.open()
         sse = build_sse_broker(settings.alert_sinks)
         dispatcher = build_dispatcher(settings.alert_sinks, sse)

@@ -39,14 +39,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
-from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
 
 from central_ingest.ingest.mqtt_config import MqttIngestConfig
 from central_ingest.ingest.mqtt_handler import MessageHandler, ReceivedMessage
 from central_ingest.ingest.mqtt_topics import shared_subscription
 from central_ingest.ingest.pipeline import Ingestor
 from central_ingest.settings import Settings
+from central_ingest.store.pool import open_pool
 from ioc_common.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -346,18 +345,6 @@ class MqttIngestWorker:
             self._queue_waits += 1
         await self._queue.put(message)
         self._received += 1
-
-
-def open_pool(settings: Settings) -> AsyncConnectionPool[AsyncConnection[Any]]:
-    """A pool configured like the HTTP app's (not opened yet)."""
-    return AsyncConnectionPool(
-        settings.database_url,
-        min_size=settings.pool_min_size,
-        max_size=settings.pool_max_size,
-        timeout=settings.pool_timeout_s,
-        check=AsyncConnectionPool.check_connection,
-        open=False,
-    )
 
 
 @contextlib.asynccontextmanager

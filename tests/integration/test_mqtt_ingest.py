@@ -26,10 +26,11 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from central_ingest.ingest.mqtt_config import MqttIngestConfig
 from central_ingest.ingest.mqtt_topics import agent_topic
-from central_ingest.ingest.mqtt_worker import MqttIngestWorker, open_pool, run_worker
+from central_ingest.ingest.mqtt_worker import MqttIngestWorker, run_worker
 from central_ingest.ingest.pipeline import Ingestor
 from central_ingest.settings import Settings
 from central_ingest.store.migrate import apply_migrations
+from central_ingest.store.pool import open_pool
 from devstack.mosquitto import MosquittoBroker
 from event_contract import CountBucket, CountIntervalEvent, EventBatch, HealthEvent
 from ioc_common.backoff import BackoffConfig
