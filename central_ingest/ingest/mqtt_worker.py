@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -44,6 +43,7 @@ from central_ingest.ingest.mqtt_config import MqttIngestConfig
 from central_ingest.ingest.mqtt_handler import MessageHandler, ReceivedMessage
 from central_ingest.ingest.mqtt_topics import shared_subscription
 from central_ingest.ingest.pipeline import Ingestor
+from central_ingest.mqtt_client import new_client
 from central_ingest.settings import Settings
 from central_ingest.store.pool import open_pool
 from ioc_common.backoff import Backoff
@@ -138,17 +138,8 @@ class MqttIngestWorker:
         self._loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue(maxsize=config.queue_size)
         self._subscribed = asyncio.Event()
-        client = Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=config.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
-            manual_ack=True,
-        )
-        if config.username is not None:
-            password = config.password.get_secret_value() if config.password is not None else None
-            client.username_pw_set(config.username, password)
-        if config.tls:
-            client.tls_set(ca_certs=str(config.ca_file) if config.ca_file is not None else None)
+        # Acknowledged only once the batch is committed (see the module doc).
+        client = new_client(config, manual_ack=True)
         self._set_next_reconnect_delay(client)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail

@@ -23,13 +23,14 @@ import threading
 from typing import Any, Final
 
 from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessageInfo
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from central_ingest.alerts.notice import AlertNotice
 from central_ingest.alerts.sinks.config import MqttSinkConfig
 from central_ingest.alerts.sinks.dispatcher import RetryableDeliveryError
+from central_ingest.mqtt_client import new_client
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +68,7 @@ class MqttSink:
         if self._client is not None:
             return
         config = self._config
-        client = Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=config.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
-        )
-        if config.username is not None:
-            password = config.password.get_secret_value() if config.password is not None else None
-            client.username_pw_set(config.username, password)
-        if config.tls:
-            client.tls_set(ca_certs=str(config.ca_file) if config.ca_file is not None else None)
+        client = new_client(config)
         # paho takes whole seconds and does not jitter; one client per process needs no jitter.
         client.reconnect_delay_set(
             min_delay=max(1, math.ceil(config.backoff.base_s)), max_delay=max(1, math.ceil(config.backoff.ceiling_s))
