@@ -18,11 +18,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from event_contract.ids import new_event_id
 from event_contract.taxonomy import VehicleClass
 
-SchemaVersion = Literal["1.0", "1.1", "1.2"]
+SchemaVersion = Literal["1.0", "1.1", "1.2", "1.3"]
 """Versions central accepts. 1.1 added ``IntervalQuality`` and ``ZoneIntervalEvent``; 1.2 added violations,
-plate passes, progress and sensor readings. An event of an older version is still valid."""
+plate passes, progress and sensor readings; 1.3 added the agent's delivery state to health events
+(``DeliveryHealth``) and a water-level station's own alert levels. An event of an older version is still valid."""
 
-SCHEMA_VERSION: Literal["1.2"] = "1.2"
+SCHEMA_VERSION: Literal["1.3"] = "1.3"
 """What this code writes. Bumped on any change that an older reader could not parse."""
 
 MAX_BATCH_EVENTS = 5000
@@ -228,8 +229,30 @@ class ZoneIntervalEvent(EventBase):
 SourceState = Literal["starting", "connecting", "live", "stalled", "down", "stopped"]
 
 
+class DeliveryHealth(ContractModel):
+    """The agent's store-and-forward state, so central can show a backlog and any gap in the data.
+
+    Counters are totals since the spool was created (they survive restarts), so central sees the
+    gap even if it missed some health events.
+    """
+
+    spool_events: int = Field(ge=0, description="Events waiting in the agent's spool for central.")
+    spool_bytes: int = Field(ge=0)
+    oldest_pending: UtcDatetime | None = Field(default=None, description="Event time of the oldest waiting event.")
+    dropped_events: int = Field(
+        default=0, ge=0, description="Events the full spool discarded by its policy (lowest priority, oldest first)."
+    )
+    dropped_by_kind: dict[str, int] = Field(default_factory=dict, max_length=32)
+    dropped_first: UtcDatetime | None = Field(default=None, description="Event time of the oldest dropped event.")
+    dropped_last: UtcDatetime | None = Field(default=None, description="Event time of the newest dropped event.")
+    memory_held: int = Field(default=0, ge=0, description="Events held in memory while the disk refuses writes.")
+    dead_letters: int = Field(default=0, ge=0, description="Inputs the agent refused and kept (bad sensor payloads).")
+    state: Literal["ok", "degraded"] = "ok"
+    reason: str = Field(default="", max_length=500)
+
+
 class HealthEvent(EventBase):
-    """State and throughput of one source (camera) or of the agent itself."""
+    """State and throughput of one source (camera, sensor) or of the agent itself (``source_id`` = agent id)."""
 
     kind: Literal["health"] = "health"
     state: SourceState
@@ -239,3 +262,12 @@ class HealthEvent(EventBase):
     frames_dropped: int = Field(default=0, ge=0)
     fps: float = Field(default=0.0, ge=0.0)
     uptime_s: float = Field(default=0.0, ge=0.0)
+    delivery: DeliveryHealth | None = Field(
+        default=None, description="Only on the agent's own health events (schema 1.3 on)."
+    )
+
+    @model_validator(mode="after")
+    def _delivery_needs_13(self) -> HealthEvent:
+        if self.delivery is not None:
+            require_schema(self.schema_version, "1.3", "health.delivery")
+        return self

@@ -77,6 +77,11 @@ class SensorReadingEvent(EventBase):
     kind: Literal["sensor_reading"] = "sensor_reading"
     sensor_kind: SensorKind
     values: SensorValues = Field(description="Metric -> value in the metric's unit (see METRICS).")
+    alert_levels_m: tuple[FiniteFloat, FiniteFloat, FiniteFloat] | None = Field(
+        default=None,
+        description="A water-level station's own alert levels báo động 1/2/3 in m above its datum, ascending "
+        "(schema 1.3 on); central's rules may use them instead of fixed levels.",
+    )
 
     @model_validator(mode="after")
     def _plausible(self) -> SensorReadingEvent:
@@ -89,5 +94,15 @@ class SensorReadingEvent(EventBase):
             if not spec.low <= value <= spec.high:
                 raise ValueError(
                     f"{metric} = {value} {spec.unit} is outside the possible range {spec.low}..{spec.high}"
+                )
+        if self.alert_levels_m is not None:
+            require_schema(self.schema_version, "1.3", "sensor_reading.alert_levels_m")
+            if self.sensor_kind != "water_level":
+                raise ValueError("alert_levels_m belongs to water_level stations only")
+            low, high = METRICS["water_level_m"].low, METRICS["water_level_m"].high
+            first, second, third = self.alert_levels_m
+            if not (low <= first < second < third <= high):
+                raise ValueError(
+                    f"alert_levels_m {list(self.alert_levels_m)} must be strictly ascending within {low}..{high}"
                 )
         return self

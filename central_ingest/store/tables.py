@@ -92,7 +92,7 @@ HEALTH = TableSpec(
     "health",
     _cols(
         f"{HEAD}, state text, reason text, frames_decoded int8, frames_processed int8, frames_dropped int8, "
-        "fps float8, uptime_s float8, schema_version text"
+        "fps float8, uptime_s float8, schema_version text, delivery jsonb"
     ),
 )
 VIOLATIONS = TableSpec(
@@ -220,6 +220,7 @@ def stage_rows(events: Sequence[Event]) -> StagedRows:
                     event.fps,
                     event.uptime_s,
                     event.schema_version,
+                    event.delivery.model_dump(mode="json") if event.delivery is not None else None,
                 )
             )
         elif isinstance(event, ViolationEvent):

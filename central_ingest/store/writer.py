@@ -37,7 +37,7 @@ from central_ingest.store.tables import (
     TableSpec,
     stage_rows,
 )
-from event_contract import Event
+from event_contract import Event, SensorReadingEvent
 
 Channel = Literal["http", "mqtt"]
 
@@ -79,6 +79,17 @@ SELECT a, s, f, t, now() FROM unnest(%s::text[], %s::text[], %s::text[], %s::tim
 ON CONFLICT (agent_id, source_id, family) DO UPDATE
 SET last_event_time = greatest(source_last_seen.last_event_time, EXCLUDED.last_event_time),
     last_received_at = EXCLUDED.last_received_at
+"""
+
+UPSERT_STATION_LEVELS = b"""
+INSERT INTO sensor_stations AS s (agent_id, source_id, sensor_kind, alert_levels_m, levels_time)
+SELECT a, src, k, ARRAY[l1, l2, l3], t
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[], %s::float8[], %s::float8[], %s::timestamptz[])
+    AS u(a, src, k, l1, l2, l3, t)
+ON CONFLICT (agent_id, source_id) DO UPDATE
+SET sensor_kind = EXCLUDED.sensor_kind, alert_levels_m = EXCLUDED.alert_levels_m,
+    levels_time = EXCLUDED.levels_time, updated_at = now()
+WHERE s.levels_time < EXCLUDED.levels_time
 """
 
 MARK_DIRTY_HOURS = b"""
@@ -163,6 +174,28 @@ def _last_seen(events: Sequence[Event]) -> tuple[list[str], list[str], list[str]
     return [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [latest[k] for k in keys]
 
 
+def _station_levels(events: Sequence[Event]) -> tuple[list[Any], ...] | None:
+    """Per station, the newest alert levels of this batch (unnest columns), or None when no event has any."""
+    newest: dict[tuple[str, str], tuple[SensorReadingEvent, tuple[float, float, float]]] = {}
+    for event in events:
+        if isinstance(event, SensorReadingEvent) and event.alert_levels_m is not None:
+            key = (event.agent_id, event.source_id)
+            if key not in newest or newest[key][0].time < event.time:
+                newest[key] = (event, event.alert_levels_m)
+    if not newest:
+        return None
+    pairs = list(newest.values())
+    return (
+        [r.agent_id for r, _ in pairs],
+        [r.source_id for r, _ in pairs],
+        [r.sensor_kind for r, _ in pairs],
+        [levels[0] for _, levels in pairs],
+        [levels[1] for _, levels in pairs],
+        [levels[2] for _, levels in pairs],
+        [r.time for r, _ in pairs],
+    )
+
+
 def _dirty_hours(staged: StagedRows) -> list[dt.datetime]:
     """UTC hours of the staged count intervals (what ``time_bucket('1 hour', time)`` gives)."""
     return sorted({row[0].replace(minute=0, second=0, microsecond=0) for row in staged.of(COUNT_INTERVALS)})
@@ -234,6 +267,8 @@ async def store_events(
             )
         if events:
             await cursor.execute(UPSERT_LAST_SEEN, _last_seen(events))
+        if (levels := _station_levels(events)) is not None:
+            await cursor.execute(UPSERT_STATION_LEVELS, levels)
         stored = sum(n for name, n in written.items() if name in ROOT_NAMES)
         if agent_id is not None:
             await cursor.execute(

@@ -1,4 +1,4 @@
-"""Every event family of schema 1.2 through the real HTTP endpoint into TimescaleDB, exactly once.
+"""Every event family of schema 1.3 through the real HTTP endpoint into TimescaleDB, exactly once.
 
 Covers the writer's two paths: the COPY fast path (a new batch) and the staging + ON CONFLICT
 fallback (a re-sent batch, and a batch that is half old, half new), plus what ingest keeps
@@ -22,6 +22,7 @@ from central_ingest.store.agents import add_agent
 from event_contract import (
     CountBucket,
     CountIntervalEvent,
+    DeliveryHealth,
     Event,
     EventBatch,
     EvidenceRef,
@@ -242,3 +243,42 @@ def test_half_old_half_new_batch_stores_only_the_new_half_without_doubling_child
     ack = _post(client, token, agent_id, old + new)
     assert (ack["received"], ack["stored"], ack["duplicates"]) == (14, 7, 7)
     assert _rows(pg_dsn, agent_id) == {table: 2 * n for table, n in ONE_OF_EACH_ROWS.items()}
+
+
+def test_schema_1_3_delivery_health_and_station_levels_are_kept(
+    client: TestClient, agent: tuple[str, str], pg_dsn: str
+) -> None:
+    agent_id, token = agent
+    delivery = DeliveryHealth(
+        spool_events=120,
+        spool_bytes=51_000,
+        dropped_events=7,
+        dropped_by_kind={"count_interval": 7},
+        dropped_first=HOUR,
+        dropped_last=HOUR + dt.timedelta(minutes=6),
+    )
+    health = HealthEvent(agent_id=agent_id, source_id=agent_id, time=NOW, state="live", delivery=delivery)
+
+    def water(minute: int, levels: tuple[float, float, float]) -> SensorReadingEvent:
+        return SensorReadingEvent(
+            agent_id=agent_id,
+            source_id="tram-1",
+            time=HOUR + dt.timedelta(minutes=minute),
+            sensor_kind="water_level",
+            values={"water_level_m": 2.5},
+            alert_levels_m=levels,
+        )
+
+    _post(client, token, agent_id, [health, water(10, (3.0, 4.0, 5.0)), water(5, (1.0, 2.0, 3.0))])
+    # A late batch with older readings must not overwrite the newer levels.
+    _post(client, token, agent_id, [water(1, (0.5, 0.6, 0.7))])
+    with psycopg.connect(pg_dsn) as conn:
+        stored = conn.execute("SELECT delivery FROM health WHERE agent_id = %s", (agent_id,)).fetchone()
+        station = conn.execute(
+            "SELECT alert_levels_m, levels_time FROM sensor_stations WHERE agent_id = %s AND source_id = 'tram-1'",
+            (agent_id,),
+        ).fetchone()
+    assert stored is not None
+    assert stored[0]["dropped_events"] == 7
+    assert stored[0]["dropped_by_kind"] == {"count_interval": 7}
+    assert station == ([3.0, 4.0, 5.0], HOUR + dt.timedelta(minutes=10))

@@ -51,9 +51,9 @@ def test_schema_file_is_current() -> None:
 def test_schema_file_describes_every_event_kind() -> None:
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     kinds = {"CountIntervalEvent", "ZoneIntervalEvent", "HealthEvent", "IntervalQuality", "ViolationEvent"}
-    kinds |= {"PlatePassEvent", "ProgressEvent", "SensorReadingEvent", "EvidenceRef"}
+    kinds |= {"PlatePassEvent", "ProgressEvent", "SensorReadingEvent", "EvidenceRef", "DeliveryHealth"}
     assert kinds <= set(schema["$defs"])
-    assert schema["$id"] == "urn:ioc-edge:event-batch:1.2"
+    assert schema["$id"] == "urn:ioc-edge:event-batch:1.3"
     assert "capped" in schema["$defs"]["IntervalQuality"]["properties"]["analysed_s"]["description"]
 
 
@@ -151,9 +151,9 @@ def zone_event(**overrides: object) -> ZoneIntervalEvent:
 
 
 def test_version_1_1_events_carry_quality_and_1_0_events_still_validate() -> None:
-    assert SCHEMA_VERSION == "1.2"
+    assert SCHEMA_VERSION == "1.3"
     new = count_event(quality=QUALITY)
-    assert new.schema_version == "1.2"
+    assert new.schema_version == "1.3"
     assert new.quality is not None
     assert new.quality.coverage == pytest.approx(59.2 / 60, abs=1e-3)
     legacy = {
@@ -269,3 +269,29 @@ def test_plate_pass_progress_and_sensor_reading_validate_their_values() -> None:
         _parse(
             BASE | {"kind": "sensor_reading", "sensor_kind": "water_level", "values": {"water_level_m": float("nan")}}
         )
+
+
+def test_schema_1_3_adds_delivery_health_and_station_alert_levels() -> None:
+    water = BASE | {"kind": "sensor_reading", "sensor_kind": "water_level", "values": {"water_level_m": 3.2}}
+    reading = _parse(water | {"alert_levels_m": [3.0, 4.0, 5.0]})
+    assert isinstance(reading, SensorReadingEvent)
+    assert reading.alert_levels_m == (3.0, 4.0, 5.0)
+    with pytest.raises(ValidationError, match="strictly ascending"):
+        _parse(water | {"alert_levels_m": [3.0, 3.0, 5.0]})
+    with pytest.raises(ValidationError, match="exist from schema 1.3"):
+        _parse(water | {"alert_levels_m": [3.0, 4.0, 5.0], "schema_version": "1.2"})
+    with pytest.raises(ValidationError, match="water_level stations only"):
+        _parse(
+            BASE
+            | {"kind": "sensor_reading", "sensor_kind": "environment", "values": {"pm10": 3}}
+            | {"alert_levels_m": [1, 2, 3]}
+        )
+    delivery = {"spool_events": 12, "spool_bytes": 3400, "dropped_events": 5, "dropped_by_kind": {"count_interval": 5}}
+    health = _parse(BASE | {"kind": "health", "state": "live", "delivery": delivery})
+    assert isinstance(health, HealthEvent)
+    assert health.delivery is not None
+    assert health.delivery.dropped_by_kind == {"count_interval": 5}
+    with pytest.raises(ValidationError, match="exist from schema 1.3"):
+        _parse(BASE | {"kind": "health", "state": "live", "delivery": delivery, "schema_version": "1.2"})
+    with pytest.raises(ValidationError, match="greater than or equal to 0"):
+        _parse(BASE | {"kind": "health", "state": "live", "delivery": delivery | {"spool_events": -1}})
