@@ -12,6 +12,8 @@ from paho.mqtt.client import Client
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from pydantic import SecretStr
 
+from ioc_common.mqtt_tls import client_tls_context
+
 
 class BrokerAccess(Protocol):
     """How to reach and log in to a broker (``MqttIngestConfig``, ``MqttSinkConfig``)."""
@@ -40,5 +42,5 @@ def new_client(access: BrokerAccess, *, manual_ack: bool = False) -> Client:
         password = access.password.get_secret_value() if access.password is not None else None
         client.username_pw_set(access.username, password)
     if access.tls:
-        client.tls_set(ca_certs=str(access.ca_file) if access.ca_file is not None else None)
+        client.tls_set_context(client_tls_context(access.ca_file))
     return client

@@ -175,8 +175,14 @@ def edge_config(
     detector: Mapping[str, Any] | None = None,
     camera_extra: Mapping[str, Any] | None = None,
     preview_port: int = 0,
+    state_dir: Path | None = None,
+    sensors: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A site config (see configs/edge.example.yaml) for one camera; ``preview_port`` 0 = no preview server."""
+    """A site config (see configs/edge.example.yaml) for one camera; ``preview_port`` 0 = no preview server.
+
+    ``state_dir``: the agent's spool and dead letters (default: beside the token file); ``sensors``: a
+    ``sensors:`` section (broker and stations) to read field sensors too.
+    """
     camera: dict[str, Any] = {
         "id": camera_id,
         "url": camera_url,
@@ -185,13 +191,17 @@ def edge_config(
         "lines": [dict(line) for line in lines],
         **(camera_extra or {}),
     }
-    return {
+    config: dict[str, Any] = {
         "agent_id": agent_id,
         "central": {"url": central_url, "token_file": str(token_file), "flush_interval_s": 1.0},
+        "state_dir": str(state_dir or token_file.parent / f"{agent_id}-state"),
         "intervals_s": [interval_s],
         "preview": {"port": preview_port},
         "cameras": [camera],
     }
+    if sensors is not None:
+        config["sensors"] = dict(sensors)
+    return config
 
 
 def write_edge_config(path: Path, config: Mapping[str, Any]) -> Path:

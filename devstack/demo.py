@@ -34,7 +34,7 @@ from devstack.apps import (
     write_edge_config,
     write_secret,
 )
-from devstack.demo_sensors import SimulatedStation
+from devstack.demo_sensors import SimulatedStations, demo_sensor_section
 from devstack.errors import DevstackError
 from devstack.ports import LOCALHOST, accepts_connections, free_port
 from devstack.scene import SceneParams, render_scene
@@ -180,12 +180,15 @@ def run_demo(state_dir: Path, duration_s: float, interval_s: int, report_every_s
                 interval_s=interval_s,
                 on_end="reconnect",
                 preview_port=preview_port,
+                state_dir=demo_dir / "agent-state",
+                sensors=demo_sensor_section(info.mqtt_host, info.mqtt_port, info.mqtt_username, info.mqtt_password),
             )
             config_path = write_edge_config(demo_dir / "edge.yaml", config)
             started = dt.datetime.now(dt.UTC)
             edge = start_edge(config_path, demo_dir / "logs" / "edge.log", status_file=demo_dir / "status.json")
             cleanup.callback(_stop_edge, edge)
-            station = SimulatedStation(info.mqtt_host, info.mqtt_port, info.mqtt_username, info.mqtt_password)
+            # A water-level station logger publishing to the site broker; the agent reads it like its cameras.
+            station = SimulatedStations(info.mqtt_host, info.mqtt_port, info.mqtt_username, info.mqtt_password)
             station.start()
             cleanup.callback(station.stop)
 
@@ -194,7 +197,7 @@ def run_demo(state_dir: Path, duration_s: float, interval_s: int, report_every_s
                 f"[demo] Trang tổng hợp / summary page: {central.url}/   API docs: {central.url}/docs\n"
                 f"[demo] counts API: {central.url}/api/v1/counts?group_by=vehicle_class,direction&bucket=1m\n"
                 f"[demo] cảnh báo / alerts: {central.url}/api/v1/alerts   live: {central.url}/api/v1/alerts/stream "
-                f"(a simulated water-level station publishes over MQTT; rules: {DEMO_RULES.name})\n"
+                f"(a simulated station publishes to the site broker, the agent reads it; rules: {DEMO_RULES.name})\n"
                 f"[demo] xem trực tiếp / live preview: {preview}/cameras/{CAMERA_ID}/preview.mjpg   "
                 f"metrics: {preview}/metrics\n"
                 f"[demo] edge config: {config_path}   logs: {demo_dir / 'logs'}\n"

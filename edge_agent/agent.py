@@ -1,9 +1,13 @@
-"""The edge agent process: one ``CameraPipeline`` per camera, one ``HttpUplink``, clean shutdown.
+"""The edge agent process: one ``CameraPipeline`` per camera, field sensors over MQTT, one delivery stack.
 
-``Agent.run()`` blocks until every source has ended (cameras configured with
-``on_end: stop``) or ``stop()`` is called, e.g. by SIGINT/SIGTERM. On the way out
-each pipeline flushes its open intervals (lines and zones) into the uplink, and the uplink
-gets ``shutdown_timeout_s`` to deliver what it holds.
+Every event (camera intervals and health, sensor readings, the agent's own health) goes first into
+the durable spool and leaves it only when central acknowledged it (``edge_agent.delivery``).
+
+``Agent.run()`` blocks until every camera source has ended (cameras configured with
+``on_end: stop``, and no sensors configured) or ``stop()`` is called, e.g. by SIGINT/SIGTERM.
+On the way out each pipeline flushes its open intervals (lines and zones) into the spool, the
+sensor subscriber stores what it received, and the sender gets ``shutdown_timeout_s`` to deliver;
+what it could not send stays in the spool for the next start.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
 from edge_agent.config import AgentConfig
-from edge_agent.delivery.http_uplink import HttpUplink, UplinkStats
+from edge_agent.delivery.sender import Delivery, DeliveryStats
+from edge_agent.delivery.stack import open_delivery
+from edge_agent.delivery.transport import Transport
 from edge_agent.perception.detector import Detector
 from edge_agent.perception.detectors import DetectorConfig, build_detector
 from edge_agent.perception.detectors.batching import BatchingDetector
@@ -30,6 +36,12 @@ from edge_agent.perception.motion_gate import build_motion_gate
 from edge_agent.pipeline import CameraPipeline, PipelineStats
 from edge_agent.preview.feed import CameraFeed
 from edge_agent.preview.server import PreviewServer, PreviewSources
+from edge_agent.sensor_state import FILE_NAME as SENSOR_TIMES_FILE
+from edge_agent.sensor_state import load_last_times, save_last_times
+from edge_agent.status_events import agent_health_event, delivery_health, sensor_health_events
+from event_contract import SensorReadingEvent
+from ioc_common.sensors.normalise import SensorNormaliser
+from ioc_common.sensors.subscriber import SensorSubscriber
 
 log = logging.getLogger(__name__)
 
@@ -68,20 +80,42 @@ def build_camera_detectors(
     return detectors, tuple(shared.values())
 
 
+class SpoolSink:
+    """Where the sensor subscriber stores readings: the spool, durably, or an exception (no MQTT ack then)."""
+
+    def __init__(self, delivery: Delivery) -> None:
+        self._delivery = delivery
+
+    def store(self, events: Sequence[SensorReadingEvent]) -> None:
+        self._delivery.submit_many(events, durable_only=True)
+
+
 class Agent:
     def __init__(
         self,
         config: AgentConfig,
         *,
         detector_factory: DetectorFactory = build_detector,
-        uplink: HttpUplink | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self.config = config
         self._stop = threading.Event()
+        self._started = time.monotonic()
         # Build every detector before anything starts, so a missing model fails fast with its camera named.
         self.detectors, self.shared_detectors = build_camera_detectors(config, detector_factory)
         self.gates = {camera.id: build_motion_gate(camera.motion_gate) for camera in config.cameras}
-        self.uplink = uplink or HttpUplink(config.agent_id, config.central)
+        self.delivery_stack = open_delivery(
+            config.agent_id,
+            config.central,
+            config.spool,
+            config.dead_letters,
+            state_dir=config.state_dir,
+            transport=transport,
+        )
+        self.uplink = self.delivery_stack.delivery
+        self._last_times_path = config.state_dir / SENSOR_TIMES_FILE
+        self._normaliser: SensorNormaliser | None = None
+        self.sensors = self._build_sensors()
         # Each camera's latest analysed frame, for the preview server (none when preview.port is 0).
         self.preview_feeds = {c.id: CameraFeed(c.id, c.lines) for c in config.cameras} if config.preview.port else {}
         self.preview: PreviewServer | None = None
@@ -105,11 +139,11 @@ class Agent:
 
     def run(
         self, *, handle_signals: bool = True, status_file: Path | None = None
-    ) -> tuple[tuple[PipelineStats, ...], UplinkStats]:
-        """Run until stopped or every source ended; returns the final counters.
+    ) -> tuple[tuple[PipelineStats, ...], DeliveryStats]:
+        """Run until stopped or every camera source ended (and no sensors are read); returns the final counters.
 
         ``status_file``, if given, is rewritten (atomically) every few seconds with every
-        camera's and the uplink's counters as JSON, for supervisors and the demo.
+        camera's, the sensors' and the delivery's counters as JSON, for supervisors and the demo.
         """
         previous = self._install_signal_handlers() if handle_signals else {}
         try:
@@ -118,13 +152,21 @@ class Agent:
                 shared.start()
             for pipeline in self.pipelines:
                 pipeline.start()
-            log.info("agent %s: %d cameras running", self.config.agent_id, len(self.pipelines))
+            if self.sensors is not None:
+                self.sensors.start()
+            sensor_count = len(self.config.sensors.sensors) if self.config.sensors else 0
+            log.info("agent %s: %d cameras, %d sensors", self.config.agent_id, len(self.pipelines), sensor_count)
             next_status = time.monotonic()
+            next_health = time.monotonic()
             while not self._stop.wait(SUPERVISE_POLL_S):
                 if status_file is not None and time.monotonic() >= next_status:
                     self._write_status(status_file)
                     next_status = time.monotonic() + STATUS_EVERY_S
-                if all(pipeline.done for pipeline in self.pipelines):
+                if time.monotonic() >= next_health:
+                    self._report_health()
+                    next_health = time.monotonic() + self.config.health_interval_s
+                self._report_silent_sensors()
+                if self.sensors is None and all(pipeline.done for pipeline in self.pipelines):
                     log.info("agent %s: every source has ended", self.config.agent_id)
                     break
             result = self._shutdown()
@@ -145,7 +187,9 @@ class Agent:
             "stopping": self._stop.is_set(),
             "cameras": [dataclasses.asdict(pipeline.stats()) for pipeline in self.pipelines],
             "perception": self._perception_status(),
+            "sensors": dataclasses.asdict(self.sensors.stats()) if self.sensors is not None else None,
             "uplink": dataclasses.asdict(self.uplink.stats()),
+            "dead_letters": dataclasses.asdict(self.delivery_stack.dead_letter_stats()),
             "preview_url": self.preview.url if self.preview is not None else None,
         }
 
@@ -195,16 +239,57 @@ class Agent:
         except OSError as error:
             log.warning("cannot write status file %s: %s", path, error)
 
-    def _shutdown(self) -> tuple[tuple[PipelineStats, ...], UplinkStats]:
+    def _build_sensors(self) -> SensorSubscriber | None:
+        site = self.config.sensors
+        if site is None or not site.sensors:
+            return None
+        normaliser = SensorNormaliser(self.config.agent_id, site.sensors, max_payload_bytes=site.max_payload_bytes)
+        normaliser.restore_last_times(load_last_times(self._last_times_path))
+        self._normaliser = normaliser
+        return SensorSubscriber(
+            site.broker,
+            normaliser,
+            SpoolSink(self.uplink),
+            self.delivery_stack.dead_letters,
+            agent_id=self.config.agent_id,
+            silent_after_s=site.silent_after_s(),
+            queue_capacity=site.queue_capacity,
+            batch_max=site.batch_max,
+            store_retry_backoff=site.store_retry_backoff,
+        )
+
+    def _report_health(self) -> None:
+        """The agent's own health event: spool backlog, drops and dead letters (DeliveryHealth)."""
+        stats = self.uplink.stats()
+        spool = self.delivery_stack.spool.stats()
+        health = delivery_health(stats, spool, self.delivery_stack.dead_letter_stats())
+        now = dt.datetime.now(dt.UTC)
+        self.uplink.submit(agent_health_event(self.config.agent_id, now, time.monotonic() - self._started, health))
+        if self._normaliser is not None:
+            save_last_times(self._last_times_path, self._normaliser.last_times())
+
+    def _report_silent_sensors(self) -> None:
+        if self.sensors is None:
+            return
+        now = dt.datetime.now(dt.UTC)
+        for event in sensor_health_events(self.config.agent_id, self.sensors.silence_changes(now), now):
+            log.warning("sensor %s: %s (%s)", event.source_id, event.state, event.reason)
+            self.uplink.submit(event)
+
+    def _shutdown(self) -> tuple[tuple[PipelineStats, ...], DeliveryStats]:
         for pipeline in self.pipelines:
             pipeline.stop()
-        join_timeout = max(camera.read_timeout_s for camera in self.config.cameras) + 5.0
+        join_timeout = max((camera.read_timeout_s for camera in self.config.cameras), default=0.0) + 5.0
         for pipeline in self.pipelines:
             if not pipeline.join(join_timeout):
                 log.error("camera %s: did not stop within %.0f s", pipeline.camera.id, join_timeout)
         for shared in self.shared_detectors:
             shared.close()
-        uplink_stats = self.uplink.close(self.config.shutdown_timeout_s)
+        if self.sensors is not None:
+            # Stored readings are acknowledged to the broker; the rest stay in its session for the next start.
+            self.sensors.stop(self.config.sensors.stop_timeout_s if self.config.sensors else 10.0)
+        self._report_health()
+        uplink_stats = self.delivery_stack.close(self.config.shutdown_timeout_s)
         pipeline_stats = tuple(pipeline.stats() for pipeline in self.pipelines)
         for stats in pipeline_stats:
             log.info("camera %s: %s", stats.source_id, stats)

@@ -34,6 +34,8 @@ from edge_agent.analytics.lines import LineConfig
 from edge_agent.analyze import format_table, run_analysis, summarise, write_events_jsonl
 from edge_agent.annotated_video import AnnotatedVideoWriter, probe_frame_rate
 from edge_agent.config import AgentConfig, CameraConfig, ConfigError, load_config
+from edge_agent.delivery.dead_letters import DeadLetterStore
+from edge_agent.delivery.stack import inside_state_dir
 from edge_agent.health import DEFAULT_STATUS_MAX_AGE_S, check_status_file, check_url
 from edge_agent.perception.detector import Detector
 from edge_agent.perception.detectors import DetectorConfig
@@ -61,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _validate(Path(args.file))
     if command == "health":
         return _health(args)
+    if command == "dead-letters":
+        return _dead_letters(Path(args.config), args.limit, args.code, args.raw)
     if command == "snapshot":
         return _snapshot(args.url, Path(args.output) if args.output else None, args.timeout, args.rtsp_transport)
     return _analyze(args)
@@ -121,6 +125,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     health.add_argument("--timeout-s", type=float, default=3.0, help="--url: seconds to wait for an answer")
 
+    letters = commands.add_parser(
+        "dead-letters", help="list what the agent refused (bad sensor payloads, events central refused), newest first"
+    )
+    letters.add_argument("-c", "--config", required=True, help="site config YAML (its state_dir holds the store)")
+    letters.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    letters.add_argument("--code", help="only this code, e.g. impossible_value, not_json, refused_by_central")
+    letters.add_argument("--raw", action="store_true", help="also print each raw input (may hold personal data)")
+
     snapshot = commands.add_parser("snapshot", help="save one frame of a camera or file as JPEG/PNG")
     snapshot.add_argument("url", metavar="CAMERA_URL", help="rtsp://..., http(s)://... or a video file")
     snapshot.add_argument("-o", "--output", help="image file, .jpg or .png (default: snapshot-HOST-TIME.jpg)")
@@ -156,8 +168,11 @@ def _run(path: Path, status_file: Path | None = None) -> int:
     failed = [p.source_id for p in pipelines if p.failed]
     if failed:
         log.error("cameras that gave up: %s", ", ".join(failed))
-    if uplink.dead_events or uplink.lost_at_close:
-        log.warning("%d events rejected by central, %d lost at shutdown", uplink.dead_events, uplink.lost_at_close)
+    refused = uplink.rejected_events + uplink.refused_events
+    if refused:
+        log.warning("%d events refused by central (kept in the local dead letters)", refused)
+    if uplink.backlog_events:
+        log.warning("%d events not yet delivered stay in the spool for the next start", uplink.backlog_events)
     return EXIT_RUNTIME_ERROR if failed else 0
 
 
@@ -168,10 +183,42 @@ def _validate(path: Path) -> int:
     lines = sum(len(camera.lines) for camera in config.cameras)
     zones = sum(len(camera.zones) for camera in config.cameras)
     cameras = ", ".join(camera.id for camera in config.cameras)
+    sensors = config.sensors.sensors if config.sensors is not None else ()
     print(
         f"{path}: valid: agent {config.agent_id}, {len(config.cameras)} camera(s) [{cameras}], {lines} line(s), "
-        f"{zones} zone(s), intervals {list(config.intervals_s)} s"
+        f"{zones} zone(s), intervals {list(config.intervals_s)} s, {len(sensors)} sensor(s) "
+        f"[{', '.join(sensor.id for sensor in sensors)}], uplink {config.central.transport}"
     )
+    return 0
+
+
+def _dead_letters(path: Path, limit: int, code: str | None, raw: bool) -> int:
+    """Totals by code, then the newest letters with their reasons (safe beside a running agent: WAL readers)."""
+    config = _load_or_report(path)
+    if config is None:
+        return EXIT_INVALID_CONFIG
+    settings = config.dead_letters
+    settings = settings.model_copy(update={"path": inside_state_dir(config.state_dir, settings.path)})
+    if not settings.path.exists():
+        print(f"{settings.path}: no dead letters yet")
+        return 0
+    store = DeadLetterStore(settings)
+    try:
+        stats = store.stats()
+        by_code = ", ".join(f"{name} {count}" for name, count in sorted(stats.by_code.items())) or "none"
+        print(
+            f"{settings.path}: {stats.kept} kept ever ({by_code}); {stats.stored_now} stored, {stats.evicted} evicted"
+        )
+        for stored in store.recent(limit, code=code):
+            letter = stored.letter
+            where = " ".join(f"{k}={v}" for k, v in (("topic", letter.topic), ("sensor", letter.sensor_id)) if v)
+            print(
+                f"#{stored.id} {letter.received_at.isoformat()} {letter.source} {letter.code} {where}: {letter.reason}"
+            )
+            if raw:
+                print(f"    raw{' (truncated)' if letter.truncated else ''}: {letter.raw[:2000]!r}")
+    finally:
+        store.close()
     return 0
 
 

@@ -1,6 +1,7 @@
 """Site configuration of one edge agent: pydantic models, YAML loading, errors that point at lines.
 
-A config file names the agent, where central is, and its cameras. Anything set
+A config file names the agent, where central is, its cameras and field sensors, and where its
+durable state (the store-and-forward spool, the dead letters) lives. Anything set
 under ``defaults`` applies to every camera unless the camera sets it itself
 (mappings are merged key by key, lists are replaced), in the manner of Frigate.
 
@@ -21,14 +22,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from edge_agent.analytics.coverage import DEFAULT_MAX_FRAME_GAP_S
 from edge_agent.analytics.lines import LineConfig
 from edge_agent.analytics.zones import ZoneConfig
-from edge_agent.delivery.http_uplink import UplinkConfig
+from edge_agent.delivery.config import UplinkConfig
+from edge_agent.delivery.dead_letters import DeadLetterConfig
 from edge_agent.delivery.queues import QueuePolicy
+from edge_agent.delivery.spool import SpoolConfig
 from edge_agent.perception.detectors import DetectorConfig
 from edge_agent.perception.motion_gate import MotionGateConfig
 from edge_agent.perception.tracker import TrackerConfig
 from edge_agent.preview.config import PreviewConfig
 from edge_agent.sources.pyav_reader import ReaderConfig
 from event_contract.models import Identifier
+from ioc_common.sensors.site import SensorsSiteConfig
 from ioc_common.yaml_files import ConfigError, ConfigIssue, Loc, load_model, parse_model
 
 __all__ = ["AgentConfig", "CameraConfig", "ConfigError", "ConfigIssue", "load_config", "parse_config"]
@@ -100,6 +104,23 @@ class AgentConfig(BaseModel):
 
     agent_id: Identifier = Field(description="Unique id of this agent (one per site box), e.g. 'hue-phu-hoi-01'.")
     central: UplinkConfig = Field(description="Central ingest service and delivery settings.")
+    state_dir: Path = Field(
+        default=Path("state"),
+        description="Directory of the agent's durable state: the spool and the dead-letter store, unless their "
+        "path is absolute. Relative to the working directory; use an absolute path on real sites "
+        "(e.g. /var/lib/ioc-edge) on a disk that survives reboots.",
+    )
+    spool: SpoolConfig = Field(
+        default_factory=SpoolConfig,
+        description="Store-and-forward: every event waits here, on disk, until central acknowledged it.",
+    )
+    dead_letters: DeadLetterConfig = Field(
+        default_factory=DeadLetterConfig,
+        description="Inputs the agent refused (bad sensor payloads, events central refused), with their raw bytes.",
+    )
+    sensors: SensorsSiteConfig | None = Field(
+        default=None, description="Field sensors read over MQTT (water level, forest fire, environment); none if unset."
+    )
     intervals_s: tuple[int, ...] = Field(
         default=(60,),
         min_length=1,
@@ -111,7 +132,10 @@ class AgentConfig(BaseModel):
         default=None, exclude=True, description="Replaced by intervals_s; setting it is an error that says so."
     )
     health_interval_s: float = Field(
-        default=30.0, gt=0, le=3600, description="Seconds between health events of each camera."
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Seconds between health events of each camera and of the agent itself (spool backlog, drops).",
     )
     shutdown_timeout_s: float = Field(
         default=10.0, gt=0, le=600, description="Seconds the uplink gets at shutdown to deliver queued events."
@@ -120,7 +144,9 @@ class AgentConfig(BaseModel):
         default_factory=dict,
         description="Camera settings applied to every camera that does not set them itself.",
     )
-    cameras: tuple[CameraConfig, ...] = Field(description="Cameras of this agent (1 to 64).")
+    cameras: tuple[CameraConfig, ...] = Field(
+        default=(), description="Cameras of this agent (0 to 64; a sensor-only site has none)."
+    )
     preview: PreviewConfig = Field(
         default_factory=PreviewConfig,
         description="Local HTTP server: live annotated preview, detections as SSE, /metrics, /healthz.",
@@ -158,9 +184,16 @@ class AgentConfig(BaseModel):
 
     @model_validator(mode="after")
     def _unique_camera_ids(self) -> AgentConfig:
-        if not 1 <= len(self.cameras) <= 64:
-            raise ValueError(f"give 1 to 64 cameras, got {len(self.cameras)}")
+        if len(self.cameras) > 64:
+            raise ValueError(f"give at most 64 cameras, got {len(self.cameras)}")
+        has_sensors = self.sensors is not None and bool(self.sensors.sensors)
+        if not self.cameras and not has_sensors:
+            raise ValueError("give at least one camera (cameras:) or one field sensor (sensors: {sensors: [...]})")
         _require_unique((camera.id for camera in self.cameras), "camera id")
+        if self.sensors is not None:
+            clash = {camera.id for camera in self.cameras} & {sensor.id for sensor in self.sensors.sensors}
+            if clash:
+                raise ValueError(f"ids {sorted(clash)} name both a camera and a sensor; source ids must be unique")
         return self
 
 

@@ -1,7 +1,8 @@
 """Is the agent healthy? One rule for ``GET /healthz`` and for ``edge-agent health``.
 
-The agent is healthy while at least one of its cameras is working (starting or live). A camera
-that is connecting, down, stopped or has given up does not count: when no camera works, the
+The agent is healthy while at least one of its cameras is working (starting or live), or, on a
+site with field sensors, while its sensor subscriber is connected to the site broker. A camera
+that is connecting, down, stopped or has given up does not count: when nothing works, the
 agent produces nothing and a supervisor (Docker's HEALTHCHECK) should hear about it.
 ``edge-agent health`` asks either the running agent's ``/healthz`` or its status file (which the
 agent rewrites every few seconds; a file that stops changing means a hung or dead agent).
@@ -52,6 +53,18 @@ def judge_cameras(cameras: Sequence[CameraHealth]) -> Verdict:
     return Verdict(True, f"{working}/{len(cameras)} cameras working: {states}")
 
 
+def judge_agent(cameras: Sequence[CameraHealth], sensors_connected: bool | None) -> Verdict:
+    """``judge_cameras``, where a connected sensor subscriber (``sensors_connected`` True) also keeps the agent
+    healthy; None means the agent reads no sensors."""
+    if sensors_connected is None:
+        return judge_cameras(cameras)
+    sensors = f"sensors {'connected' if sensors_connected else 'not connected'} to the broker"
+    if not cameras:
+        return Verdict(sensors_connected, sensors)
+    verdict = judge_cameras(cameras)
+    return Verdict(verdict.healthy or sensors_connected, f"{verdict.reason}; {sensors}")
+
+
 def judge_status(status: Mapping[str, Any], now: dt.datetime, max_age_s: float = DEFAULT_STATUS_MAX_AGE_S) -> Verdict:
     """Verdict on the JSON the agent writes with ``run --status-file``."""
     try:
@@ -59,6 +72,8 @@ def judge_status(status: Mapping[str, Any], now: dt.datetime, max_age_s: float =
         cameras = [
             CameraHealth(str(c["source_id"]), str(c["state"]), bool(c.get("failed", False))) for c in status["cameras"]
         ]
+        sensors = status.get("sensors")
+        sensors_connected = bool(sensors["connected"]) if isinstance(sensors, Mapping) else None
     except (KeyError, TypeError, ValueError) as error:
         return Verdict(False, f"status file is not an agent status: {type(error).__name__}: {error}")
     if written.tzinfo is None:
@@ -68,7 +83,7 @@ def judge_status(status: Mapping[str, Any], now: dt.datetime, max_age_s: float =
         return Verdict(False, f"status file is {age_s:.0f} s old (more than {max_age_s:.0f} s): agent hung or stopped")
     if status.get("stopping"):
         return Verdict(False, "agent is stopping")
-    return judge_cameras(cameras)
+    return judge_agent(cameras, sensors_connected)
 
 
 def check_status_file(path: Path, now: dt.datetime, max_age_s: float = DEFAULT_STATUS_MAX_AGE_S) -> Verdict:

@@ -15,6 +15,14 @@ A message already waiting here that the broker re-sends (DUP, after a reconnect 
 session) is not queued twice. Acknowledgements from an older broker session are dropped, since
 packet ids restart with a new session.
 
+Replies to agents: a message published with MQTT 5 ResponseTopic + CorrelationData gets, AFTER its
+batch is committed (or dead-lettered), the ``BatchAck`` JSON published at QoS 1 to that topic with
+the same correlation data and the outcome in user property ``ioc-ack`` (see ``mqtt_handler``). The
+agent drops the batch from its spool only on this reply, so a worker killed after the commit but
+before the reply costs a resend that is stored as duplicates, never a loss. Counted in
+``acks_published``; a response topic outside the sender's own acks topic gets no reply
+(``acks_refused``).
+
 Reconnects: paho reconnects by itself; before each wait ``on_disconnect``/``on_connect_fail`` set
 the next delay from ``reconnect_backoff`` (exponential, full jitter, ceiling), so many workers
 that lost the broker at once do not come back in lock step. Every (re)connect subscribes again.
@@ -40,7 +48,13 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from central_ingest.ingest.mqtt_config import MqttIngestConfig
-from central_ingest.ingest.mqtt_handler import MessageHandler, ReceivedMessage
+from central_ingest.ingest.mqtt_handler import (
+    ACK_OUTCOME_PROPERTY,
+    BatchReply,
+    MessageHandler,
+    ReceivedMessage,
+    reply_topic,
+)
 from central_ingest.ingest.mqtt_topics import shared_subscription
 from central_ingest.ingest.pipeline import Ingestor
 from central_ingest.mqtt_client import new_client
@@ -75,6 +89,10 @@ class MqttWorkerStats:
     reconnects: int
     queue_waits: int
     """Times the network thread found the queue full and waited (backpressure)."""
+    acks_published: int = 0
+    """Replies (BatchAck) published to agents' response topics after the commit."""
+    acks_refused: int = 0
+    """Messages whose response topic was not the sender's own acks topic: no reply was published."""
 
 
 class MqttIngestWorker:
@@ -108,6 +126,8 @@ class MqttIngestWorker:
         self._received = 0
         self._acked = 0
         self._queue_waits = 0
+        self._acks_published = 0
+        self._acks_refused = 0
 
     @property
     def subscription(self) -> str:
@@ -126,6 +146,8 @@ class MqttIngestWorker:
             store_retries=counters.store_retries,
             reconnects=max(0, self._connects - 1),
             queue_waits=self._queue_waits,
+            acks_published=self._acks_published,
+            acks_refused=self._acks_refused,
         )
 
     async def start(self) -> None:
@@ -217,10 +239,31 @@ class MqttIngestWorker:
             message = await self._queue.get()
             self._busy = True
             try:
-                await self._handler.handle(message)
+                reply = await self._handler.handle(message)
+                self._reply(message, reply)
                 self._ack(message)
             finally:
                 self._busy = False
+
+    def _reply(self, message: ReceivedMessage, reply: BatchReply) -> None:
+        """Publish central's answer to the agent that asked for one (after the commit: see the module doc)."""
+        client = self._client
+        if message.response_topic is None or client is None:
+            return
+        topic = reply_topic(self._config.topic_prefix, message)
+        if topic is None:
+            self._acks_refused += 1
+            log.warning(
+                "MQTT ingest: message on %r asks for a reply on %r, not its own acks topic; no reply",
+                message.topic,
+                message.response_topic,
+            )
+            return
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        properties.CorrelationData = message.correlation_data
+        properties.UserProperty = [(ACK_OUTCOME_PROPERTY, reply.outcome)]
+        client.publish(topic, reply.body(), qos=1, retain=False, properties=properties)
+        self._acks_published += 1
 
     def _ack(self, message: ReceivedMessage) -> None:
         client = self._client
@@ -314,7 +357,18 @@ class MqttIngestWorker:
                     return  # a DUP of a message still waiting here; its first copy will be acknowledged
                 self._pending.add(message.mid)
             generation = self._generation
-        received = ReceivedMessage(topic, bytes(message.payload), message.mid, message.qos, generation)
+        properties = message.properties
+        response_topic = getattr(properties, "ResponseTopic", None) if properties is not None else None
+        correlation = getattr(properties, "CorrelationData", None) if properties is not None else None
+        received = ReceivedMessage(
+            topic,
+            bytes(message.payload),
+            message.mid,
+            message.qos,
+            generation,
+            response_topic=response_topic if isinstance(response_topic, str) else None,
+            correlation_data=bytes(correlation) if isinstance(correlation, bytes | bytearray) else None,
+        )
         try:
             handoff = asyncio.run_coroutine_threadsafe(self._enqueue(received), loop)
         except RuntimeError:  # the event loop is closed: the process is ending

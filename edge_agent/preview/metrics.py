@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import get_args
 
-from edge_agent.delivery.http_uplink import UplinkStats
+from edge_agent.delivery.sender import DeliveryStats
 from edge_agent.health import CameraHealth
 from edge_agent.overlay import RunningCounts
 from edge_agent.pipeline import PipelineStats
@@ -49,7 +49,7 @@ class _Family:
 
 
 def render_metrics(
-    agent_id: str, cameras: Sequence[CameraMetrics], uplink: UplinkStats | None, server: ServerMetrics
+    agent_id: str, cameras: Sequence[CameraMetrics], uplink: DeliveryStats | None, server: ServerMetrics
 ) -> str:
     families = [
         _Family("agent_info", "gauge", "Always 1; labels name the agent.", (({"agent_id": agent_id}, 1.0),)),
@@ -157,25 +157,50 @@ def _camera_families(cameras: Sequence[CameraMetrics]) -> Iterable[_Family]:
     )
 
 
-def _uplink_families(uplink: UplinkStats) -> Iterable[_Family]:
+BREAKER_STATES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
+
+
+def _uplink_families(uplink: DeliveryStats) -> Iterable[_Family]:
     def one(name: str, kind: str, help_text: str, value: float) -> _Family:
         return _Family(name, kind, help_text, (({}, float(value)),))
 
-    yield one("uplink_queue_depth", "gauge", "Events waiting to be sent to central.", uplink.queue_depth)
-    yield one("uplink_events_submitted_total", "counter", "Events given to the uplink.", uplink.submitted)
-    yield one("uplink_events_sent_total", "counter", "Events central accepted.", uplink.sent_events)
+    spool = uplink.spool
+    yield one(
+        "uplink_backlog_events", "gauge", "Events in the spool not yet acknowledged by central.", uplink.backlog_events
+    )
+    yield one("uplink_backlog_bytes", "gauge", "Bytes of those events.", uplink.backlog_bytes)
+    yield one(
+        "uplink_oldest_pending_age_seconds",
+        "gauge",
+        "Age of the oldest event still waiting for central (0 when none).",
+        uplink.oldest_pending_age_s or 0.0,
+    )
+    yield one("uplink_events_submitted_total", "counter", "Events stored in the spool.", uplink.submitted)
+    yield one("uplink_events_sent_total", "counter", "Events central acknowledged.", uplink.sent_events)
+    yield one(
+        "uplink_events_duplicate_total", "counter", "Acknowledged events central already had.", uplink.duplicate_events
+    )
     yield one(
         "uplink_events_failed_total",
         "counter",
-        "Events central rejected (4xx other than 429), not retried.",
-        uplink.dead_events,
+        "Events central refused (one by one or as a batch); kept in the local dead letters, not retried.",
+        uplink.rejected_events + uplink.refused_events,
     )
     yield one(
-        "uplink_events_dropped_total", "counter", "Events dropped because the uplink queue was full.", uplink.dropped
+        "uplink_events_dropped_total",
+        "counter",
+        "Events the full spool dropped (lowest priority, oldest first), ever.",
+        spool.dropped_events,
     )
-    yield one("uplink_batches_sent_total", "counter", "Batches central accepted.", uplink.sent_batches)
-    yield one("uplink_batches_failed_total", "counter", "Batches central rejected, not retried.", uplink.dead_batches)
-    yield one("uplink_retries_total", "counter", "Failed send attempts that were retried.", uplink.retries)
+    yield one("uplink_batches_sent_total", "counter", "Batches central acknowledged.", uplink.sent_batches)
+    yield one("uplink_batches_failed_total", "counter", "Batches central refused as a whole.", uplink.refused_batches)
+    yield one("uplink_retries_total", "counter", "Failed sends that were retried.", uplink.retries)
+    yield one(
+        "uplink_circuit_state",
+        "gauge",
+        "Circuit breaker: 0 closed (sending), 1 half-open (probing), 2 open (waiting).",
+        BREAKER_STATES.get(uplink.breaker_state, 2.0),
+    )
 
 
 def _server_families(server: ServerMetrics) -> Iterable[_Family]:

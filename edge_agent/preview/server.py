@@ -36,7 +36,7 @@ import numpy as np
 from edge_agent.analytics.lines import LineConfig
 from edge_agent.annotate import FONT
 from edge_agent.config import CameraConfig
-from edge_agent.delivery.http_uplink import UplinkStats
+from edge_agent.delivery.sender import DeliveryStats
 from edge_agent.health import CameraHealth, judge_cameras
 from edge_agent.overlay import overlay_message
 from edge_agent.pipeline import PipelineStats
@@ -63,7 +63,7 @@ class PreviewSources:
     cameras: tuple[CameraConfig, ...]
     feeds: Mapping[str, CameraFeed]
     pipeline_stats: Callable[[], Sequence[PipelineStats]]
-    uplink_stats: Callable[[], UplinkStats] | None = None
+    uplink_stats: Callable[[], DeliveryStats] | None = None
 
 
 class StreamLimiter:

@@ -69,6 +69,7 @@ def test_dead_cameras_do_not_stop_the_live_one(
         {
             "agent_id": "agent-faults",
             "central": {"url": central.url, "token": "t0k", "flush_interval_s": 0.1},
+            "state_dir": str(tmp_path / "agent-state"),
             "intervals_s": [5],
             "health_interval_s": 1.0,
             "shutdown_timeout_s": 5,

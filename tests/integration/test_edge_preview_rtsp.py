@@ -24,7 +24,7 @@ from devstack.scene import SceneParams, render_scene
 from edge_agent.agent import Agent
 from edge_agent.cli import main
 from edge_agent.config import AgentConfig
-from edge_agent.delivery.http_uplink import UplinkStats
+from edge_agent.delivery.sender import DeliveryStats
 from edge_agent.health import check_status_file
 from edge_agent.perception.detectors import DetectorConfig, resolve_model_path
 from edge_agent.pipeline import PipelineStats
@@ -70,6 +70,7 @@ def test_agent_serves_a_live_annotated_preview_of_an_rtsp_camera(
         {
             "agent_id": "preview-agent",
             "central": {"url": central.url, "token": "t0k", "flush_interval_s": 0.2},
+            "state_dir": str(tmp_path / "agent-state"),
             "shutdown_timeout_s": 2,
             "preview": {"port": port, "max_fps": 5, "max_width": 480},
             "cameras": [{"id": "cam-live", "name": "Cầu thử", "url": camera_url, "lines": [truth.line]}],
@@ -77,7 +78,7 @@ def test_agent_serves_a_live_annotated_preview_of_an_rtsp_camera(
     )
     agent = Agent(config)
     status_file = tmp_path / "status.json"
-    outcome: list[tuple[tuple[PipelineStats, ...], UplinkStats]] = []
+    outcome: list[tuple[tuple[PipelineStats, ...], DeliveryStats]] = []
     runner = threading.Thread(
         target=lambda: outcome.append(agent.run(handle_signals=False, status_file=status_file)), daemon=True
     )

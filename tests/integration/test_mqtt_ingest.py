@@ -23,6 +23,8 @@ import psycopg
 import pytest
 from paho.mqtt.client import Client
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from central_ingest.ingest.mqtt_config import MqttIngestConfig
 from central_ingest.ingest.mqtt_topics import agent_topic
@@ -438,3 +440,78 @@ def test_stop_stores_and_acknowledges_what_the_worker_already_holds(
     assert stats.acked == stats.received
     assert (stats.stored_events, stats.rejected_events) == (6 * stats.received, 0)
     assert _rows(dsn, agent)["health"] == stats.received
+
+
+class AckListener:
+    """An agent's MQTT 5 client that publishes with a response topic and collects central's replies."""
+
+    def __init__(self, broker: MosquittoBroker, agent_id: str) -> None:
+        self.acks_topic = f"{PREFIX}/agents/{agent_id}/acks/{_unique('client')}"
+        self.replies: list[tuple[bytes, str, bytes]] = []  # (correlation data, ioc-ack outcome, body)
+        subscribed = threading.Event()
+        self._client = Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=_unique("agent"),
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        self._client.username_pw_set(broker.username, broker.password)
+        self._client.on_connect = lambda client, *_args: client.subscribe(self.acks_topic, qos=1)
+        self._client.on_subscribe = lambda *_args: subscribed.set()
+        self._client.on_message = self._on_message
+        self._client.connect(broker.host, broker.port)
+        self._client.loop_start()
+        assert subscribed.wait(WAIT_S), "the test agent could not subscribe to its acks topic"
+
+    def _on_message(self, _client: Client, _userdata: Any, message: Any) -> None:
+        outcome = dict(message.properties.UserProperty)["ioc-ack"]
+        self.replies.append((bytes(message.properties.CorrelationData), outcome, bytes(message.payload)))
+
+    def publish(self, topic: str, payload: bytes, correlation: bytes, response_topic: str | None = None) -> None:
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        properties.ResponseTopic = response_topic or self.acks_topic
+        properties.CorrelationData = correlation
+        self._client.publish(topic, payload, qos=1, properties=properties).wait_for_publish(WAIT_S)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def test_central_replies_on_the_agents_acks_topic_after_the_commit(dsn: str, mqtt_broker: MosquittoBroker) -> None:
+    agent = _unique("agent")
+    listener = AckListener(mqtt_broker, agent)
+    topic = agent_topic(PREFIX, agent)
+    batch = _batch(agent, 0)
+
+    async def scenario() -> MqttIngestWorker:
+        async with _running(_settings(dsn), _config(mqtt_broker)) as [worker]:
+            await asyncio.to_thread(listener.publish, topic, batch, b"first")
+            await asyncio.to_thread(listener.publish, topic, batch, b"again")  # a resend after a lost ack
+            await asyncio.to_thread(listener.publish, topic, b"not json", b"bad")
+            # Central must never publish into another agent's (or any other) topic on request.
+            elsewhere = f"{PREFIX}/agents/{_unique('victim')}/acks/x"
+            await asyncio.to_thread(listener.publish, topic, _batch(agent, 10), b"foreign", elsewhere)
+            await _eventually("4 messages acknowledged", lambda: worker.stats().acked == 4)
+            await _eventually("3 replies received", lambda: len(listener.replies) == 3)
+            return worker
+
+    try:
+        worker = asyncio.run(scenario())
+    finally:
+        listener.close()
+    replies = {correlation: (outcome, json.loads(body)) for correlation, outcome, body in listener.replies}
+    assert replies[b"first"] == (
+        "stored",
+        {"received": 3, "stored": 3, "duplicates": 0, "rejected": 0, "rejections": []},
+    )
+    assert replies[b"again"] == (
+        "stored",
+        {"received": 3, "stored": 0, "duplicates": 3, "rejected": 0, "rejections": []},
+    )
+    outcome, ack = replies[b"bad"]
+    assert (outcome, ack["received"]) == ("refused", 0)
+    assert ack["rejections"][0]["reason"].startswith("invalid batch")
+    assert b"foreign" not in replies
+    stats = worker.stats()
+    assert (stats.acks_published, stats.acks_refused) == (3, 1)
+    assert _rows(dsn, agent) == {"count_intervals": 4, "line_counts": 8, "health": 2}  # the foreign one is stored

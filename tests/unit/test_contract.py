@@ -278,7 +278,7 @@ def test_schema_1_3_adds_delivery_health_and_station_alert_levels() -> None:
     assert reading.alert_levels_m == (3.0, 4.0, 5.0)
     with pytest.raises(ValidationError, match="strictly ascending"):
         _parse(water | {"alert_levels_m": [3.0, 3.0, 5.0]})
-    with pytest.raises(ValidationError, match="exist from schema 1.3"):
+    with pytest.raises(ValidationError, match=r"exist from schema 1\.3"):
         _parse(water | {"alert_levels_m": [3.0, 4.0, 5.0], "schema_version": "1.2"})
     with pytest.raises(ValidationError, match="water_level stations only"):
         _parse(
@@ -291,7 +291,7 @@ def test_schema_1_3_adds_delivery_health_and_station_alert_levels() -> None:
     assert isinstance(health, HealthEvent)
     assert health.delivery is not None
     assert health.delivery.dropped_by_kind == {"count_interval": 5}
-    with pytest.raises(ValidationError, match="exist from schema 1.3"):
+    with pytest.raises(ValidationError, match=r"exist from schema 1\.3"):
         _parse(BASE | {"kind": "health", "state": "live", "delivery": delivery, "schema_version": "1.2"})
     with pytest.raises(ValidationError, match="greater than or equal to 0"):
         _parse(BASE | {"kind": "health", "state": "live", "delivery": delivery | {"spool_events": -1}})

@@ -11,7 +11,7 @@ import pytest
 
 from devstack.ports import free_port
 from edge_agent.cli import main
-from edge_agent.health import CameraHealth, judge_cameras, judge_status
+from edge_agent.health import CameraHealth, Verdict, judge_agent, judge_cameras, judge_status
 from edge_agent.preview.config import PreviewConfig
 from tests.unit.test_preview_server import start_harness
 
@@ -105,3 +105,15 @@ def test_health_takes_either_url_or_status_file(capsys: pytest.CaptureFixture[st
         main(["health", "--url", "http://127.0.0.1:1/healthz", "--status-file", "x.json"])
     assert exited.value.code == 2
     assert "not allowed with" in capsys.readouterr().err
+
+
+def test_a_connected_sensor_subscriber_keeps_a_site_healthy() -> None:
+    assert judge_agent([], sensors_connected=True) == Verdict(True, "sensors connected to the broker")
+    assert not judge_agent([], sensors_connected=False).healthy
+    both = judge_agent([CameraHealth("a", "down")], sensors_connected=True)
+    assert both.healthy
+    assert both.reason == "every camera is down: a=down; sensors connected to the broker"
+    assert not judge_agent([CameraHealth("a", "down")], sensors_connected=False).healthy
+    assert judge_agent([CameraHealth("a", "live")], sensors_connected=None) == judge_cameras(
+        [CameraHealth("a", "live")]
+    )

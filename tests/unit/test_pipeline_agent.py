@@ -1,4 +1,4 @@
-"""The whole agent: file cameras -> pipelines -> HttpUplink -> a real local HTTP server."""
+"""The whole agent: file cameras -> pipelines -> spool -> HTTP delivery -> a real local HTTP server."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ def agent_config(url: str, video: Path, **camera: object) -> AgentConfig:
                 "retry": {"base_s": 0.01, "ceiling_s": 0.05},
             },
             "shutdown_timeout_s": 5,
+            "state_dir": str(video.parent / "agent-state"),  # each test its own spool
             "preview": {"port": 0},  # no fixed port in unit tests; the preview has its own tests
             "defaults": {"detector": DetectorConfig().model_dump(), "realtime": False, "start_time": START},
             "cameras": [
@@ -65,13 +66,18 @@ def test_agent_runs_until_sources_end_and_delivers_counts(central: ScriptedCentr
     status = json.loads(status_file.read_text(encoding="utf-8"))
     assert status["cameras"][0]["crossings"] == 1
     assert status["uplink"]["sent_events"] == uplink.sent_events
-    assert uplink.sent_events == uplink.submitted == pipelines[0].events_emitted
     events = delivered(central)
+    # The agent's own health events (one at start, one at shutdown) carry the spool's state.
+    own = [e for e in events if isinstance(e, HealthEvent) and e.source_id == "agent-test"]
+    assert len(own) == 2
+    assert all(e.delivery is not None and e.delivery.dropped_events == 0 for e in own)
+    assert uplink.sent_events == uplink.submitted == pipelines[0].events_emitted + len(own)
+    assert uplink.backlog_events == 0
     counts = [e for e in events if isinstance(e, CountIntervalEvent)]
     assert [(e.source_id, e.line_id, [(b.vehicle_class, b.direction, b.count) for b in e.counts]) for e in counts] == [
         ("cam-a", "north", [("car", "in", 1)])
     ]
-    assert [e.state for e in events if isinstance(e, HealthEvent)][-1] == "stopped"
+    assert [e.state for e in events if isinstance(e, HealthEvent) and e.source_id == "cam-a"][-1] == "stopped"
 
 
 def test_sigterm_stops_a_never_ending_camera_and_flushes(central: ScriptedCentral, tmp_path: Path) -> None:  # noqa: F811
@@ -95,7 +101,7 @@ def test_sigterm_stops_a_never_ending_camera_and_flushes(central: ScriptedCentra
     assert signal.getsignal(signal.SIGTERM) is handler_before  # restored
     assert pipelines[0].state == "stopped"
     assert uplink.sent_events == uplink.submitted
-    states = [e.state for e in delivered(central) if isinstance(e, HealthEvent)]
+    states = [e.state for e in delivered(central) if isinstance(e, HealthEvent) and e.source_id == "cam-a"]
     assert states[0] == "starting"
     assert states[-1] == "stopped"
     # The open interval was flushed at stop, not lost.

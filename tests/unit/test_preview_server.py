@@ -18,7 +18,9 @@ import pytest
 from devstack.ports import free_port
 from edge_agent.analytics.lines import Crossing, LineConfig
 from edge_agent.config import CameraConfig
-from edge_agent.delivery.http_uplink import UplinkStats
+from edge_agent.delivery.circuit_breaker import BreakerStats
+from edge_agent.delivery.sender import DeliveryStats
+from edge_agent.delivery.spool import SpoolStats
 from edge_agent.perception.types import Frame
 from edge_agent.pipeline import PipelineStats, StageTimings, StepResult
 from edge_agent.preview.config import PreviewConfig
@@ -54,18 +56,54 @@ def stats(camera_id: str, state: str = "live", processed: int = 0, failed: bool 
     )
 
 
-UPLINK = UplinkStats(
+SPOOL = SpoolStats(
+    pending_events=1,
+    pending_bytes=300,
+    leased_events=0,
+    pending_by_priority={"1": 1},
+    oldest_pending_time="2026-11-25T07:00:00+00:00",
+    put_events=10,
+    acked_events=8,
+    duplicate_puts=0,
+    dropped_events=1,
+    dropped_by_kind={"count_interval": 1},
+    dropped_first_time="2026-11-25T06:00:00+00:00",
+    dropped_last_time="2026-11-25T06:00:00+00:00",
+    memory_held=0,
+    memory_dropped=0,
+    refused_puts=0,
+    unflushed_acks=0,
+    disk_errors=0,
+    state="ok",
+    last_error=None,
+    corrupt_recoveries=0,
+    salvaged_events=0,
+    checksum_failures=0,
+    quarantined_files=(),
+    max_bytes=1 << 30,
+)
+UPLINK = DeliveryStats(
     submitted=10,
-    dropped=1,
+    submit_errors=0,
+    refused_after_close=0,
     sent_events=8,
     sent_batches=2,
+    stored_events=8,
+    duplicate_events=0,
+    rejected_events=1,
+    refused_batches=0,
+    refused_events=0,
+    split_batches=0,
     retries=4,
-    dead_batches=0,
-    dead_events=1,
-    rejected_events=0,
-    lost_at_close=0,
-    queue_depth=1,
+    dead_letter_errors=0,
+    internal_errors=0,
+    breaker_state="open",
+    breaker=BreakerStats(state="open", consecutive_failures=5, opens_in_a_row=1, open_remaining_s=3.0),
     last_error="",
+    backlog_events=1,
+    backlog_bytes=300,
+    oldest_pending_age_s=12.5,
+    spool=SPOOL,
 )
 
 
@@ -273,7 +311,9 @@ def test_metrics_are_prometheus_text_with_camera_uplink_and_line_counters(harnes
     )
     assert metric(samples, "ioc_edge_camera_fps", camera="cam-a") > 0
     assert metric(samples, "ioc_edge_stage_seconds_total", camera="cam-a", stage="detect") == pytest.approx(0.02)
-    assert metric(samples, "ioc_edge_uplink_queue_depth") == 1
+    assert metric(samples, "ioc_edge_uplink_backlog_events") == 1
+    assert metric(samples, "ioc_edge_uplink_oldest_pending_age_seconds") == 12.5
+    assert metric(samples, "ioc_edge_uplink_circuit_state") == 2
     assert metric(samples, "ioc_edge_uplink_events_sent_total") == 8
     assert metric(samples, "ioc_edge_uplink_events_failed_total") == 1
     assert metric(samples, "ioc_edge_uplink_events_dropped_total") == 1

@@ -1,22 +1,29 @@
-"""HttpUplink against a real HTTP server on localhost (no mocks of httpx)."""
+"""The HTTP transport (and Delivery over it) against a real HTTP server on localhost (no mocks of httpx).
+
+``ScriptedCentral`` and its ``central`` fixture are also used by the agent tests.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import gzip
 import json
+import random
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from edge_agent.delivery.http_uplink import EVENTS_PATH, HttpUplink, UplinkConfig
+from edge_agent.delivery.http_uplink import EVENTS_PATH, HttpTransport, UplinkConfig
+from edge_agent.delivery.sender import Delivery
+from edge_agent.delivery.transport import Acked, Refused, Retry, TooLarge, batch_body
 from event_contract import CountIntervalEvent, EventBatch, HealthEvent
 from ioc_common.backoff import BackoffConfig
+from tests.unit.test_delivery_sender import MemoryDeadLetters, MemorySpool
 
 AGENT = "agent-hue-01"
 
@@ -51,7 +58,7 @@ def central() -> Iterator[ScriptedCentral]:
             with state.lock:
                 state.received.append(Received(self.path, dict(self.headers.items()), batch))
                 status, body, headers = state.script.pop(0) if state.script else (200, "", {})
-            if status == 200:
+            if status == 200 and not body:
                 body = json.dumps({"received": len(batch.events), "stored": len(batch.events), "duplicates": 0})
             payload = body.encode()
             self.send_response(status)
@@ -96,92 +103,94 @@ def _count_event(minute: int) -> CountIntervalEvent:
     )
 
 
-def test_events_arrive_in_gzip_batches_with_bearer_token(central: ScriptedCentral) -> None:
-    events = [_count_event(m) for m in range(7)]
-    uplink = HttpUplink(AGENT, _config(central.url, batch_max_events=3))
-    for event in events:
-        uplink.submit(event)
-    stats = uplink.close(timeout=5)
-
-    assert stats.sent_events == 7
-    assert stats.dropped == stats.dead_events == stats.lost_at_close == 0
-    assert all(len(r.batch.events) <= 3 for r in central.received)
-    assert stats.sent_batches == len(central.received) >= 3
-    first = central.received[0]
-    assert first.path == EVENTS_PATH
-    assert first.headers["Authorization"] == "Bearer s3cret-token"
-    assert first.headers["Content-Encoding"] == "gzip"
-    sent_ids = [e.event_id for r in central.received for e in r.batch.events]
-    assert sorted(sent_ids) == sorted(e.event_id for e in events)
+def _payloads(*minutes: int) -> list[bytes]:
+    return [_count_event(m).model_dump_json().encode() for m in minutes]
 
 
-def test_5xx_and_429_are_retried_with_the_same_events(central: ScriptedCentral) -> None:
-    central.script = [(503, "database restarting", {}), (429, "slow down", {"Retry-After": "0"})]
+def test_batch_body_is_the_event_batch_json_without_reparsing() -> None:
+    events = (_count_event(0), _count_event(1))
+    body = batch_body(AGENT, [e.model_dump_json().encode() for e in events])
+    assert body == EventBatch(agent_id=AGENT, events=events).model_dump_json().encode()
+
+
+def test_a_batch_is_one_gzip_post_with_the_bearer_token_and_central_ack(central: ScriptedCentral) -> None:
+    transport = HttpTransport(_config(central.url))
+    outcome = transport.send(AGENT, _payloads(0, 1, 2))
+    transport.close()
+
+    assert isinstance(outcome, Acked)
+    assert outcome.ack is not None
+    assert (outcome.ack.received, outcome.ack.stored) == (3, 3)
+    [received] = central.received
+    assert received.path == EVENTS_PATH
+    assert received.headers["Authorization"] == "Bearer s3cret-token"
+    assert received.headers["Content-Encoding"] == "gzip"
+    assert [e.time.minute for e in received.batch.events] == [0, 1, 2]
+
+
+def test_plain_json_when_gzip_is_off(central: ScriptedCentral) -> None:
+    transport = HttpTransport(_config(central.url, gzip=False))
+    assert isinstance(transport.send(AGENT, _payloads(0)), Acked)
+    transport.close()
+    assert "Content-Encoding" not in central.received[0].headers
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "expected", "retry_after"),
+    [
+        (503, {}, Retry, 0.0),
+        (429, {"Retry-After": "7"}, Retry, 7.0),
+        (401, {}, Retry, 0.0),  # a wrong or revoked token: fix the config, the events are fine
+        (413, {}, TooLarge, None),
+        (422, {}, Refused, None),
+        (400, {}, Refused, None),
+    ],
+)
+def test_central_answers_map_to_outcomes(
+    central: ScriptedCentral, status: int, headers: dict[str, str], expected: type, retry_after: float | None
+) -> None:
+    central.script = [(status, "central says why", headers)]
+    transport = HttpTransport(_config(central.url))
+    outcome = transport.send(AGENT, _payloads(0))
+    transport.close()
+
+    assert isinstance(outcome, expected)
+    assert isinstance(outcome, Retry | TooLarge | Refused)
+    assert outcome.reason == f"HTTP {status}: central says why"
+    if isinstance(outcome, Retry):
+        assert outcome.retry_after_s == retry_after
+
+
+def test_an_unreachable_central_is_a_retry() -> None:
+    transport = HttpTransport(_config("http://127.0.0.1:9"))  # nothing listens on port 9
+    outcome = transport.send(AGENT, _payloads(0))
+    transport.close()
+    assert isinstance(outcome, Retry)
+    assert "ConnectError" in outcome.reason
+
+
+def test_delivery_over_http_retries_splits_and_dead_letters(central: ScriptedCentral) -> None:
+    rejection = {
+        "received": 2,
+        "stored": 1,
+        "duplicates": 0,
+        "rejected": 1,
+        "rejections": [{"index": 0, "reason": "x"}],
+    }
+    central.script = [(503, "restarting", {}), (413, "too big", {}), (200, json.dumps(rejection), {})]
+    spool, dead = MemorySpool(), MemoryDeadLetters()
+    config = _config(central.url, batch_max_events=4, flush_interval_s=0.5)
+    delivery = Delivery(AGENT, config, spool, HttpTransport(config), dead_letters=dead, rng=random.Random(1))
     health = HealthEvent(agent_id=AGENT, source_id="cam-1", time=dt.datetime(2025, 3, 1, tzinfo=dt.UTC), state="live")
-    uplink = HttpUplink(AGENT, _config(central.url))
-    uplink.submit(health)
-    stats = uplink.close(timeout=5)
+    delivery.submit_many([_count_event(0), _count_event(1), _count_event(2), health])
+    stats = delivery.close(timeout=5)
 
-    assert [len(r.batch.events) for r in central.received] == [1, 1, 1]
-    assert {r.batch.events[0].event_id for r in central.received} == {health.event_id}
-    assert stats.retries == 2
-    assert stats.sent_events == 1
-    assert stats.dead_batches == 0
-
-
-def test_4xx_is_not_retried_and_counted_dead(central: ScriptedCentral) -> None:
-    central.script = [(422, '{"detail": "events[0].line_id invalid"}', {})]
-    uplink = HttpUplink(AGENT, _config(central.url, batch_max_events=10))
-    uplink.submit(_count_event(0))
-    uplink.submit(_count_event(1))
-    # Wait for the first batch to be answered before sending the next one.
-    for _ in range(200):
-        if uplink.stats().dead_batches:
-            break
-        time.sleep(0.01)
-    uplink.submit(_count_event(2))
-    stats = uplink.close(timeout=5)
-
-    assert len(central.received) == 2
-    assert stats.dead_batches == 1
-    assert stats.dead_events == 2
-    assert "events[0].line_id invalid" in stats.last_error
-    assert stats.sent_events == 1
-    assert stats.retries == 0
-
-
-def test_full_queue_drops_oldest_and_counts_while_central_is_down() -> None:
-    # Port 9 on localhost: nothing listens, every POST fails to connect.
-    config = _config("http://127.0.0.1:9", batch_max_events=1, queue_capacity=5)
-    uplink = HttpUplink(AGENT, config)
-    for minute in range(20):
-        uplink.submit(_count_event(minute))
-    before_close = uplink.stats()
-    stats = uplink.close(timeout=0.2)
-
-    # The worker may hold one event in flight; every other event beyond capacity was dropped.
-    assert before_close.queue_depth == 5
-    assert before_close.dropped in (14, 15)
-    assert stats.sent_events == 0
-    assert stats.lost_at_close == 20 - before_close.dropped
-    assert "ConnectError" in stats.last_error
-
-
-def test_submit_after_close_is_counted_not_raised(central: ScriptedCentral) -> None:
-    uplink = HttpUplink(AGENT, _config(central.url))
-    uplink.close(timeout=1)
-    uplink.submit(_count_event(0))
-    assert uplink.stats().dropped == 1
-
-
-def test_event_of_another_agent_is_refused(central: ScriptedCentral) -> None:
-    uplink = HttpUplink(AGENT, _config(central.url))
-    stranger = CountIntervalEvent(
-        agent_id="other-agent", source_id="c", line_id="l", time=dt.datetime(2025, 1, 1, tzinfo=dt.UTC), interval_s=60
-    )
-    with pytest.raises(ValueError, match="other-agent"):
-        uplink.submit(stranger)
-    uplink.close(timeout=1)
+    # 503 -> the same 4 again -> 413 -> halves of 2; the first half has its event 0 refused by central.
+    assert [len(r.batch.events) for r in central.received] == [4, 4, 2, 2]
+    assert central.received[0].batch.events[0].event_id == health.event_id  # health goes first
+    assert (stats.retries, stats.split_batches, stats.sent_events, stats.rejected_events) == (1, 1, 4, 1)
+    assert [letter.raw for letter in dead.letters] == [health.model_dump_json().encode()]
+    assert stats.backlog_events == 0
 
 
 def test_token_file_is_read_and_empty_file_rejected(tmp_path: Path) -> None:
@@ -198,13 +207,25 @@ def test_config_needs_exactly_one_token_source() -> None:
         UplinkConfig(url="http://x")
 
 
-def test_too_large_batch_is_split_not_lost(central: ScriptedCentral) -> None:
-    central.script = [(413, "body exceeds the limit", {})]
-    uplink = HttpUplink(AGENT, _config(central.url, batch_max_events=4, flush_interval_s=0.5))
-    for minute in range(4):
-        uplink.submit(_count_event(minute))
-    stats = uplink.close(timeout=5)
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("queue_capacity", 10_000, "queue_capacity was replaced by spool.max_bytes"),
+        ("queue_policy", "drop_oldest", "queue_policy was replaced by the spool's drop policy"),
+    ],
+)
+def test_the_old_in_memory_queue_settings_say_what_replaced_them(key: str, value: object, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        UplinkConfig.model_validate({"url": "http://x", "token": "t", key: value})
 
-    assert [len(r.batch.events) for r in central.received] == [4, 2, 2]
-    assert stats.sent_events == 4
-    assert stats.dead_batches == 0
+
+def test_each_transport_needs_its_own_settings() -> None:
+    with pytest.raises(ValidationError, match="transport http needs url"):
+        UplinkConfig.model_validate({"token": "t"})
+    with pytest.raises(ValidationError, match="transport mqtt needs mqtt"):
+        UplinkConfig.model_validate({"transport": "mqtt"})
+    with pytest.raises(ValidationError, match="for transport http"):
+        UplinkConfig.model_validate({"transport": "mqtt", "url": "http://x", "mqtt": {"host": "b"}})
+    config = UplinkConfig.model_validate({"transport": "mqtt", "mqtt": {"host": "broker.example.vn"}})
+    assert config.mqtt is not None
+    assert (config.mqtt.port, config.mqtt.protocol, config.live_share) == (1883, "5", 0.25)
