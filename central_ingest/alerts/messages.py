@@ -198,7 +198,7 @@ def _rate(rule: SensorRateRule, subject: Subject, f: Finding) -> tuple[str, str]
 
 
 def _silent(rule: SourceSilentRule, subject: Subject, f: Finding) -> tuple[str, str]:
-    is_sensor = f.facts.get("family") == "sensor_reading"
+    is_sensor = f.facts.get("family") == "sensor_readings"  # a source_last_seen family: the root table
     what_vi, what_en = ("Cảm biến", "Sensor") if is_sensor else ("Camera", "Camera")
     limit_min = Fraction(rule.silent_after_s, 60)
     if f.value is None:

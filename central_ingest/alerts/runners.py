@@ -133,7 +133,7 @@ async def find(
         heard = (await inputs.last_seen(conn, source=source)).get((source.agent_id, source.source_id))
         finding = evaluate.silence_finding(rule, heard[0] if heard else None, now)
         families = heard[1] if heard else ()
-        family = "sensor_reading" if "sensor_reading" in families else (families[0] if families else None)
+        family = "sensor_readings" if "sensor_readings" in families else (families[0] if families else None)
         return dataclasses.replace(finding, facts={**finding.facts, "family": family})
     since = now - dt.timedelta(seconds=rule.active_within_s)
     if isinstance(rule, SensorThresholdRule):

@@ -404,6 +404,26 @@ def test_silent_source_fires_and_resolves_when_it_speaks(dsn: str) -> None:
     engine_run(dsn, rules, body)
 
 
+def test_a_silent_sensor_is_called_a_sensor(dsn: str) -> None:
+    at = NOW - dt.timedelta(seconds=1200)
+    # The writer records families by root table; a sensor also sends health events ("down" when silent).
+    sql(
+        dsn,
+        "INSERT INTO source_last_seen VALUES ('agent-s', 'tram-9', %s, %s, %s)",
+        [("sensor_readings", at, at), ("health", at, at)],
+    )
+    rules = {"rules": [{"id": "silent-s", "kind": "source_silent", "silent_after_s": 600}]}
+
+    async def body(service: AlertService, notices: list[AlertNotice], clock: Clock) -> None:
+        await service.evaluate_all()
+        [silent] = notices
+        assert silent.message_vi == "Cảm biến mất tín hiệu: agent-s/tram-9 không gửi dữ liệu 20 phút (ngưỡng 10 phút)"
+        assert silent.message_en.startswith("Sensor silent: agent-s/tram-9 sent nothing for 20 min")
+        await service.close()
+
+    engine_run(dsn, rules, body)
+
+
 async def wait_for(condition: Callable[[], bool], deadline_s: float = 10.0) -> None:
     async with asyncio.timeout(deadline_s):
         while not condition():

@@ -114,7 +114,7 @@ def test_other_messages() -> None:
         "Nhiệt độ tại cảm biến a/f1 tăng 9 °C trong 5 phút (ngưỡng 8 °C), nguy cơ cháy",
         "Temperature at sensor a/f1 rose 9 °C in 5 min (threshold 8 °C), possible fire",
     )
-    silent = Finding("breach", "breach", "silent", 1, value=Fraction(900), facts={"family": "sensor_reading"})
+    silent = Finding("breach", "breach", "silent", 1, value=Fraction(900), facts={"family": "sensor_readings"})
     assert render(SourceSilentRule(id="s"), Subject("source:a/f1"), silent) == (
         "Cảm biến mất tín hiệu: a/f1 không gửi dữ liệu 15 phút (ngưỡng 10 phút)",
         "Sensor silent: a/f1 sent nothing for 15 min (threshold 10 min)",
