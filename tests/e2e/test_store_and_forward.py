@@ -6,6 +6,8 @@
 2. The agent killed with SIGKILL while central has committed a batch whose answer it never got
    (a proxy holds central's response back), then restarted on the same spool: the batch is re-sent,
    central counts it as duplicates, and every reading is stored exactly once.
+3. The site broker restarted (persistence on) while stations publish: the agent reconnects,
+   resubscribes to its persistent session, and every reading reaches TimescaleDB exactly once.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from devstack.apps import (
     write_secret,
 )
 from devstack.demo_sensors import Published, SimulatedStations, station_topic
-from devstack.mosquitto import MosquittoBroker
+from devstack.mosquitto import MosquittoBroker, MosquittoSettings
 from devstack.ports import free_port
 from devstack.scene import SceneParams, render_scene
 from tests.e2e.holding_proxy import HoldingProxy
@@ -299,3 +301,56 @@ def test_agent_killed_mid_batch_resends_it_and_central_stores_it_once(
     final = read_status(status_file)
     assert final is not None
     assert final["uplink"]["backlog_events"] == 0
+
+
+def test_broker_restart_while_stations_publish_loses_no_reading(
+    tmp_path: Path, pg_dsn: str, processes: list[ManagedProcess]
+) -> None:
+    agent_id = "saf-broker"
+    stations = [f"tram-b{i}" for i in range(4)]
+    broker = MosquittoBroker(tmp_path / "site-broker", MosquittoSettings(persistence=True))
+    broker.start()
+    try:
+        token_file = write_secret(tmp_path / "agent.token", provision_agent(pg_dsn, agent_id))
+        central = start_central(pg_dsn, tmp_path / "central.log")
+        processes.append(central.process)
+        config: dict[str, Any] = {
+            "agent_id": agent_id,
+            "central": {"url": central.url, "token_file": str(token_file), "flush_interval_s": 0.3},
+            "state_dir": str(tmp_path / "agent-state"),
+            "sensors": sensors_section(broker, stations, f"{agent_id}-sensors"),
+        }
+        config["sensors"]["broker"]["reconnect_backoff"] = {"base_s": 0.2, "ceiling_s": 1.0}
+        status_file = tmp_path / "status.json"
+        edge = start_edge(write_edge_config(tmp_path / "edge.yaml", config), tmp_path / "edge.log", status_file)
+        processes.append(edge)
+        publisher = SimulatedStations(
+            broker.host,
+            broker.port,
+            broker.username,
+            broker.password,
+            stations=stations,
+            every_s=0.05,
+            client_id=f"{agent_id}-stations",
+        )
+        try:
+            wait_subscribed(status_file)
+            publisher.start()
+            wait_for(lambda: len(stored_readings(pg_dsn, agent_id)) > 40, 60, "readings before the restart")
+            broker.restart()  # stations keep publishing; their client buffers while the broker is away
+            at_restart = len(publisher.published)
+            wait_for(lambda: len(stored_readings(pg_dsn, agent_id)) > at_restart + 40, 60, "readings after it")
+        finally:
+            publisher.stop()
+        wait_for(
+            lambda: len(set(stored_readings(pg_dsn, agent_id))) >= len(publisher.published),
+            60,
+            "every published reading in TimescaleDB",
+        )
+        assert edge.stop(timeout_s=30) == 0, edge.log_tail()
+        status = read_status(status_file)
+        assert status is not None
+        assert status["sensors"]["connects"] >= 2, "the agent never reconnected"
+    finally:
+        broker.stop()
+    assert_each_reading_once(publisher.published, stored_readings(pg_dsn, agent_id))
