@@ -17,8 +17,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import ssl
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from central_ingest.alerts.rules import load_rules
 from central_ingest.app import create_app
 from central_ingest.ingest.mqtt_config import MqttIngestConfig
 from central_ingest.ingest.mqtt_worker import run_worker
+from central_ingest.ingest.sensor_bridge import load_site, run_bridge
 from central_ingest.settings import Settings
 from central_ingest.store.agents import AgentError, add_agent, list_agents, revoke_agent
 from central_ingest.store.migrate import MigrationError, apply_migrations
@@ -51,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
         "mqtt-worker",
         help="ingest agents' batches from the MQTT broker (shared subscription; IOC_CENTRAL_MQTT_INGEST__*)",
     )
+
+    bridge = commands.add_parser(
+        "sensor-bridge",
+        help="read field stations on a province broker directly (the agent's sensor code) into TimescaleDB",
+    )
+    bridge.add_argument("--config", type=Path, required=True, help="stations YAML: broker: and sensors: (as an agent)")
+    bridge.add_argument("--agent-id", required=True, help="the agent_id the readings are stored under")
 
     validate = commands.add_parser("validate-rules", help="check an alert rules YAML file (errors point at FILE:LINE)")
     validate.add_argument("path", type=Path)
@@ -95,6 +105,13 @@ def _mqtt_worker(settings: Settings) -> int:
     return 0
 
 
+def _sensor_bridge(settings: Settings, config: Path, agent_id: str) -> int:
+    site = load_site(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_bridge(settings, site, agent_id))
+    return 0
+
+
 def _validate_rules(path: Path) -> int:
     rules = load_rules(path)
     kinds = ", ".join(sorted({rule.kind for rule in rules.rules})) or "none"
@@ -121,25 +138,33 @@ def _agent(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    commands: dict[str, Callable[[], int]] = {
+        "serve": lambda: _serve(settings),
+        "mqtt-worker": lambda: _mqtt_worker(settings),
+        "sensor-bridge": lambda: _sensor_bridge(settings, args.config, args.agent_id),
+        "validate-rules": lambda: _validate_rules(args.path),
+        "migrate": lambda: _migrate(settings),
+    }
+    return commands.get(args.command, lambda: _agent(settings, args))()
+
+
+def _migrate(settings: Settings) -> int:
+    applied = apply_migrations(settings.database_url)
+    print(f"applied migrations: {', '.join(applied)}" if applied else "schema is current")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Workers (mqtt-worker, sensor-bridge) and the alert engine log through the root logger; uvicorn has its own.
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        settings = _settings(args)
-        if args.command == "serve":
-            return _serve(settings)
-        if args.command == "mqtt-worker":
-            return _mqtt_worker(settings)
-        if args.command == "validate-rules":
-            return _validate_rules(args.path)
-        if args.command == "migrate":
-            applied = apply_migrations(settings.database_url)
-            print(f"applied migrations: {', '.join(applied)}" if applied else "schema is current")
-            return 0
-        return _agent(settings, args)
+        return _dispatch(args, _settings(args))
     except ValidationError as error:
         print(f"central-ingest: invalid settings:\n{error}", file=sys.stderr)
     except ConfigError as error:
-        print(f"central-ingest: invalid alert rules:\n{error}", file=sys.stderr)
+        print(f"central-ingest: invalid configuration file:\n{error}", file=sys.stderr)
     except (AgentError, MigrationError) as error:
         print(f"central-ingest: {error}", file=sys.stderr)
     except psycopg.OperationalError as error:
