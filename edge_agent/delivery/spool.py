@@ -47,7 +47,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sqlite3
-import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -58,20 +57,8 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge_agent.delivery.spool_recovery import INSERT_EVENT, SPOOL_SCHEMA
-from edge_agent.delivery.sqlite_files import (
-    OpenedStore,
-    Recovery,
-    StorageState,
-    StorageUnavailableError,
-    classify,
-    close_quietly,
-    describe,
-    list_quarantined,
-    open_store,
-    prune_quarantined,
-    recover_store,
-    rollback_quietly,
-)
+from edge_agent.delivery.sqlite_files import StorageState, StorageUnavailableError, rollback_quietly
+from edge_agent.delivery.sqlite_store import RecoveringSqliteStore, utcnow
 from event_contract import EVENT_MODELS, Event
 
 log = logging.getLogger(__name__)
@@ -306,10 +293,6 @@ class _Stored:
     drops: _Drops
 
 
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def _to_us(moment: dt.datetime) -> int:
     return (moment - _EPOCH) // _MICROSECOND
 
@@ -353,22 +336,23 @@ def _interleave(old: list[_Row], new: list[_Row]) -> list[_Row]:
     return out
 
 
-class Spool:
+class Spool(RecoveringSqliteStore[SpoolConfig]):
     """The durable local store of events waiting for central; see the module docstring for every rule."""
+
+    _schema = SPOOL_SCHEMA
+    _name = "spool"
+    _corrupt_name = "spool"
+    _closed_error = SpoolClosedError
+    _log = log
 
     def __init__(
         self,
         config: SpoolConfig,
         *,
         clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], dt.datetime] = _utcnow,
+        wall_clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
-        self._config = config
-        self._clock = clock
-        self._wall_clock = wall_clock
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        self._closed = False
+        super().__init__(config, clock=clock, wall_clock=wall_clock)
         self._next_seq = 1
         self._disk_events: dict[int, int] = {}
         self._disk_bytes: dict[int, int] = {}
@@ -383,16 +367,8 @@ class Spool:
         self._duplicate_puts = 0
         self._memory_dropped = 0
         self._refused_puts = 0
-        self._disk_errors = 0
-        self._corrupt_recoveries = 0
-        self._salvaged_events = 0
         self._checksum_failures = 0
-        self._state: StorageState = "ok"
-        self._last_error: str | None = None
-        self._next_disk_try = 0.0
-        self._quarantined: list[str] = []
-        with self._lock:
-            self._open()
+        self._start()
 
     # ----------------------------------------------------------------- public API
 
@@ -532,37 +508,21 @@ class Spool:
                 state=self._state,
                 last_error=self._last_error,
                 corrupt_recoveries=self._corrupt_recoveries,
-                salvaged_events=self._salvaged_events,
+                salvaged_events=self._salvaged,
                 checksum_failures=self._checksum_failures,
                 quarantined_files=tuple(self._quarantined),
                 max_bytes=self._config.max_bytes,
             )
 
-    def close(self) -> None:
-        """Write what is held in memory if the disk takes it, then close; events still held are lost (logged)."""
-        with self._lock:
-            if self._closed:
-                return
-            if self._held or self._owed:
-                self._next_disk_try = min(self._next_disk_try, self._clock())
-                self._flush_if_due()
-            if self._held:
-                log.error("spool closed with %d events held in memory that the disk refused: lost", len(self._held))
-            close_quietly(self._conn)
-            self._conn = None
-            self._closed = True
+    def _before_close(self) -> None:
+        """Write what is held in memory if the disk takes it; events still held are lost (logged)."""
+        if self._held or self._owed:
+            self._next_disk_try = min(self._next_disk_try, self._clock())
+            self._flush_if_due()
+        if self._held:
+            log.error("spool closed with %d events held in memory that the disk refused: lost", len(self._held))
 
-    def __enter__(self) -> Spool:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    # ----------------------------------------------------------------- opening and failures
-
-    def _require_open(self) -> None:
-        if self._closed:
-            raise SpoolClosedError(f"spool {self._config.path} is closed")
+    # ----------------------------------------------------------------- encoding and loading
 
     def _encode(self, event: Event) -> _Row:
         return _Row(
@@ -573,35 +533,6 @@ class Spool:
             time_us=_to_us(event.time),
             payload=event.model_dump_json().encode(),
         )
-
-    def _open(self) -> None:
-        """Open (or create) the file; a disk failure leaves the spool degraded with no connection, retried later."""
-        try:
-            opened = open_store(
-                self._config.path,
-                synchronous=self._config.synchronous,
-                schema=SPOOL_SCHEMA,
-                check_integrity=self._config.integrity_check_on_open,
-                now=self._wall_clock,
-            )
-            self._attach(opened)
-        except (sqlite3.Error, OSError) as error:
-            self._record_failure(error, "io_error" if isinstance(error, OSError) else classify(error))
-        self._quarantined = [str(p) for p in list_quarantined(self._config.path)]
-
-    def _attach(self, opened: OpenedStore) -> None:
-        """Take a freshly opened connection: load its counters; corruption found while loading is recovered."""
-        try:
-            self._load(opened.conn)
-        except sqlite3.Error as error:
-            if classify(error) != "corrupt":
-                close_quietly(opened.conn)
-                raise
-            opened = self._recover_file(describe(error), opened.conn)
-            self._load(opened.conn)
-        self._conn = opened.conn
-        if opened.recovery is not None:
-            self._note_recovery(opened.recovery)
 
     def _load(self, conn: sqlite3.Connection) -> None:
         """Read what the in-memory view needs: per-priority counts and bytes, the last seq, the drop counters."""
@@ -633,66 +564,6 @@ class Spool:
             on_disk = self._existing_seqs(conn, [*self._leased, *self._owed])
             self._leased = {s: v for s, v in self._leased.items() if s in on_disk or s in self._held}
             self._owed = {s: v for s, v in self._owed.items() if s in on_disk}
-
-    def _recover_file(self, reason: str, broken: sqlite3.Connection | None) -> OpenedStore:
-        return recover_store(
-            self._config.path,
-            synchronous=self._config.synchronous,
-            schema=SPOOL_SCHEMA,
-            reason=reason,
-            now=self._wall_clock,
-            broken=broken,
-        )
-
-    def _note_recovery(self, recovery: Recovery) -> None:
-        self._corrupt_recoveries += 1
-        self._salvaged_events += recovery.salvaged
-        self._last_error = f"corrupt spool quarantined to {recovery.quarantined}: {recovery.reason}"
-        prune_quarantined(self._config.path, self._config.keep_quarantined)
-        self._quarantined = [str(p) for p in list_quarantined(self._config.path)]
-
-    def _record_failure(self, error: BaseException, kind: str) -> None:
-        self._disk_errors += 1
-        self._state = "disk_full" if kind == "disk_full" else "io_error"
-        self._last_error = describe(error)
-        self._next_disk_try = self._clock() + self._config.recheck_disk_s
-        log.error("spool %s: %s (state %s)", self._config.path, self._last_error, self._state)
-
-    def _write_due(self) -> bool:
-        return (self._state == "ok" and self._conn is not None) or self._clock() >= self._next_disk_try
-
-    def _attempt(self, work: Callable[[sqlite3.Connection], T], *, write: bool) -> T | None:
-        """Run ``work`` on the connection; None when the disk failed (state updated). Corruption is recovered
-        (quarantine, fresh file, salvage) and ``work`` retried once on the fresh file."""
-        for _ in range(2):
-            if self._conn is None:
-                if self._clock() < self._next_disk_try:
-                    return None
-                self._open()
-                if self._conn is None:
-                    return None
-            try:
-                result = work(self._conn)
-            except sqlite3.Error as error:
-                kind = classify(error)
-                if kind != "corrupt":
-                    self._record_failure(error, kind)
-                    return None
-                self._recover_at_runtime(error)
-                continue
-            if write and self._state != "ok":
-                log.warning("spool %s: the disk takes writes again (was %s)", self._config.path, self._state)
-                self._state = "ok"
-            return result
-        return None
-
-    def _recover_at_runtime(self, error: sqlite3.Error) -> None:
-        self._disk_errors += 1
-        broken, self._conn = self._conn, None
-        try:
-            self._attach(self._recover_file(describe(error), broken))
-        except (sqlite3.Error, OSError) as failure:
-            self._record_failure(failure, "io_error" if isinstance(failure, OSError) else classify(failure))
 
     # ----------------------------------------------------------------- writing
 
