@@ -97,6 +97,7 @@ class SpoolPort(Protocol):
     def lease(self, max_events: int, max_bytes: int, live_share: float = 0.25) -> Sequence[SpooledEventView]: ...
     def ack(self, seqs: Iterable[int]) -> None: ...
     def release(self, seqs: Iterable[int]) -> None: ...
+    def pending_events(self) -> int: ...
     def stats(self) -> SpoolStatsView: ...
 
 
@@ -366,7 +367,7 @@ class Delivery:
         """
         with self._lock:
             seen = self._arrived
-        waiting = self._spool.stats().pending_events
+        waiting = self._spool.pending_events()
         if waiting >= limit:
             return
         self._hand_over_acks()  # about to wait: no reason to keep the last batch leased meanwhile

@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS drops (
 )
 
 INSERT_EVENT = "INSERT INTO events (seq, event_id, kind, priority, time_us, crc, payload) VALUES (?, ?, ?, ?, ?, ?, ?)"
+INSERT_NEW_EVENT = INSERT_EVENT.replace("INSERT", "INSERT OR IGNORE", 1)
+"""Skips a row whose event id is already stored (the unique index finds it while inserting)."""
 
 _SALVAGE_BATCH = 1000
 
@@ -70,7 +72,7 @@ def _insert_batch(dst: sqlite3.Connection, rows: list[tuple[object, ...]]) -> in
     dst.execute("BEGIN IMMEDIATE")
     try:
         before = dst.total_changes
-        dst.executemany(INSERT_EVENT.replace("INSERT", "INSERT OR IGNORE", 1), rows)
+        dst.executemany(INSERT_NEW_EVENT, rows)
         inserted = dst.total_changes - before
         dst.execute("COMMIT")
     except BaseException:

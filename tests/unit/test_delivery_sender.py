@@ -118,6 +118,9 @@ class MemorySpool:
         with self._lock:
             self._leased.difference_update(seqs)
 
+    def pending_events(self) -> int:
+        return self.stats().pending_events
+
     def stats(self) -> MemoryStats:
         with self._lock:
             pending = [row for row in self._rows.values()]
