@@ -16,20 +16,9 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_
 from edge_agent.delivery.circuit_breaker import BreakerConfig
 from event_contract import MAX_BATCH_EVENTS
 from ioc_common.backoff import BackoffConfig
+from ioc_common.secret_files import read_secret_file
 
 MIB = 1024 * 1024
-
-
-def read_secret_file(path: Path, what: str) -> str:
-    """The first line of ``path``, stripped; an error that names the file when it is unreadable or empty."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise ValueError(f"cannot read {what} {path}: {error}") from error
-    secret = lines[0].strip() if lines else ""
-    if not secret:
-        raise ValueError(f"{what} {path} is empty")
-    return secret
 
 
 class MqttUplinkConfig(BaseModel):

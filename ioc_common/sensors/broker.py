@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from ioc_common.backoff import BackoffConfig
 from ioc_common.mqtt_tls import client_tls_context
+from ioc_common.secret_files import read_secret_file
 
 MQTT_MAX_RECEIVE_MAXIMUM = 65_535
 """MQTT 5 carries Receive Maximum in two bytes."""
@@ -133,11 +134,7 @@ class BrokerConfig(BaseModel):
             return self.password.get_secret_value()
         if self.password_file is None:
             return None
-        try:
-            text = self.password_file.read_text(encoding="utf-8")
-        except OSError as error:
-            raise ValueError(f"cannot read the MQTT password_file {self.password_file}: {error}") from error
-        return text.splitlines()[0] if text else ""
+        return read_secret_file(self.password_file, "the MQTT password_file")
 
 
 def tls_context(tls: BrokerTls) -> ssl.SSLContext:
