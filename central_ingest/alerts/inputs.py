@@ -189,3 +189,17 @@ async def last_seen(
         },
     )
     return {(a, s): (last, tuple(families)) for a, s, last, families in await cur.fetchall()}
+
+
+async def station_alert_levels(conn: Conn, source: SourceRef) -> tuple[float, float, float] | None:
+    """The alert levels (báo động 1/2/3) a water-level station last reported, if it ever did."""
+    async with conn.cursor() as cursor:
+        await cursor.execute(
+            "SELECT alert_levels_m FROM sensor_stations WHERE agent_id = %s AND source_id = %s",
+            (source.agent_id, source.source_id),
+        )
+        row = await cursor.fetchone()
+    if row is None or len(row[0]) != 3:
+        return None
+    first, second, third = (float(v) for v in row[0])
+    return (first, second, third)

@@ -143,6 +143,12 @@ class SensorThresholdRule(_SensorRule):
     direction: Literal["above", "below"] = Field(default="above", description="above: value >= level fires.")
     levels: tuple[Level, ...] = Field(min_length=1, description="Ordered from least to most severe.")
     station_levels: tuple[StationLevels, ...] = Field(default=(), description="Per-station level overrides.")
+    use_station_levels: bool = Field(
+        default=False,
+        description="water_level_m only: a station that reports its own báo động 1/2/3 (alert_levels_m, kept in "
+        "sensor_stations) is judged by those, under this rule's three level names and severities; "
+        "station_levels listed here still win.",
+    )
     hysteresis: Decimal = Field(default=Decimal(0), ge=0, description="Clearing needs value past level -/+ this.")
     min_duration_s: float = Field(default=0, ge=0, le=86_400, description="Breach (and clear) must last this long.")
 
@@ -151,12 +157,34 @@ class SensorThresholdRule(_SensorRule):
         _ordered(self.levels, self.direction)
         for station in self.station_levels:
             _ordered(station.levels, self.direction)
+        if self.use_station_levels and (
+            self.metric != "water_level_m" or self.direction != "above" or len(self.levels) != 3
+        ):
+            raise ValueError(
+                "use_station_levels needs metric water_level_m, direction above and three levels "
+                "(báo động 1/2/3) whose names and severities the station's values take"
+            )
         return self
 
-    def levels_for(self, agent_id: str, source_id: str) -> tuple[Level, ...]:
+    def listed_levels(self, agent_id: str, source_id: str) -> tuple[Level, ...] | None:
+        """This station's levels written in the rule, if any."""
         for station in self.station_levels:
             if station.agent_id == agent_id and station.source_id == source_id:
                 return station.levels
+        return None
+
+    def levels_for(
+        self, agent_id: str, source_id: str, reported: tuple[float, float, float] | None = None
+    ) -> tuple[Level, ...]:
+        """Listed station levels, else (with use_station_levels) the ones the station ``reported``, else the rule's."""
+        listed = self.listed_levels(agent_id, source_id)
+        if listed is not None:
+            return listed
+        if self.use_station_levels and reported is not None:
+            return tuple(
+                level.model_copy(update={"value": Decimal(str(value))})
+                for level, value in zip(self.levels, reported, strict=True)
+            )
         return self.levels
 
 

@@ -138,7 +138,10 @@ async def find(
     since = now - dt.timedelta(seconds=rule.active_within_s)
     if isinstance(rule, SensorThresholdRule):
         readings = await inputs.recent_readings(conn, source, rule.metric, rule.min_duration_s, since)
-        levels = rule.levels_for(source.agent_id, source.source_id)
+        reported = None
+        if rule.use_station_levels and rule.listed_levels(source.agent_id, source.source_id) is None:
+            reported = await inputs.station_alert_levels(conn, source)
+        levels = rule.levels_for(source.agent_id, source.source_id, reported)
         finding = evaluate.threshold_finding(rule, levels, readings, open_rank)
     else:
         readings = await inputs.recent_readings(conn, source, rule.metric, rule.window_s, since)

@@ -404,6 +404,28 @@ def test_silent_source_fires_and_resolves_when_it_speaks(dsn: str) -> None:
     engine_run(dsn, rules, body)
 
 
+def test_a_station_reporting_its_own_levels_is_judged_by_them(dsn: str) -> None:
+    # tram-own reported báo động 1/2/3 = 3/4/5 m (kept in sensor_stations); tram-none reported none.
+    sql(
+        dsn,
+        "INSERT INTO sensor_stations (agent_id, source_id, sensor_kind, alert_levels_m, levels_time) "
+        "VALUES (%s, %s, 'water_level', %s, %s)",
+        [("agent-own", "tram-own", [3.0, 4.0, 5.0], NOW)],
+    )
+    for source in ("tram-own", "tram-none"):
+        add_readings(dsn, "agent-own", source, "water_level_m", [(0, 4.2), (60, 4.3)])
+    rule = dict(WATER_RULES["rules"][0]) | {"id": "wl-own", "use_station_levels": True, "min_duration_s": 0}
+
+    async def body(service: AlertService, notices: list[AlertNotice], clock: Clock) -> None:
+        clock.now = NOW + dt.timedelta(seconds=65)
+        await service.evaluate_all()
+        [notice] = notices  # tram-none stays under the rule's own 9.5 m
+        assert (notice.subject, notice.level) == ("sensor:agent-own/tram-own", "bao_dong_2")
+        assert notice.message_vi == "Mực nước tại cảm biến agent-own/tram-own là 4,3 m, đạt mức báo động 2 (4 m)"
+
+    engine_run(dsn, {"rules": [rule]}, body)
+
+
 def test_a_silent_sensor_is_called_a_sensor(dsn: str) -> None:
     at = NOW - dt.timedelta(seconds=1200)
     # The writer records families by root table; a sensor also sends health events ("down" when silent).

@@ -119,3 +119,22 @@ def test_other_messages() -> None:
         "Cảm biến mất tín hiệu: a/f1 không gửi dữ liệu 15 phút (ngưỡng 10 phút)",
         "Sensor silent: a/f1 sent nothing for 15 min (threshold 10 min)",
     )
+
+
+def test_station_reported_levels_take_the_rule_names_and_need_three_water_levels() -> None:
+    levels = [
+        {"name": "bao_dong_1", "value": 9.5, "severity": "notice"},
+        {"name": "bao_dong_2", "value": 10.5},
+        {"name": "bao_dong_3", "value": 11.5, "severity": "critical"},
+    ]
+    base = {"id": "wl", "kind": "sensor_threshold", "sensor_kind": "water_level", "metric": "water_level_m"}
+    rule = SensorThresholdRule.model_validate(base | {"levels": levels, "use_station_levels": True})
+    own = rule.levels_for("a", "s", (3.0, 4.0, 5.0))
+    assert [(lv.name, lv.value, lv.severity) for lv in own] == [
+        ("bao_dong_1", Decimal("3.0"), "notice"),
+        ("bao_dong_2", Decimal("4.0"), "warning"),
+        ("bao_dong_3", Decimal("5.0"), "critical"),
+    ]
+    assert rule.levels_for("a", "s") == rule.levels  # the station reported none
+    with pytest.raises(ValueError, match="use_station_levels needs metric water_level_m"):
+        SensorThresholdRule.model_validate(base | {"levels": levels[:2], "use_station_levels": True})
