@@ -128,7 +128,7 @@ class SubscriberStats:
     connected: bool
     last_error: str | None
     in_progress: int
-    """Received, neither stored nor dead-lettered yet (queued or in the worker's batch)."""
+    """Received, not yet finished: queued, or in the worker's batch until stored (or dead-lettered) and acknowledged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,6 +372,9 @@ class SensorSubscriber:
         ]
         if not self._store(events, letters, len(batch)):
             return False
+        # Acknowledge before counting the batch finished, so "accounted for" (in_progress 0) implies acknowledged.
+        for item in batch:
+            self._ack(item)
         with self._lock:
             counters = self._counters
             for result in results:
@@ -388,8 +391,6 @@ class SensorSubscriber:
                 for item, result in zip(batch, results, strict=True):
                     for event in result.events:
                         self._silence.observe(event.source_id, item.received_at)
-        for item in batch:
-            self._ack(item)
         return True
 
     def _normalise(self, item: _Received) -> Normalised:
