@@ -12,7 +12,7 @@ the last message:
   letter is kept (it is acknowledged to the broker right after). The ``Delivery`` sends through a
   transport that acknowledges every batch at once, so the spool drains without a network: only the
   sensor path (and the spool's lease/ack behind it) is measured.
-- baseline: a bare paho client with the same settings (``ioc_common.sensors.broker.new_client``:
+- baseline: a bare paho client with the same settings (``ioc_common.mqtt_connection.new_client``:
   MQTT 5, QoS 1, manual ack, the same Receive Maximum) that acknowledges and counts each message.
   It is the broker's own rate to one subscriber on this box with these publishers.
 
@@ -49,7 +49,8 @@ from edge_agent.delivery.transport import Acked, SendOutcome
 from event_contract import BatchAck
 from event_contract.sensors import SensorReadingEvent
 from ioc_common.dead_letter import DeadLetter, DeadLetterSink
-from ioc_common.sensors.broker import BrokerConfig, connect_async, new_client
+from ioc_common.mqtt_connection import new_client
+from ioc_common.sensors.broker import BrokerConfig, connect_async
 from ioc_common.sensors.config import SensorConfig
 from ioc_common.sensors.normalise import NormaliseResult, SensorNormaliser
 from ioc_common.sensors.site import SensorsSiteConfig

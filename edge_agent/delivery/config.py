@@ -9,25 +9,27 @@ being half-understood.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from edge_agent.delivery.circuit_breaker import BreakerConfig
 from event_contract import MAX_BATCH_EVENTS
 from ioc_common.backoff import BackoffConfig
+from ioc_common.mqtt_connection import MQTT_MAX_SESSION_EXPIRY_S, BrokerConnection
 from ioc_common.secret_files import read_secret_file
 
 MIB = 1024 * 1024
 
 
-class MqttUplinkConfig(BaseModel):
-    """The broker an agent publishes its batches to (``transport: mqtt``); see docs/mqtt_topics.md."""
+class MqttUplinkConfig(BrokerConnection):
+    """The broker an agent publishes its batches to (``transport: mqtt``); see docs/mqtt_topics.md.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    The connection (login, TLS with client certificates, session) is the one the sensor subscriber uses.
+    """
 
-    host: str = Field(min_length=1, description="Broker host name or address.")
-    port: int = Field(default=1883, ge=1, le=65535, description="Broker port (8883 is the usual TLS port).")
+    CLIENT_ID_FORMAT: ClassVar[str] = "ioc-agent-{agent_id}-uplink"
+
     protocol: Literal["5", "3.1.1"] = Field(
         default="5",
         description="MQTT version. 5: central acknowledges each batch after committing it (response topic + "
@@ -40,25 +42,14 @@ class MqttUplinkConfig(BaseModel):
         description="MQTT client id; null: 'ioc-agent-{agent_id}-uplink', stable across restarts.",
     )
     username: str | None = Field(default=None, description="User name; make it the agent id (one ACL pattern).")
-    password: SecretStr | None = Field(default=None, description="Password of username. Prefer password_file.")
-    password_file: Path | None = Field(default=None, description="File holding the password (first line).")
-    tls: bool = Field(default=False, description="Connect with TLS; the server certificate and host name are checked.")
-    ca_file: Path | None = Field(default=None, description="CA bundle for TLS; null: the system's trust store.")
-    cert_file: Path | None = Field(default=None, description="Client certificate (PEM) for TLS client auth.")
-    key_file: Path | None = Field(default=None, description="Private key (PEM) of cert_file.")
-    topic_prefix: str = Field(default="ioc/v1", min_length=1, description="Batches go to {prefix}/agents/{id}/events.")
-    keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive, seconds.")
     session_expiry_s: int = Field(
         default=300,
         ge=0,
-        le=4_294_967_295,
+        le=MQTT_MAX_SESSION_EXPIRY_S,
         description="MQTT 5: how long the broker keeps this client's session (acks published while it "
         "reconnects) after a disconnect.",
     )
-    reconnect_backoff: BackoffConfig = Field(
-        default_factory=lambda: BackoffConfig(base_s=1.0, ceiling_s=60.0),
-        description="Delay between broker reconnects: exponential, full jitter, a ceiling.",
-    )
+    topic_prefix: str = Field(default="ioc/v1", min_length=1, description="Batches go to {prefix}/agents/{id}/events.")
     connect_wait_s: float = Field(
         default=5.0,
         ge=0,
@@ -67,26 +58,10 @@ class MqttUplinkConfig(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _check(self) -> MqttUplinkConfig:
+    def _topic_prefix(self) -> MqttUplinkConfig:
         if any(ch in self.topic_prefix for ch in "+#\0") or self.topic_prefix.strip("/") != self.topic_prefix:
             raise ValueError(f"topic_prefix {self.topic_prefix!r} must hold no + # NUL and not start/end with '/'")
-        if self.password is not None and self.password_file is not None:
-            raise ValueError("set either password or password_file, not both")
-        if (self.password is not None or self.password_file is not None) and self.username is None:
-            raise ValueError("a password is set without a username")
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("client certificates need both cert_file and key_file")
-        if not self.tls and (self.ca_file or self.cert_file):
-            raise ValueError("ca_file / cert_file are set but tls is false")
         return self
-
-    def resolve_password(self) -> str | None:
-        """The password, read from ``password_file`` now when that is how it is given."""
-        if self.password is not None:
-            return self.password.get_secret_value()
-        if self.password_file is not None:
-            return read_secret_file(self.password_file, "mqtt password_file")
-        return None
 
 
 class UplinkConfig(BaseModel):

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage, error_string
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -42,7 +42,7 @@ from edge_agent.delivery.config import MqttUplinkConfig, UplinkConfig
 from edge_agent.delivery.transport import Acked, Refused, Retry, SendOutcome, TooLarge, batch_body
 from event_contract import BatchAck
 from ioc_common.backoff import Backoff
-from ioc_common.mqtt_tls import client_tls_context
+from ioc_common.mqtt_connection import new_client
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class MqttTransport:
         self._gzip = config.gzip
         self._timeout_s = config.timeout_s
         self._v5 = mqtt.protocol == "5"
-        self.client_id = mqtt.client_id or f"ioc-agent-{agent_id}-uplink"
+        self.client_id = mqtt.client_id_for(agent_id)
         if any(ch in self.client_id for ch in "/+#\0"):
             raise ValueError(f"mqtt client_id {self.client_id!r} is used as a topic level: no / + # NUL")
         self.topic = events_topic(mqtt.topic_prefix, agent_id)
@@ -166,16 +166,8 @@ class MqttTransport:
     # -- connection, in paho's network thread -------------------------------------------------------
 
     def _new_client(self, mqtt: MqttUplinkConfig) -> Client:
-        client = Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5 if self._v5 else MQTTProtocolVersion.MQTTv311,
-            clean_session=None if self._v5 else True,
-        )
-        if mqtt.username is not None:
-            client.username_pw_set(mqtt.username, mqtt.resolve_password())
-        if mqtt.tls:
-            client.tls_set_context(client_tls_context(mqtt.ca_file, mqtt.cert_file, mqtt.key_file))
+        # MQTT 5 keeps the session (central's acks wait in it across a reconnect); 3.1.1 gets no acks to keep.
+        client = new_client(mqtt, agent_id=self._agent_id, manual_ack=False, keep_311_session=False)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect

@@ -46,7 +46,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 from event_contract.sensors import SensorReadingEvent
 from ioc_common.backoff import Backoff, BackoffConfig
 from ioc_common.dead_letter import DeadLetter, DeadLetterCode, DeadLetterSink
-from ioc_common.sensors.broker import BrokerConfig, connect_async, new_client
+from ioc_common.mqtt_connection import new_client
+from ioc_common.sensors.broker import BrokerConfig, connect_async
 from ioc_common.sensors.silence import SilenceChange, SilenceMonitor
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,8 @@ from devstack.mosquitto import MosquittoBroker, MosquittoSettings, MosquittoTls
 from event_contract.sensors import SensorReadingEvent
 from ioc_common.backoff import BackoffConfig
 from ioc_common.dead_letter import DeadLetter, DeadLetterSink
-from ioc_common.sensors.broker import BrokerConfig, BrokerTls
+from ioc_common.mqtt_connection import BrokerTls
+from ioc_common.sensors.broker import BrokerConfig
 from ioc_common.sensors.config import SensorConfig
 from ioc_common.sensors.normalise import SensorNormaliser
 from ioc_common.sensors.subscriber import ReadingSink, SensorSubscriber, SubscriberStats

@@ -10,7 +10,8 @@ import pytest
 from paho.mqtt.enums import MQTTProtocolVersion
 from pydantic import ValidationError
 
-from ioc_common.sensors.broker import BrokerConfig, BrokerTls, connect_properties, new_client, tls_context
+from ioc_common.mqtt_connection import BrokerTls, new_client, tls_context
+from ioc_common.sensors.broker import BrokerConfig, connect_properties
 from ioc_common.sensors.config import SensorConfig
 from ioc_common.sensors.site import SensorsSiteConfig
 

@@ -229,3 +229,19 @@ def test_each_transport_needs_its_own_settings() -> None:
     config = UplinkConfig.model_validate({"transport": "mqtt", "mqtt": {"host": "broker.example.vn"}})
     assert config.mqtt is not None
     assert (config.mqtt.port, config.mqtt.protocol, config.live_share) == (1883, "5", 0.25)
+
+
+def test_the_mqtt_uplink_shares_the_sensor_broker_connection_model(tmp_path: Path) -> None:
+    secret = tmp_path / "mqtt.password"
+    secret.write_text("s3cret\n", encoding="utf-8")
+    mqtt = {"host": "b", "username": "hue-01", "password_file": str(secret), "tls": {"ca_file": "/etc/ca.pem"}}
+    config = UplinkConfig.model_validate({"transport": "mqtt", "mqtt": mqtt})
+    assert config.mqtt is not None
+    assert config.mqtt.client_id_for("hue-01") == "ioc-agent-hue-01-uplink"
+    assert config.mqtt.read_password() == "s3cret"
+    assert config.mqtt.tls is not None
+    assert config.mqtt.session_expiry_s == 300
+    with pytest.raises(ValidationError, match="without a username"):
+        UplinkConfig.model_validate({"transport": "mqtt", "mqtt": {"host": "b", "password": "x"}})
+    with pytest.raises(ValidationError, match=r"key_file is set without tls\.cert_file"):
+        UplinkConfig.model_validate({"transport": "mqtt", "mqtt": {"host": "b", "tls": {"key_file": "/k"}}})
