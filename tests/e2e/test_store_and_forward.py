@@ -136,6 +136,21 @@ def sensors_section(broker: MosquittoBroker, stations: list[str], client_id: str
     }
 
 
+def stations_on(broker: MosquittoBroker, agent_id: str, stations: list[str], every_s: float) -> SimulatedStations:
+    """The test's station loggers on ``broker``: one QoS 1 client with a persistent session."""
+    return SimulatedStations(
+        broker.host,
+        broker.port,
+        broker.username,
+        broker.password,
+        stations=stations,
+        every_s=every_s,
+        start_m=2.0,
+        rise_m=0.001,
+        client_id=f"{agent_id}-stations",
+    )
+
+
 @pytest.fixture
 def processes() -> Iterator[list[ManagedProcess]]:
     started: list[ManagedProcess] = []
@@ -178,17 +193,7 @@ def test_central_down_then_back_loses_and_duplicates_nothing(
     status_file = tmp_path / "status.json"
     edge = start_edge(write_edge_config(tmp_path / "edge.yaml", config), tmp_path / "edge.log", status_file)
     processes.append(edge)
-    publisher = SimulatedStations(
-        mqtt_broker.host,
-        mqtt_broker.port,
-        mqtt_broker.username,
-        mqtt_broker.password,
-        stations=stations,
-        every_s=0.1,
-        start_m=2.0,
-        rise_m=0.001,
-        client_id=f"{agent_id}-stations",
-    )
+    publisher = stations_on(mqtt_broker, agent_id, stations, every_s=0.1)
     try:
         wait_subscribed(status_file)
         publisher.start()
@@ -271,15 +276,7 @@ def test_agent_killed_mid_batch_resends_it_and_central_stores_it_once(
     }
     config_path = write_edge_config(tmp_path / "edge.yaml", config)
     status_file = tmp_path / "status.json"
-    publisher = SimulatedStations(
-        mqtt_broker.host,
-        mqtt_broker.port,
-        mqtt_broker.username,
-        mqtt_broker.password,
-        stations=stations,
-        every_s=0.05,
-        client_id=f"{agent_id}-stations",
-    )
+    publisher = stations_on(mqtt_broker, agent_id, stations, every_s=0.05)
     edge = start_edge(config_path, tmp_path / "edge.log", status_file)
     processes.append(edge)
     try:
@@ -333,15 +330,7 @@ def test_broker_restart_while_stations_publish_loses_no_reading(
         status_file = tmp_path / "status.json"
         edge = start_edge(write_edge_config(tmp_path / "edge.yaml", config), tmp_path / "edge.log", status_file)
         processes.append(edge)
-        publisher = SimulatedStations(
-            broker.host,
-            broker.port,
-            broker.username,
-            broker.password,
-            stations=stations,
-            every_s=0.05,
-            client_id=f"{agent_id}-stations",
-        )
+        publisher = stations_on(broker, agent_id, stations, every_s=0.05)
         try:
             wait_subscribed(status_file)
             publisher.start()
