@@ -20,7 +20,17 @@ from event_contract.models import (
 from event_contract.progress import ProgressEvent, ProgressMethod
 from event_contract.sensors import METRICS, SensorKind, SensorMetric, SensorReadingEvent
 from event_contract.taxonomy import VEHICLE_CLASSES, VehicleClass
-from event_contract.traffic import PlatePassEvent, ViolationCategory, ViolationEvent, ViolationType
+from event_contract.traffic import (
+    CongestionEvent,
+    CongestionLevel,
+    PlateColour,
+    PlateLayout,
+    PlatePassEvent,
+    SignalState,
+    ViolationCategory,
+    ViolationEvent,
+    ViolationType,
+)
 
 __all__ = [
     "EVENT_MODELS",
@@ -29,6 +39,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "VEHICLE_CLASSES",
     "BatchAck",
+    "CongestionEvent",
+    "CongestionLevel",
     "CountBucket",
     "CountIntervalEvent",
     "DeliveryHealth",
@@ -38,6 +50,8 @@ __all__ = [
     "EvidenceRef",
     "HealthEvent",
     "IntervalQuality",
+    "PlateColour",
+    "PlateLayout",
     "PlatePassEvent",
     "ProgressEvent",
     "ProgressMethod",
@@ -46,6 +60,7 @@ __all__ = [
     "SensorKind",
     "SensorMetric",
     "SensorReadingEvent",
+    "SignalState",
     "SourceState",
     "VehicleClass",
     "ViolationCategory",

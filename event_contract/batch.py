@@ -18,7 +18,7 @@ from event_contract.models import (
 )
 from event_contract.progress import ProgressEvent
 from event_contract.sensors import SensorReadingEvent
-from event_contract.traffic import PlatePassEvent, ViolationEvent
+from event_contract.traffic import CongestionEvent, PlatePassEvent, ViolationEvent
 
 EVENT_MODELS = (
     CountIntervalEvent,
@@ -28,6 +28,7 @@ EVENT_MODELS = (
     PlatePassEvent,
     ProgressEvent,
     SensorReadingEvent,
+    CongestionEvent,
 )
 
 Event = Annotated[
@@ -37,7 +38,8 @@ Event = Annotated[
     | ViolationEvent
     | PlatePassEvent
     | ProgressEvent
-    | SensorReadingEvent,
+    | SensorReadingEvent
+    | CongestionEvent,
     Field(discriminator="kind"),
 ]
 """Any event an agent can send; ``kind`` picks the model."""

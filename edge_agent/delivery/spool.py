@@ -78,6 +78,7 @@ DEFAULT_PRIORITIES: dict[str, int] = {
     "count_interval": 1,
     "zone_interval": 1,
     "progress": 1,
+    "congestion": 1,
     "plate_pass": 2,
 }
 

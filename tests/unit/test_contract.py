@@ -51,9 +51,9 @@ def test_schema_file_is_current() -> None:
 def test_schema_file_describes_every_event_kind() -> None:
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     kinds = {"CountIntervalEvent", "ZoneIntervalEvent", "HealthEvent", "IntervalQuality", "ViolationEvent"}
-    kinds |= {"PlatePassEvent", "ProgressEvent", "SensorReadingEvent", "EvidenceRef", "DeliveryHealth"}
+    kinds |= {"PlatePassEvent", "ProgressEvent", "SensorReadingEvent", "EvidenceRef", "DeliveryHealth", "CongestionEvent"}
     assert kinds <= set(schema["$defs"])
-    assert schema["$id"] == "urn:ioc-edge:event-batch:1.3"
+    assert schema["$id"] == "urn:ioc-edge:event-batch:1.4"
     assert "capped" in schema["$defs"]["IntervalQuality"]["properties"]["analysed_s"]["description"]
 
 
@@ -151,9 +151,9 @@ def zone_event(**overrides: object) -> ZoneIntervalEvent:
 
 
 def test_version_1_1_events_carry_quality_and_1_0_events_still_validate() -> None:
-    assert SCHEMA_VERSION == "1.3"
+    assert SCHEMA_VERSION == "1.4"
     new = count_event(quality=QUALITY)
-    assert new.schema_version == "1.3"
+    assert new.schema_version == "1.4"
     assert new.quality is not None
     assert new.quality.coverage == pytest.approx(59.2 / 60, abs=1e-3)
     legacy = {

@@ -391,4 +391,4 @@ def test_every_event_of_one_interval_fits_one_batch() -> None:
     assert [type(e).__name__ for e in events[:3]] == ["CountIntervalEvent", "CountIntervalEvent", "ZoneIntervalEvent"]
     batch = EventBatch(agent_id="agent-1", events=events)
     assert len(batch.events) == 9
-    assert {e.schema_version for e in batch.events} == {"1.3"}
+    assert {e.schema_version for e in batch.events} == {"1.4"}
