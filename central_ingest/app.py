@@ -3,8 +3,10 @@
 Async all the way: psycopg's ``AsyncConnectionPool`` serves every request on one
 event loop, so waiting on the database costs no thread, while CPU-heavy batch
 parsing is pushed to a worker thread (see ``ingest.routes``). At start the app
-applies pending migrations (unless ``migrate_on_start`` is off) and opens the pool;
-at stop it closes the pool.
+applies pending migrations (unless ``migrate_on_start`` is off), seals any plate an older
+version stored in clear (``plates.legacy``; without a keyring it refuses to start) and opens the
+pool; at stop it closes the pool. The plate keyring is read in ``create_app`` (file or KMS hook),
+so a bad keyring stops the service before it serves.
 """
 
 from __future__ import annotations
@@ -22,24 +24,32 @@ from fastapi.responses import JSONResponse
 from psycopg import AsyncConnection
 from psycopg_pool import PoolTimeout
 
+from central_ingest.access.routes import router as access_router
 from central_ingest.alerts.routes import plans_router
 from central_ingest.alerts.routes import router as alerts_router
 from central_ingest.alerts.rules import AlertRulesConfig, load_rules
 from central_ingest.alerts.service import AlertService
 from central_ingest.alerts.sinks import build_dispatcher, build_sse_broker
 from central_ingest.alerts.sinks.routes import router as alert_stream_router
+from central_ingest.audit.routes import router as audit_router
 from central_ingest.ingest.mqtt_worker import mqtt_worker_running
 from central_ingest.ingest.pipeline import Ingestor
 from central_ingest.ingest.routes import router as ingest_router
+from central_ingest.plates.evidence_routes import router as evidence_router
+from central_ingest.plates.legacy import seal_legacy_plates
+from central_ingest.plates.routes import router as plate_search_router
+from central_ingest.plates.vault import vault_from_settings
 from central_ingest.query.families import router as families_router
 from central_ingest.query.ingest_status import router as ingest_status_router
 from central_ingest.query.routes import router as query_router
 from central_ingest.query.routes import zones_router
 from central_ingest.settings import Settings
+from central_ingest.sites.routes import router as sites_router
 from central_ingest.state import AppState, get_app_state
 from central_ingest.store.maintenance import MaintenanceStats, maintenance_loop
 from central_ingest.store.migrate import apply_migrations, available_migrations
 from central_ingest.store.pool import open_pool
+from central_ingest.web.police_page import router as police_page_router
 from central_ingest.web.summary import router as web_router
 
 RETRY_AFTER_S = "5"
@@ -73,20 +83,29 @@ ROUTERS: tuple[APIRouter, ...] = (
     alerts_router,
     plans_router,
     web_router,
+    plate_search_router,
+    evidence_router,
+    sites_router,
+    police_page_router,
+    access_router,
+    audit_router,
 )
 
 
 def create_app(settings: Settings) -> FastAPI:
     """A ready-to-serve app; nothing connects until its lifespan starts.
 
-    The alert rules file is read here, so a bad file stops the service before it serves (``ConfigError``).
+    The alert rules file is read here, so a bad file stops the service before it serves (``ConfigError``);
+    so is the plate keyring (``KeyringError``).
     """
     rules = load_rules(settings.alert_rules_path) if settings.alert_rules_path else AlertRulesConfig()
+    plate_vault = vault_from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.migrate_on_start:
             await anyio.to_thread.run_sync(apply_migrations, settings.database_url)
+        await anyio.to_thread.run_sync(seal_legacy_plates, settings.database_url, lambda: plate_vault)
         pool = open_pool(settings)
         await pool.open()
         sse = build_sse_broker(settings.alert_sinks)
@@ -102,8 +121,8 @@ def create_app(settings: Settings) -> FastAPI:
             max_pending=settings.alert_max_pending,
         )
         app.state.ioc_alerts = alerts
-        ingestor = Ingestor(pool, settings, on_stored=alerts.notify_ingested)
-        app.state.ioc = AppState(settings=settings, pool=pool, ingestor=ingestor)
+        ingestor = Ingestor(pool, settings, on_stored=alerts.notify_ingested, vault=plate_vault)
+        app.state.ioc = AppState(settings=settings, pool=pool, ingestor=ingestor, plate_vault=plate_vault)
         background = [asyncio.create_task(alerts.run(), name="alert-engine")]
         if settings.maintenance_enabled:
             background.append(

@@ -7,6 +7,10 @@
     central-ingest agent add AGENT_ID [--rotate]   # prints the token once
     central-ingest agent revoke AGENT_ID
     central-ingest agent list
+    central-ingest plates keygen|rotate|usage|retire  # the plate vault's keys (docs/plate_vault.md)
+    central-ingest cameras import FILE [--prune]   # camera/sensor sites (configs/sites.example.yaml)
+    central-ingest user add|list|disable|enable|set-password|set-roles|reset-totp  # docs/access_and_audit.md
+    central-ingest audit verify|export             # the hash-chained audit log (exit 1: chain broken)
 
 The database comes from ``--database-url`` or ``IOC_CENTRAL_DATABASE_URL``; every
 other setting from its ``IOC_CENTRAL_*`` variable (see ``settings.py``).
@@ -28,12 +32,21 @@ import psycopg
 import uvicorn
 from pydantic import ValidationError
 
+from central_ingest.access.commands import add_user_parser, run_user
 from central_ingest.alerts.rules import load_rules
 from central_ingest.app import create_app
+from central_ingest.audit.commands import add_audit_parser, run_audit
 from central_ingest.ingest.mqtt_config import MqttIngestConfig
 from central_ingest.ingest.mqtt_worker import run_worker
 from central_ingest.ingest.sensor_bridge import load_site, run_bridge
+from central_ingest.plates.commands import add_plates_parser, run_plates
+from central_ingest.plates.keyring import KeyringError
+from central_ingest.plates.legacy import LegacyPlatesError, seal_legacy_plates
+from central_ingest.plates.rotation import RotationBusyError
+from central_ingest.plates.vault import vault_from_settings
 from central_ingest.settings import Settings
+from central_ingest.sites.config import load_sites
+from central_ingest.sites.store import import_sites
 from central_ingest.store.agents import AgentError, add_agent, list_agents, revoke_agent
 from central_ingest.store.migrate import MigrationError, apply_migrations
 from ioc_common.yaml_files import ConfigError
@@ -73,6 +86,15 @@ def _parser() -> argparse.ArgumentParser:
     revoke = agent_commands.add_parser("revoke", help="revoke an agent's token")
     revoke.add_argument("agent_id")
     agent_commands.add_parser("list", help="list agents")
+    add_plates_parser(commands)
+    add_user_parser(commands)
+    add_audit_parser(commands)
+
+    cameras = commands.add_parser("cameras", help="the registry of camera and sensor sites (map positions)")
+    camera_commands = cameras.add_subparsers(dest="cameras_command", required=True)
+    cameras_import = camera_commands.add_parser("import", help="load a sites YAML file (errors point at FILE:LINE)")
+    cameras_import.add_argument("path", type=Path)
+    cameras_import.add_argument("--prune", action="store_true", help="also delete sites the file no longer lists")
     return parser
 
 
@@ -138,6 +160,17 @@ def _agent(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cameras_import(settings: Settings, path: Path, prune: bool) -> int:
+    sites = load_sites(path)  # validate the whole file before touching the database
+    with psycopg.connect(settings.database_url) as conn:
+        counts = import_sites(conn, sites.sites, prune=prune)
+    print(
+        f"{path}: {len(sites.sites)} site(s): {counts.added} added, {counts.updated} updated, "
+        f"{counts.unchanged} unchanged, {counts.removed} removed"
+    )
+    return 0
+
+
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     commands: dict[str, Callable[[], int]] = {
         "serve": lambda: _serve(settings),
@@ -145,6 +178,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "sensor-bridge": lambda: _sensor_bridge(settings, args.config, args.agent_id),
         "validate-rules": lambda: _validate_rules(args.path),
         "migrate": lambda: _migrate(settings),
+        "plates": lambda: run_plates(settings, args),
+        "user": lambda: run_user(settings, args),
+        "audit": lambda: run_audit(settings, args),
+        "cameras": lambda: _cameras_import(settings, args.path, args.prune),
     }
     return commands.get(args.command, lambda: _agent(settings, args))()
 
@@ -152,6 +189,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 def _migrate(settings: Settings) -> int:
     applied = apply_migrations(settings.database_url)
     print(f"applied migrations: {', '.join(applied)}" if applied else "schema is current")
+    # Plates stored in clear before 0008 are sealed now; only then does the vault need a keyring.
+    if legacy := seal_legacy_plates(settings.database_url, lambda: vault_from_settings(settings)).sealed:
+        print("sealed plates stored in clear by an older version: " + ", ".join(f"{t} {n}" for t, n in legacy.items()))
     return 0
 
 
@@ -165,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"central-ingest: invalid settings:\n{error}", file=sys.stderr)
     except ConfigError as error:
         print(f"central-ingest: invalid configuration file:\n{error}", file=sys.stderr)
-    except (AgentError, MigrationError) as error:
+    except (AgentError, MigrationError, KeyringError, LegacyPlatesError, RotationBusyError) as error:
         print(f"central-ingest: {error}", file=sys.stderr)
     except psycopg.OperationalError as error:
         print(f"central-ingest: cannot reach the database: {error}".rstrip(), file=sys.stderr)

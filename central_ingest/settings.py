@@ -9,11 +9,13 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from central_ingest.access.settings import AccessSettings
 from central_ingest.alerts.sinks.config import SinksConfig
 from central_ingest.ingest.mqtt_config import MqttIngestConfig
+from central_ingest.plates.police_settings import PoliceSettings
 from event_contract import MAX_BATCH_EVENTS
 
 MIB = 1024 * 1024
@@ -24,8 +26,9 @@ class RetentionSettings(BaseModel):
 
     Defaults: counts and zones 90 days (the monthly baselines need 31; rollups keep the history),
     health 30, violations 400 (a year of police records plus a margin), plate passes 90 (personal
-    data: the police issue sets the lawful period), progress 3650 (a project's life), sensor readings
-    400, dead letters 30, hourly rollups 730; daily rollups are kept forever.
+    data: the police issue sets the lawful period), congestion 400 (hotspot comparisons across a
+    year), progress 3650 (a project's life), sensor readings 400, dead letters 30, hourly rollups
+    730; daily rollups are kept forever.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -34,6 +37,7 @@ class RetentionSettings(BaseModel):
     health_days: int = Field(default=30, ge=2, description="health.")
     violations_days: int = Field(default=400, ge=2, description="violations.")
     plate_passes_days: int = Field(default=90, ge=2, description="plate_passes (personal data).")
+    congestion_days: int = Field(default=400, ge=2, description="congestion (zone levels, schema 1.4).")
     progress_days: int = Field(default=3650, ge=2, description="progress.")
     sensor_readings_days: int = Field(default=400, ge=2, description="sensor_readings.")
     dead_letters_days: int = Field(default=30, ge=1, description="dead_letters (plain table, pruned by age).")
@@ -47,6 +51,7 @@ class RetentionSettings(BaseModel):
             "health": self.health_days,
             "violation": self.violations_days,
             "plate_pass": self.plate_passes_days,
+            "congestion": self.congestion_days,
             "progress": self.progress_days,
             "sensor_reading": self.sensor_readings_days,
         }[kind]
@@ -56,7 +61,11 @@ class RetentionSettings(BaseModel):
 class Settings(BaseSettings):
     """Configuration of one central ingest process."""
 
-    model_config = SettingsConfigDict(env_prefix="IOC_CENTRAL_", env_nested_delimiter="__", extra="forbid")
+    # populate_by_name: the plate key settings are also read from IOC_PLATE_KEYS_* (aliases), and
+    # Settings(plate_keys_file=...) must still work.
+    model_config = SettingsConfigDict(
+        env_prefix="IOC_CENTRAL_", env_nested_delimiter="__", extra="forbid", populate_by_name=True
+    )
 
     database_url: str = Field(
         default="postgresql:///ioc_central",
@@ -142,6 +151,30 @@ class Settings(BaseSettings):
     )
     migrate_on_start: bool = Field(
         default=True, description="Apply pending schema migrations when the server starts (safe: advisory lock)."
+    )
+    plate_keys_file: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("IOC_PLATE_KEYS_FILE", "IOC_CENTRAL_PLATE_KEYS_FILE"),
+        description="Plate keyring (JSON or YAML, mode 0600; see docs/plate_vault.md), also read from "
+        "IOC_PLATE_KEYS_FILE. Unset together with plate_keys_command: plate passes and violations with a plate "
+        "are refused, never stored in clear.",
+    )
+    plate_keys_command: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("IOC_PLATE_KEYS_COMMAND", "IOC_CENTRAL_PLATE_KEYS_COMMAND"),
+        description="KMS hook, also read from IOC_PLATE_KEYS_COMMAND: a command (no shell) that prints the "
+        "keyring on stdout; run once at start, its output never logged. Exclusive with plate_keys_file.",
+    )
+    plate_keys_command_timeout_s: float = Field(
+        default=30.0, gt=0, le=600, description="How long the plate keys command may run before start fails."
+    )
+    access: AccessSettings = Field(
+        default_factory=AccessSettings,
+        description="Sign-in: sessions, cookies, password KDF, TOTP, login rate limit (docs/access_and_audit.md).",
+    )
+    police: PoliceSettings = Field(
+        default_factory=PoliceSettings,
+        description="Police plate search: widest range, how long evidence stays viewable (docs/police_search.md).",
     )
 
     @model_validator(mode="after")

@@ -10,6 +10,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from central_ingest.ingest.pipeline import Ingestor
+from central_ingest.plates.vault import PlateVault
 from central_ingest.settings import Settings
 
 
@@ -18,6 +19,8 @@ class AppState:
     settings: Settings
     pool: AsyncConnectionPool[AsyncConnection[Any]]
     ingestor: Ingestor
+    plate_vault: PlateVault | None = None
+    """Seals and opens plates; None when no keyring is configured (plate events are then refused)."""
 
 
 def get_app_state(request: Request) -> AppState:

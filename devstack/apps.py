@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 import yaml
 
+from central_ingest.plates.keyring import new_keyring, write_keyring_file
 from devstack.errors import DevstackError
 from devstack.ports import LOCALHOST, free_port, wait_until
 
@@ -141,9 +142,16 @@ def start_central(
     timeout_s: float = 30.0,
     env: Mapping[str, str] | None = None,
 ) -> CentralService:
-    """Start ``central-ingest serve`` on a free port and wait until /readyz answers; ``env``: IOC_CENTRAL_* extras."""
+    """Start ``central-ingest serve`` on a free port and wait until /readyz answers; ``env``: IOC_CENTRAL_* extras.
+
+    Unless ``env`` names one, the service gets a generated plate keyring beside its log (``ensure_test_keyring``),
+    so plate passes are stored (sealed) as in a police deployment.
+    """
     port = port or free_port()
     argv = [*_cli("central_ingest"), "--database-url", database_url, "serve", "--host", LOCALHOST, "--port", str(port)]
+    env = dict(env or {})
+    if "IOC_PLATE_KEYS_FILE" not in env and "IOC_PLATE_KEYS_COMMAND" not in env:
+        env["IOC_PLATE_KEYS_FILE"] = str(ensure_test_keyring(log_path.parent / "plate-keys.json"))
     process = ManagedProcess.start("central-ingest", argv, log_path, env=env)
     url = f"http://{LOCALHOST}:{port}"
 
@@ -160,6 +168,13 @@ def start_central(
     code = process.stop()
     reason = f"exited at start ({code})" if exited else f"was not ready in {timeout_s:.0f} s"
     raise DevstackError(f"central-ingest {reason}:\n{process.log_tail()}")
+
+
+def ensure_test_keyring(path: Path) -> Path:
+    """A plate keyring at ``path`` (mode 0600), made with fresh random keys unless one is already there."""
+    if not path.exists():
+        write_keyring_file(path, new_keyring())
+    return path
 
 
 def edge_config(

@@ -23,6 +23,8 @@ APT_PACKAGES=(
     gstreamer1.0-plugins-good
     gstreamer1.0-plugins-bad
     gstreamer1.0-libav
+    fonts-dejavu-core
+    chromium
 )
 # Wait for another apt/dpkg run (e.g. a parallel setup) instead of failing at once.
 APT_LOCK_OPTS=(-o DPkg::Lock::Timeout=600)

@@ -58,6 +58,7 @@ from central_ingest.ingest.mqtt_handler import (
 from central_ingest.ingest.mqtt_topics import shared_subscription
 from central_ingest.ingest.pipeline import Ingestor
 from central_ingest.mqtt_client import new_client
+from central_ingest.plates.vault import vault_from_settings
 from central_ingest.settings import Settings
 from central_ingest.store.pool import open_pool
 from ioc_common.backoff import Backoff
@@ -416,7 +417,7 @@ async def run_worker(settings: Settings, config: MqttIngestConfig, *, handle_sig
     pool = open_pool(settings)
     await pool.open()
     try:
-        worker = MqttIngestWorker(config, Ingestor(pool, settings))
+        worker = MqttIngestWorker(config, Ingestor(pool, settings, vault=vault_from_settings(settings)))
         log.info("MQTT ingest worker %s subscribing to %s", config.client_id, worker.subscription)
         await worker.run()
     finally:

@@ -22,6 +22,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from central_ingest.ingest.batch import InvalidBatchError
 from central_ingest.ingest.validate import CheckedBatch, ClockPolicy, check_batch
+from central_ingest.plates.intake import redact_batch_plates, refuse_unsealable
+from central_ingest.plates.vault import PlateVault
 from central_ingest.settings import Settings
 from central_ingest.store.writer import Channel, DeadLetter, store_events
 from event_contract import BatchAck, Event, Rejection
@@ -45,6 +47,8 @@ class Ingestor:
     settings: Settings
     on_stored: IngestHook | None = None
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+    vault: PlateVault | None = None
+    """Seals plates; None: plate-bearing events are refused (``plates.intake``), never stored in clear."""
 
     def __post_init__(self) -> None:
         self._clock_policy = ClockPolicy(dt.timedelta(seconds=self.settings.max_future_skew_s), self.settings.retention)
@@ -60,9 +64,12 @@ class Ingestor:
             message = f"this sender is agent {agent_id!r}, not {checked.agent_id!r}"
             await self.refuse_unreadable(payload, agent_id, channel, message)
             raise AgentMismatchError(message)
+        checked = refuse_unsealable(checked, self.vault)
         dead_letters = [DeadLetter(channel, agent_id, r.position, r.event_id, r.reason, r.raw) for r in checked.refused]
         async with self.pool.connection() as conn:
-            result = await store_events(conn, checked.events, dead_letters=dead_letters, agent_id=agent_id)
+            result = await store_events(
+                conn, checked.events, dead_letters=dead_letters, agent_id=agent_id, vault=self.vault
+            )
         if self.on_stored is not None and checked.events:
             try:
                 self.on_stored(checked.events)
@@ -86,6 +93,7 @@ class Ingestor:
 
     async def refuse_unreadable(self, payload: bytes, agent_id: str | None, channel: Channel, reason: str) -> None:
         """Keep a whole payload as a dead letter: a bad envelope, or one that never reached validation."""
-        letter = DeadLetter(channel, agent_id, None, None, reason[:2000], payload)
+        # Kept for the operator, with any plate redacted: nothing is stored in clear (docs/plate_vault.md).
+        letter = DeadLetter(channel, agent_id, None, None, reason[:2000], redact_batch_plates(payload))
         async with self.pool.connection() as conn:
             await store_events(conn, (), dead_letters=[letter], agent_id=agent_id)

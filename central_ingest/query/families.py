@@ -3,6 +3,8 @@
 - ``GET /api/v1/violations``, ``GET /api/v1/sensors/readings`` (raw), ``GET /api/v1/progress``:
   newest first, keyset-paginated: ``{"items": [...], "next_cursor": str | null}``; pass
   ``next_cursor`` back as ``cursor`` for the next page (see ``query.pagination``).
+- ``GET /api/v1/congestion``: congestion events (zone level changes and reports), same paging;
+  ``GET /api/v1/congestion/hotspots``: zones ranked by time spent heavy or jammed over a range.
 - ``GET /api/v1/sensors/readings?bucket=5m``: avg/min/max/last per bucket and metric instead.
 - ``GET /api/v1/counts/export?format=csv|json``: every stored interval and class/direction bucket
   with the interval's quality, streamed as a download.
@@ -34,14 +36,19 @@ from central_ingest.query.params import (
 from central_ingest.query.routes import End, IdFilter, Start, count_filters
 from central_ingest.state import AppState, get_app_state
 from central_ingest.store.family_queries import (
+    DEFAULT_MAX_HOLD,
     EXPORT_COLUMNS,
+    HOTSPOT_COLUMNS,
     RESOLUTION_WIDTH,
     ROLLUP_COLUMNS,
+    CongestionFilters,
     ProgressFilters,
     Resolution,
     SensorFilters,
     SensorSeriesQuery,
     ViolationFilters,
+    congestion_hotspots,
+    congestion_page,
     progress_page,
     sensor_readings_page,
     sensor_series,
@@ -51,10 +58,13 @@ from central_ingest.store.family_queries import (
 )
 from central_ingest.store.rollups import rollup_tables
 from event_contract import SensorMetric, ViolationCategory, ViolationType
+from event_contract.traffic import CongestionLevel
 
 router = APIRouter()
 
 PROGRESS_DEFAULT_RANGE = dt.timedelta(days=365)
+HOTSPOTS_DEFAULT_RANGE = dt.timedelta(days=7)
+HOTSPOTS_MAX_RANGE = dt.timedelta(days=400)
 ROLLUP_DEFAULT_RANGE: dict[Resolution, dt.timedelta] = {"hour": dt.timedelta(days=7), "day": dt.timedelta(days=90)}
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Most items per page (1..{MAX_LIMIT}).")]
@@ -92,8 +102,9 @@ def _page_json(page: Page[dict[str, Any]]) -> dict[str, Any]:
     summary="Violations and incidents, newest first, keyset-paginated",
     description=PAGE_DESCRIPTION
     + " Each item: time, event_id, agent_id, source_id, violation_type, category, track_id, vehicle_class, "
-    "line_id, zone_id, has_plate, plate_confidence, duration_s, evidence, received_at. The plate text is not "
-    "listed here: plate search is a separate, audited feature.",
+    "line_id, zone_id, has_plate, plate_confidence, plate_colour, duration_s, evidence, rule_id, started_at, "
+    "signal_state, related_track_ids, received_at. The plate text is not listed here: plate search is a "
+    "separate, audited feature.",
 )
 async def get_violations(
     *,
@@ -114,6 +125,71 @@ async def get_violations(
     filters = ViolationFilters(agent_id, source_id, category, violation_type)
     async with app.pool.connection() as conn:
         return _page_json(await violations_page(conn, time_range, filters, limit, after))
+
+
+@router.get(
+    "/api/v1/congestion",
+    summary="Congestion events of zones (level changes and periodic reports), newest first, keyset-paginated",
+    description=PAGE_DESCRIPTION
+    + " Each item: time (end of the window), event_id, agent_id, source_id, zone_id, level (free, light, "
+    "moderate, heavy, jammed), previous_level (set on a change), window_s, vehicles, queue_length_ratio, "
+    "occupancy, speed_ratio, received_at.",
+)
+async def get_congestion(
+    *,
+    app: Annotated[AppState, Depends(get_app_state)],
+    agent_id: IdFilter = None,
+    source_id: IdFilter = None,
+    zone_id: IdFilter = None,
+    level: CongestionLevel | None = None,
+    start: Start = None,
+    end: End = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: CursorParam = None,
+) -> dict[str, Any]:
+    try:
+        time_range, after = _range(start, end), _cursor(cursor)
+    except QueryError as error:
+        raise _unprocessable(error) from None
+    filters = CongestionFilters(agent_id, source_id, zone_id, level)
+    async with app.pool.connection() as conn:
+        return _page_json(await congestion_page(conn, time_range, filters, limit, after))
+
+
+@router.get(
+    "/api/v1/congestion/hotspots",
+    summary="Congestion hotspots: zones ranked by time spent heavy or jammed over a range",
+    description="One item per zone (agent_id, source_id, zone_id) that was heavy or jammed in `[start, end)`, most "
+    f"congested first: {', '.join(HOTSPOT_COLUMNS)} (seconds; share = congested / observed). A zone's level holds "
+    "from each of its events until its next one, at most `max_gap_s` (a silent camera does not stay jammed). "
+    f"Default range: the last {HOTSPOTS_DEFAULT_RANGE.days} days; at most {HOTSPOTS_MAX_RANGE.days}.",
+)
+async def get_congestion_hotspots(
+    *,
+    app: Annotated[AppState, Depends(get_app_state)],
+    agent_id: IdFilter = None,
+    source_id: IdFilter = None,
+    start: Start = None,
+    end: End = None,
+    max_gap_s: Annotated[
+        int, Query(ge=10, le=86_400, description="Longest time one event's level is assumed to hold (s).")
+    ] = int(DEFAULT_MAX_HOLD.total_seconds()),
+    limit: Annotated[int, Query(ge=1, le=1000, description="Most zones listed.")] = 50,
+) -> dict[str, Any]:
+    try:
+        time_range = _range(start, end, HOTSPOTS_DEFAULT_RANGE)
+        if time_range.end - time_range.start > HOTSPOTS_MAX_RANGE:
+            raise QueryError(f"range is longer than {HOTSPOTS_MAX_RANGE.days} days")
+    except QueryError as error:
+        raise _unprocessable(error) from None
+    filters = CongestionFilters(agent_id, source_id)
+    async with app.pool.connection() as conn:
+        rows = await congestion_hotspots(conn, time_range, filters, limit, dt.timedelta(seconds=max_gap_s))
+    return {
+        "start": time_range.start.isoformat(),
+        "end": time_range.end.isoformat(),
+        "items": [row_as_json(row) for row in rows],
+    }
 
 
 @router.get(

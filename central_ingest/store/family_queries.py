@@ -1,4 +1,4 @@
-"""Read queries of the event families (violations, sensor readings, progress), count export and rollups.
+"""Read queries of the event families (violations, congestion, sensor readings, progress), count export and rollups.
 
 Lists are keyset-paginated, newest first (see ``query.pagination``): each page function fetches
 ``limit + 1`` rows after the cursor and returns a ``Page``. The count export and the rollup
@@ -13,7 +13,13 @@ of the filtered class/direction still gives one row, with ``count`` 0 and null c
 direction, so its coverage is never lost.
 
 Violations are listed without the plate text (``has_plate`` and ``plate_confidence`` only): reading
-plates is personal data, served by the audited plate feature of the police issue.
+plates is personal data, served by the audited plate feature of the police issue (and stored sealed:
+``plates.vault``).
+
+Congestion hotspots rank zones by the time they spent heavy or jammed in a range: each congestion event
+holds its level until the zone's next event, at most ``max_hold`` (a camera that stops reporting does not
+stay jammed forever), clipped to the range; the event before the range (within ``max_hold``) gives the
+level at its start.
 """
 
 from __future__ import annotations
@@ -56,10 +62,43 @@ VIOLATION_COLUMNS = (
     "zone_id",
     "has_plate",
     "plate_confidence",
+    "plate_colour",
     "duration_s",
     "evidence",
+    "rule_id",
+    "started_at",
+    "signal_state",
+    "related_track_ids",
     "received_at",
 )
+CONGESTION_COLUMNS = (
+    "time",
+    "event_id",
+    "agent_id",
+    "source_id",
+    "zone_id",
+    "level",
+    "previous_level",
+    "window_s",
+    "vehicles",
+    "queue_length_ratio",
+    "occupancy",
+    "speed_ratio",
+    "received_at",
+)
+HOTSPOT_COLUMNS = (
+    "agent_id",
+    "source_id",
+    "zone_id",
+    "congested_s",
+    "heavy_s",
+    "jammed_s",
+    "observed_s",
+    "congested_share",
+    "episodes",
+)
+CONGESTED_LEVELS = ("heavy", "jammed")
+DEFAULT_MAX_HOLD = dt.timedelta(minutes=15)
 SENSOR_COLUMNS = ("time", "event_id", "agent_id", "source_id", "sensor_kind", "metric", "value", "received_at")
 SENSOR_BUCKET_COLUMNS = ("bucket", "agent_id", "source_id", "metric", "avg", "min", "max", "last", "readings")
 PROGRESS_COLUMNS = (
@@ -132,6 +171,18 @@ class ViolationFilters:
             "category": self.category,
             "violation_type": self.violation_type,
         }
+        return {column: value for column, value in values.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class CongestionFilters:
+    agent_id: str | None = None
+    source_id: str | None = None
+    zone_id: str | None = None
+    level: str | None = None
+
+    def as_params(self) -> dict[str, str]:
+        values = {"agent_id": self.agent_id, "source_id": self.source_id, "zone_id": self.zone_id, "level": self.level}
         return {column: value for column, value in values.items() if value is not None}
 
 
@@ -238,7 +289,7 @@ async def violations_page(
     after: Cursor | None = None,
 ) -> Page[dict[str, Any]]:
     """Violations and incidents in the range, newest first."""
-    select = _select(VIOLATION_COLUMNS, {"has_plate": "x.plate IS NOT NULL"})
+    select = _select(VIOLATION_COLUMNS, {"has_plate": "x.plate_ct IS NOT NULL"})
     return await _page(
         conn,
         select=select,
@@ -248,6 +299,74 @@ async def violations_page(
         limit=limit,
         after=after,
     )
+
+
+async def congestion_page(
+    conn: psycopg.AsyncConnection[Any],
+    time_range: TimeRange,
+    filters: CongestionFilters,
+    limit: int,
+    after: Cursor | None = None,
+) -> Page[dict[str, Any]]:
+    """Congestion events (level changes and periodic reports) in the range, newest first."""
+    return await _page(
+        conn,
+        select=_select(CONGESTION_COLUMNS),
+        table="congestion",
+        equal=filters.as_params(),
+        time_range=time_range,
+        limit=limit,
+        after=after,
+    )
+
+
+async def congestion_hotspots(
+    conn: psycopg.AsyncConnection[Any],
+    time_range: TimeRange,
+    filters: CongestionFilters,
+    limit: int,
+    max_hold: dt.timedelta = DEFAULT_MAX_HOLD,
+) -> list[dict[str, Any]]:
+    """Zones ranked by seconds spent heavy or jammed in the range (see the module doc), most congested first.
+
+    ``congested_share`` is congested time over observed time (time covered by the zone's events);
+    ``episodes`` counts entries into heavy/jammed from a lighter level (or from no report) in the range.
+    A ``level`` filter is ignored here: every level is needed to measure time.
+    """
+    equal = {k: v for k, v in filters.as_params().items() if k != "level"}
+    where = sql.SQL("").join(sql.SQL(" AND ") + part for part in equalities("c", equal))
+    statement = sql.SQL(
+        "WITH ev AS ("
+        " SELECT c.agent_id, c.source_id, c.zone_id, c.time, c.level,"
+        " lag(c.level) OVER w AS before, lead(c.time) OVER w AS next_time FROM congestion AS c"
+        " WHERE c.time >= %(start)s - %(hold)s AND c.time < %(end)s{where}"
+        " WINDOW w AS (PARTITION BY c.agent_id, c.source_id, c.zone_id ORDER BY c.time, c.event_id)"
+        "), spans AS ("
+        " SELECT agent_id, source_id, zone_id, level, before, time,"
+        " greatest(time, %(start)s) AS s, least(coalesce(next_time, %(end)s), time + %(hold)s, %(end)s) AS e FROM ev"
+        "), totals AS ("
+        " SELECT agent_id, source_id, zone_id,"
+        " coalesce(sum(extract(epoch FROM e - s)) FILTER (WHERE level = ANY(%(congested)s)), 0)::float8"
+        " AS congested_s,"
+        " coalesce(sum(extract(epoch FROM e - s)) FILTER (WHERE level = 'heavy'), 0)::float8 AS heavy_s,"
+        " coalesce(sum(extract(epoch FROM e - s)) FILTER (WHERE level = 'jammed'), 0)::float8 AS jammed_s,"
+        " sum(extract(epoch FROM e - s))::float8 AS observed_s,"
+        " count(*) FILTER (WHERE time >= %(start)s AND level = ANY(%(congested)s)"
+        " AND (before IS NULL OR NOT before = ANY(%(congested)s))) AS episodes"
+        " FROM spans WHERE e > s GROUP BY agent_id, source_id, zone_id"
+        ") SELECT agent_id, source_id, zone_id, congested_s, heavy_s, jammed_s, observed_s,"
+        " congested_s / nullif(observed_s, 0) AS congested_share, episodes FROM totals WHERE congested_s > 0"
+        " ORDER BY congested_s DESC, agent_id, source_id, zone_id LIMIT %(limit)s"
+    ).format(where=where)
+    params = {
+        "start": time_range.start,
+        "end": time_range.end,
+        "hold": max_hold,
+        "congested": list(CONGESTED_LEVELS),
+        "limit": limit,
+        **equal,
+    }
+    return await fetch_dicts(conn, statement, params)
 
 
 async def sensor_readings_page(

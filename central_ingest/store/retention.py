@@ -12,6 +12,14 @@ so no raw count leaves the database before the rollups hold it.
 
 Timescale path (``retention_policies``): the same cutoffs as ``add_retention_policy`` jobs, applied
 by ``maintenance.ensure_timescale_policies``; ``dead_letters`` is pruned by the service on both paths.
+
+Personal data (``PERSONAL_DATA_TABLES``: plate passes, violations, evidence images) is deleted with a
+record: every step that removes any of it appends a ``retention_delete`` entry to the audit log in
+the step's own transaction, so the deletion and its record commit together. For ``drop_chunks`` the
+rows are counted first (``count(*)`` over exactly the chunks about to go, in the same transaction).
+Evidence images (``evidence_blobs``, a plain table) go when older than the plate-pass period, except
+those a still-stored violation references, which stay until the violation period ends
+(``_EVIDENCE_DELETE``).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
+from central_ingest.audit import AuditEntry, append_audit
 from central_ingest.settings import RetentionSettings
 
 RAW_COUNT_TABLES = ("count_intervals", "line_counts", "zone_intervals", "zone_class_counts")
@@ -30,7 +39,14 @@ ROLLUP_INPUT_TABLES = frozenset({"count_intervals", "line_counts"})
 HOURLY_ROLLUP_TABLES = ("counts_hourly", "count_quality_hourly")
 HOURLY_CONTINUOUS_AGGREGATES = ("counts_hourly_cagg", "count_quality_hourly_cagg")
 
-Method = Literal["drop_chunks", "delete"]
+PERSONAL_DATA_TABLES = frozenset({"plate_passes", "violations", "evidence_blobs"})
+"""Tables whose deletions are written to the audit log (plates and their images are personal data)."""
+EVIDENCE_TABLE = "evidence_blobs"
+EVIDENCE_REFERENCE_WINDOW = dt.timedelta(days=1)
+"""A violation references images taken within this of its own time (as ``plates.evidence_store`` looks)."""
+RETENTION_ACTOR = "system:retention"
+
+Method = Literal["drop_chunks", "delete", "delete_evidence"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +56,8 @@ class RetentionTarget:
     """Rows older than ``now - keep`` go."""
     method: Method
     time_column: str = "time"
+    keep_referenced: dt.timedelta | None = None
+    """delete_evidence: images a stored violation references are kept this long instead."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +68,8 @@ class RetentionStep:
     cutoff: dt.datetime
     method: Method
     time_column: str
+    referenced_cutoff: dt.datetime | None = None
+    """delete_evidence: the cutoff of images a stored violation references."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +80,8 @@ class TableRetention:
     dropped_chunks: tuple[str, ...]
     """Chunk names (schema-qualified) dropped; empty for a DELETE."""
     deleted_rows: int | None
-    """Rows deleted by a DELETE; None for drop_chunks (counting the rows of a dropped chunk would read it)."""
+    """Rows deleted by a DELETE; for drop_chunks the rows of the dropped chunks when the table holds personal
+    data (counted before the drop), else None (counting would read every chunk)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +104,7 @@ def raw_targets(settings: RetentionSettings) -> tuple[RetentionTarget, ...]:
         RetentionTarget("health", _days(settings.health_days), "drop_chunks"),
         RetentionTarget("violations", _days(settings.violations_days), "drop_chunks"),
         RetentionTarget("plate_passes", _days(settings.plate_passes_days), "drop_chunks"),
+        RetentionTarget("congestion", _days(settings.congestion_days), "drop_chunks"),
         RetentionTarget("progress", _days(settings.progress_days), "drop_chunks"),
         RetentionTarget("sensor_readings", _days(settings.sensor_readings_days), "drop_chunks"),
     )
@@ -92,13 +114,26 @@ def dead_letter_target(settings: RetentionSettings) -> RetentionTarget:
     return RetentionTarget("dead_letters", _days(settings.dead_letters_days), "delete", "received_at")
 
 
+def evidence_target(settings: RetentionSettings) -> RetentionTarget:
+    """Evidence images: the plate-pass period, or the violation period for images a violation references."""
+    return RetentionTarget(
+        EVIDENCE_TABLE,
+        _days(settings.plate_passes_days),
+        "delete_evidence",
+        keep_referenced=_days(settings.violations_days),
+    )
+
+
 def service_targets(settings: RetentionSettings) -> tuple[RetentionTarget, ...]:
-    """Everything the Apache path prunes: raw hypertables, hourly rollups, dead letters."""
+    """Everything the Apache path prunes: raw hypertables, evidence images, hourly rollups, dead letters.
+
+    Evidence goes after the raw tables, so the violations it checks for references are already pruned.
+    """
     hourly = tuple(
         RetentionTarget(table, _days(settings.hourly_rollup_days), "drop_chunks", "bucket")
         for table in HOURLY_ROLLUP_TABLES
     )
-    return (*raw_targets(settings), *hourly, dead_letter_target(settings))
+    return (*raw_targets(settings), evidence_target(settings), *hourly, dead_letter_target(settings))
 
 
 def retention_policies(settings: RetentionSettings) -> dict[str, dt.timedelta]:
@@ -112,7 +147,16 @@ def plan(targets: tuple[RetentionTarget, ...], now: dt.datetime) -> tuple[Retent
     """Each target's cutoff at ``now``; pure."""
     if now.utcoffset() is None:
         raise ValueError("now must carry a timezone")
-    return tuple(RetentionStep(t.table, now - t.keep, t.method, t.time_column) for t in targets)
+    return tuple(
+        RetentionStep(
+            t.table,
+            now - t.keep,
+            t.method,
+            t.time_column,
+            None if t.keep_referenced is None else now - t.keep_referenced,
+        )
+        for t in targets
+    )
 
 
 def clamp_counts(steps: tuple[RetentionStep, ...], oldest_unrolled: dt.datetime | None) -> tuple[RetentionStep, ...]:
@@ -125,19 +169,93 @@ def clamp_counts(steps: tuple[RetentionStep, ...], oldest_unrolled: dt.datetime 
     )
 
 
-async def _apply_step(conn: psycopg.AsyncConnection[Any], step: RetentionStep) -> TableRetention:
-    async with conn.transaction():
-        if step.method == "drop_chunks":
-            cursor = await conn.execute(
-                b"SELECT drop_chunks(%s::regclass, older_than => %s::timestamptz)", (step.table, step.cutoff)
-            )
-            chunks = tuple(str(row[0]) for row in await cursor.fetchall())
-            return TableRetention(step.table, step.cutoff, step.method, chunks, None)
+# Images older than the plate-pass cutoff go unless a still-stored violation references them; those go
+# once past the violation cutoff. The reference check reads the evidence column of the violations
+# stored between the two cutoffs (hash anti-join); see docs/access_and_audit.md for its cost.
+_EVIDENCE_DELETE = b"""
+WITH referenced AS (
+    SELECT DISTINCT ref->>'sha256' AS sha256
+    FROM violations AS v, jsonb_array_elements(v.evidence) AS ref
+    WHERE v.time >= %(referenced_cutoff)s AND v.time < %(cutoff)s + %(window)s
+)
+DELETE FROM evidence_blobs AS e
+WHERE e.time < %(cutoff)s
+  AND (e.time < %(referenced_cutoff)s - %(window)s
+       OR NOT EXISTS (SELECT 1 FROM referenced AS r WHERE r.sha256 = e.sha256))
+"""
+
+
+async def _count_rows_of_chunks(conn: psycopg.AsyncConnection[Any], step: RetentionStep) -> int:
+    """Rows in the chunks ``drop_chunks`` is about to drop (the same ``older_than`` test)."""
+    cursor = await conn.execute(
+        b"SELECT show_chunks(%s::regclass, older_than => %s::timestamptz)", (step.table, step.cutoff)
+    )
+    total = 0
+    for (chunk,) in await cursor.fetchall():
+        counted = await conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.SQL(str(chunk))))
+        row = await counted.fetchone()
+        total += int(row[0]) if row is not None else 0
+    return total
+
+
+async def _drop_chunks(conn: psycopg.AsyncConnection[Any], step: RetentionStep) -> TableRetention:
+    rows = await _count_rows_of_chunks(conn, step) if step.table in PERSONAL_DATA_TABLES else None
+    cursor = await conn.execute(
+        b"SELECT drop_chunks(%s::regclass, older_than => %s::timestamptz)", (step.table, step.cutoff)
+    )
+    chunks = tuple(str(row[0]) for row in await cursor.fetchall())
+    return TableRetention(step.table, step.cutoff, step.method, chunks, rows)
+
+
+async def _delete(conn: psycopg.AsyncConnection[Any], step: RetentionStep) -> TableRetention:
+    if step.method == "delete_evidence":
+        referenced = step.referenced_cutoff if step.referenced_cutoff is not None else step.cutoff
+        params = {
+            "cutoff": step.cutoff,
+            "referenced_cutoff": referenced,
+            "window": EVIDENCE_REFERENCE_WINDOW,
+        }
+        cursor = await conn.execute(_EVIDENCE_DELETE, params)
+    else:
         statement = sql.SQL("DELETE FROM {} WHERE {} < %s").format(
             sql.Identifier(step.table), sql.Identifier(step.time_column)
         )
         cursor = await conn.execute(statement, (step.cutoff,))
-        return TableRetention(step.table, step.cutoff, step.method, (), cursor.rowcount)
+    return TableRetention(step.table, step.cutoff, step.method, (), cursor.rowcount)
+
+
+def retention_audit_entry(result: TableRetention) -> AuditEntry:
+    """The audit record of one table's deletion of personal data."""
+    target: dict[str, Any] = {
+        "table": result.table,
+        "cutoff": result.cutoff.astimezone(dt.UTC).isoformat(),
+        "method": result.method,
+        "rows_removed": result.deleted_rows,
+    }
+    if result.method == "drop_chunks":
+        target |= {"chunks_removed": len(result.dropped_chunks), "chunks": list(result.dropped_chunks)}
+    if result.table == EVIDENCE_TABLE:
+        target["evidence_blobs_removed"] = result.deleted_rows
+    return AuditEntry(
+        actor=RETENTION_ACTOR,
+        role="system",
+        action="retention_delete",
+        target=target,
+        reason="retention period elapsed (RetentionSettings)",
+        result_count=result.deleted_rows,
+    )
+
+
+async def _apply_step(conn: psycopg.AsyncConnection[Any], step: RetentionStep) -> TableRetention:
+    async with conn.transaction():
+        if step.method == "drop_chunks":
+            result = await _drop_chunks(conn, step)
+        else:
+            result = await _delete(conn, step)
+        if step.table in PERSONAL_DATA_TABLES and (result.dropped_chunks or result.deleted_rows):
+            # Last in the transaction: the audit chain's lock is held only until the commit just after.
+            await append_audit(conn, retention_audit_entry(result))
+        return result
 
 
 async def apply_retention(conn: psycopg.AsyncConnection[Any], steps: tuple[RetentionStep, ...]) -> RetentionReport:

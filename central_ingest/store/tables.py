@@ -5,6 +5,10 @@ One ``TableSpec`` per target table. A *root* table holds one row per event and i
 interval, the classes of a zone interval) is written only for events whose root row was new,
 so a duplicate never adds them twice. ``sensor_readings`` holds one row per metric: it is a
 root whose new events are counted by distinct event_id.
+
+Plates never reach a row in clear: ``stage_rows`` seals them with the plate vault (``plates.vault``),
+and raises ``PlateVaultMissingError`` for a plate-bearing event when there is none (ingest refuses such
+events before they get here: ``plates.intake``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from central_ingest.plates.vault import PlateVault, plate_aad
 from event_contract import (
+    CongestionEvent,
     CountIntervalEvent,
     Event,
     HealthEvent,
@@ -41,8 +47,8 @@ class TableSpec:
 
     @property
     def staging(self) -> str:
-        # The _v3 suffix keeps a pooled connection of an older version from reusing an old shape.
-        return f"staging_{self.name}_v3"
+        # The _v4 suffix keeps a pooled connection of an older version from reusing an old shape.
+        return f"staging_{self.name}_v4"
 
     @property
     def column_list(self) -> str:
@@ -99,14 +105,25 @@ VIOLATIONS = TableSpec(
     "violations",
     _cols(
         f"{HEAD}, violation_type text, category text, track_id int8, vehicle_class text, line_id text, "
-        "zone_id text, plate text, plate_confidence float4, duration_s float8, evidence jsonb, schema_version text"
+        "zone_id text, plate_key_id text, plate_ct bytea, plate_confidence float4, duration_s float8, "
+        "evidence jsonb, schema_version text, rule_id text, started_at timestamptz, signal_state text, "
+        "related_track_ids int8[], plate_colour text"
     ),
 )
 PLATE_PASSES = TableSpec(
     "plate_passes",
     _cols(
-        f"{HEAD}, plate text, plate_confidence float4, track_id int8, vehicle_class text, direction text, "
-        "line_id text, vehicle_colour text, plate_colour text, evidence jsonb, schema_version text"
+        f"{HEAD}, plate_key_id text, plate_ct bytea, plate_bidx bytea, plate_index_key text, plate_grams int4[], "
+        "plate_confidence float4, track_id int8, vehicle_class text, direction text, line_id text, "
+        "vehicle_colour text, plate_colour text, evidence jsonb, schema_version text, plate_layout text, "
+        "format_valid bool, reads int4"
+    ),
+)
+CONGESTION = TableSpec(
+    "congestion",
+    _cols(
+        f"{HEAD}, zone_id text, level text, previous_level text, window_s float8, vehicles int4, "
+        "queue_length_ratio float8, occupancy float8, speed_ratio float8, schema_version text"
     ),
 )
 PROGRESS = TableSpec(
@@ -132,6 +149,7 @@ TABLES: tuple[TableSpec, ...] = (
     PLATE_PASSES,
     PROGRESS,
     SENSOR_READINGS,
+    CONGESTION,
 )
 ROOT_TABLES: tuple[TableSpec, ...] = tuple(t for t in TABLES if t.parent is None)
 
@@ -143,6 +161,7 @@ FAMILY_OF_KIND: dict[str, str] = {
     "plate_pass": "plate_passes",
     "progress": "progress",
     "sensor_reading": "sensor_readings",
+    "congestion": "congestion",
 }
 """The root table of each event kind (also the ``family`` of ``source_last_seen``)."""
 
@@ -175,8 +194,93 @@ def _evidence(evidence: tuple[EvidenceRef, ...]) -> list[dict[str, Any]]:
     return [ref.model_dump(mode="json", exclude_none=True) for ref in evidence]
 
 
-def stage_rows(events: Sequence[Event]) -> StagedRows:
-    """Rows for the staging tables; an event_id seen earlier in the same batch is skipped."""
+class PlateVaultMissingError(RuntimeError):
+    """A plate-bearing event reached the writer without a plate vault: it would have been stored in clear."""
+
+
+def has_plate(event: Event) -> bool:
+    """Whether storing ``event`` needs the plate vault."""
+    return isinstance(event, PlatePassEvent) or (isinstance(event, ViolationEvent) and event.plate is not None)
+
+
+def _vault_for(event: Event, vault: PlateVault | None) -> PlateVault:
+    if vault is None:
+        raise PlateVaultMissingError(
+            f"event {event.event_id} ({event.kind}) carries a plate and no plate keyring is configured; "
+            "refuse it before storing (plates.intake.refuse_unsealable)"
+        )
+    return vault
+
+
+def _violation_row(head: Row, event: ViolationEvent, vault: PlateVault | None) -> Row:
+    key_id: str | None = None
+    ciphertext: bytes | None = None
+    if event.plate is not None:
+        sealed = _vault_for(event, vault).seal(event.plate, aad=plate_aad(event.agent_id, event.event_id))
+        key_id, ciphertext = sealed.key_id, sealed.ciphertext
+    return (
+        *head,
+        event.violation_type,
+        event.category,
+        event.track_id,
+        event.vehicle_class,
+        event.line_id,
+        event.zone_id,
+        key_id,
+        ciphertext,
+        event.plate_confidence,
+        event.duration_s,
+        _evidence(event.evidence),
+        event.schema_version,
+        event.rule_id,
+        event.started_at,
+        event.signal_state,
+        list(event.related_track_ids),
+        event.plate_colour,
+    )
+
+
+def _plate_pass_row(head: Row, event: PlatePassEvent, vault: PlateVault | None) -> Row:
+    sealed = _vault_for(event, vault).seal(event.plate, aad=plate_aad(event.agent_id, event.event_id))
+    return (
+        *head,
+        sealed.key_id,
+        sealed.ciphertext,
+        sealed.blind_index,
+        sealed.index_key_id,
+        list(sealed.tokens),
+        event.plate_confidence,
+        event.track_id,
+        event.vehicle_class,
+        event.direction,
+        event.line_id,
+        event.vehicle_colour,
+        event.plate_colour,
+        _evidence(event.evidence),
+        event.schema_version,
+        event.plate_layout,
+        event.format_valid,
+        event.reads,
+    )
+
+
+def _congestion_row(head: Row, event: CongestionEvent) -> Row:
+    return (
+        *head,
+        event.zone_id,
+        event.level,
+        event.previous_level,
+        event.window_s,
+        event.vehicles,
+        event.queue_length_ratio,
+        event.occupancy,
+        event.speed_ratio,
+        event.schema_version,
+    )
+
+
+def stage_rows(events: Sequence[Event], vault: PlateVault | None = None) -> StagedRows:
+    """Rows for the staging tables, plates sealed; an event_id seen earlier in the same batch is skipped."""
     rows: dict[str, list[Row]] = {table.name: [] for table in TABLES}
     seen: set[object] = set()
     for event in events:
@@ -224,38 +328,11 @@ def stage_rows(events: Sequence[Event]) -> StagedRows:
                 )
             )
         elif isinstance(event, ViolationEvent):
-            rows["violations"].append(
-                (
-                    *head,
-                    event.violation_type,
-                    event.category,
-                    event.track_id,
-                    event.vehicle_class,
-                    event.line_id,
-                    event.zone_id,
-                    event.plate,
-                    event.plate_confidence,
-                    event.duration_s,
-                    _evidence(event.evidence),
-                    event.schema_version,
-                )
-            )
+            rows["violations"].append(_violation_row(head, event, vault))
         elif isinstance(event, PlatePassEvent):
-            rows["plate_passes"].append(
-                (
-                    *head,
-                    event.plate,
-                    event.plate_confidence,
-                    event.track_id,
-                    event.vehicle_class,
-                    event.direction,
-                    event.line_id,
-                    event.vehicle_colour,
-                    event.plate_colour,
-                    _evidence(event.evidence),
-                    event.schema_version,
-                )
-            )
+            rows["plate_passes"].append(_plate_pass_row(head, event, vault))
+        elif isinstance(event, CongestionEvent):
+            rows["congestion"].append(_congestion_row(head, event))
         elif isinstance(event, ProgressEvent):
             rows["progress"].append(
                 (

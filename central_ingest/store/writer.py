@@ -15,6 +15,11 @@ In the same transaction: the hours of the batch's count intervals are marked dir
 rollups, refused events go to ``dead_letters`` with their raw bytes, the agent's running totals
 are updated, and ``source_last_seen`` learns that each source spoke (for silence alerts).
 ``benchmarks/central_ingest.py`` compares this writer with an ``executemany`` INSERT baseline.
+
+Plates are sealed while the rows are built (``tables.stage_rows`` with the plate vault); without a
+vault a plate-bearing event raises ``PlateVaultMissingError`` before anything is written: the ingest
+path refuses such events first (``plates.intake.refuse_unsealable``), so this is a last guard that a
+plate is never stored in clear.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any, Literal
 
 import psycopg
 
+from central_ingest.plates.vault import PlateVault
 from central_ingest.store.tables import (
     COUNT_INTERVALS,
     FAMILY_OF_KIND,
@@ -241,12 +247,14 @@ async def store_events(
     *,
     dead_letters: Sequence[DeadLetter] = (),
     agent_id: str | None = None,
+    vault: PlateVault | None = None,
 ) -> StoreResult:
     """Store a validated batch (and its refused events) in one transaction; return what was new.
 
     ``agent_id`` (the authenticated agent) updates that agent's running totals; None skips them.
+    ``vault`` seals plates; None: a plate-bearing event raises ``PlateVaultMissingError`` (nothing written).
     """
-    staged = stage_rows(events)
+    staged = stage_rows(events, vault)
     present = frozenset(t.name for t in TABLES if staged.of(t))
     written: dict[str, int] = {}
     async with conn.transaction(), conn.cursor() as cursor:

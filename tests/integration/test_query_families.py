@@ -22,6 +22,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from central_ingest.app import create_app
+from central_ingest.plates.keyring import new_keyring
+from central_ingest.plates.vault import PlateVault
 from central_ingest.settings import Settings
 from central_ingest.store.family_queries import EXPORT_COLUMNS
 from central_ingest.store.rollups import refresh_rollups
@@ -49,10 +51,14 @@ def client(pg_dsn: str) -> Iterator[TestClient]:
         yield test_client
 
 
+VAULT = PlateVault.from_keyring(new_keyring())
+"""Violations with a plate are sealed at ingest; these tests read them without the plate."""
+
+
 def store(dsn: str, events: Sequence[Event]) -> None:
     async def run() -> None:
         async with await psycopg.AsyncConnection.connect(dsn) as conn:
-            await store_events(conn, events)
+            await store_events(conn, events, vault=VAULT)
 
     asyncio.run(run())
 

@@ -95,8 +95,9 @@ def insert_other_families(conn: psycopg.Connection[Any], time: dt.datetime) -> N
         (time, uuid.uuid4(), AGENT),
     )
     conn.execute(
-        "INSERT INTO plate_passes (time, event_id, agent_id, source_id, plate, plate_confidence, track_id,"
-        " schema_version) VALUES (%s, %s, %s, 'cam-1', '30A-123.45', 0.9, 7, '1.2')",
+        "INSERT INTO plate_passes (time, event_id, agent_id, source_id, plate_key_id, plate_ct, plate_bidx,"
+        " plate_index_key, plate_grams, plate_confidence, track_id, schema_version)"
+        " VALUES (%s, %s, %s, 'cam-1', 'k1', '\\x00', '\\x00', 'i1', '{}', 0.9, 7, '1.2')",
         (time, uuid.uuid4(), AGENT),
     )
     conn.execute(

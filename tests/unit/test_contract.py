@@ -51,7 +51,14 @@ def test_schema_file_is_current() -> None:
 def test_schema_file_describes_every_event_kind() -> None:
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     kinds = {"CountIntervalEvent", "ZoneIntervalEvent", "HealthEvent", "IntervalQuality", "ViolationEvent"}
-    kinds |= {"PlatePassEvent", "ProgressEvent", "SensorReadingEvent", "EvidenceRef", "DeliveryHealth", "CongestionEvent"}
+    kinds |= {
+        "PlatePassEvent",
+        "ProgressEvent",
+        "SensorReadingEvent",
+        "EvidenceRef",
+        "DeliveryHealth",
+        "CongestionEvent",
+    }
     assert kinds <= set(schema["$defs"])
     assert schema["$id"] == "urn:ioc-edge:event-batch:1.4"
     assert "capped" in schema["$defs"]["IntervalQuality"]["properties"]["analysed_s"]["description"]

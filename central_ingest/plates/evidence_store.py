@@ -1,0 +1,115 @@
+"""Evidence images (keyframes with the vehicle boxed) kept sealed in ``evidence_blobs``.
+
+An image is stored under the SHA-256 of its bytes (the digest its event's ``EvidenceRef`` carries), sealed
+with the plate vault's active data key; the additional authenticated data is the digest, the agent and the
+content type, so a sealed image cannot be served under another digest or type. Re-sending the same image
+is a no-op (``store_evidence`` answers False). ``central-ingest plates rotate`` re-seals images of old keys
+as it does plates.
+
+Images show plates: they are served only through the police routes' checks (who, which search, audit).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+
+from central_ingest.plates.vault import PlateVault
+
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+CONTENT_TYPE_PATTERN = re.compile(r"^[a-z]+/[a-z0-9.+-]+$")
+MAX_EVIDENCE_BYTES = 4 * 1024 * 1024
+"""Largest image accepted: a keyframe is tens to hundreds of KB."""
+REFERENCE_WINDOW = dt.timedelta(days=1)
+"""An event references evidence taken around its own time: the reference lookup reads this far either side."""
+EVIDENCE_AAD_LABEL = b"ioc.evidence.v1\x00"
+
+STORE = b"""
+INSERT INTO evidence_blobs (sha256, agent_id, content_type, time, key_id, sealed)
+VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (sha256) DO NOTHING
+"""
+LOAD = b"SELECT agent_id, content_type, key_id, sealed FROM evidence_blobs WHERE sha256 = %s"
+BLOB_TIME = b"SELECT time FROM evidence_blobs WHERE sha256 = %s"
+REFERENCED_IN_WINDOW = b"""
+SELECT EXISTS (SELECT 1 FROM plate_passes WHERE time >= %(start)s AND time < %(end)s AND evidence @> %(ref)s)
+    OR EXISTS (SELECT 1 FROM violations WHERE time >= %(start)s AND time < %(end)s AND evidence @> %(ref)s)
+"""
+REFERENCED_ANYWHERE = b"""
+SELECT EXISTS (SELECT 1 FROM plate_passes WHERE evidence @> %(ref)s)
+    OR EXISTS (SELECT 1 FROM violations WHERE evidence @> %(ref)s)
+"""
+
+
+class EvidenceError(ValueError):
+    """An upload that cannot be stored as given (digest mismatch, size, type); the message says which."""
+
+
+def evidence_aad(sha256: str, agent_id: str, content_type: str) -> bytes:
+    return EVIDENCE_AAD_LABEL + b"\x00".join(part.encode("utf-8") for part in (sha256, agent_id, content_type))
+
+
+def _check(sha256: str, content_type: str, data: bytes) -> None:
+    if not SHA256_PATTERN.fullmatch(sha256):
+        raise EvidenceError("sha256 must be 64 lower-case hexadecimal characters")
+    if not CONTENT_TYPE_PATTERN.fullmatch(content_type):
+        raise EvidenceError(f"content type {content_type!r} is not a media type such as image/jpeg")
+    if not data:
+        raise EvidenceError("the evidence is empty")
+    if len(data) > MAX_EVIDENCE_BYTES:
+        raise EvidenceError(f"the evidence is {len(data)} bytes; at most {MAX_EVIDENCE_BYTES}")
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256:
+        raise EvidenceError(f"the bytes hash to {actual}, not {sha256}: upload damaged or wrong digest")
+
+
+async def store_evidence(
+    conn: AsyncConnection[Any],
+    vault: PlateVault,
+    *,
+    agent_id: str,
+    sha256: str,
+    content_type: str,
+    time: dt.datetime,
+    data: bytes,
+) -> bool:
+    """Seal and store one image; False when an image with this digest is already stored."""
+    _check(sha256, content_type, data)
+    key_id, sealed = vault.seal_blob(data, evidence_aad(sha256, agent_id, content_type))
+    cursor = await conn.execute(STORE, (sha256, agent_id, content_type, time, key_id, sealed))
+    return cursor.rowcount == 1
+
+
+async def load_evidence(conn: AsyncConnection[Any], vault: PlateVault, sha256: str) -> tuple[str, bytes] | None:
+    """(content type, image bytes), or None when no image has this digest; ``PlateVaultError`` if it won't open."""
+    cursor = await conn.execute(LOAD, (sha256,))
+    row = await cursor.fetchone()
+    if row is None:
+        return None
+    agent_id, content_type, key_id, sealed = row
+    data = vault.open_blob(key_id, bytes(sealed), evidence_aad(sha256, agent_id, content_type))
+    return str(content_type), data
+
+
+async def evidence_is_referenced(conn: AsyncConnection[Any], sha256: str, *, near: dt.datetime | None = None) -> bool:
+    """Whether a stored plate pass or violation references this digest.
+
+    The lookup reads ``REFERENCE_WINDOW`` either side of ``near`` (default: the stored image's time), so it
+    touches a few chunks, not the whole history; with neither it reads the whole tables.
+    """
+    ref = [{"sha256": sha256}]
+    if near is None:
+        cursor = await conn.execute(BLOB_TIME, (sha256,))
+        row = await cursor.fetchone()
+        near = None if row is None else row[0]
+    if near is None:
+        cursor = await conn.execute(REFERENCED_ANYWHERE, {"ref": Jsonb(ref)})
+    else:
+        params = {"start": near - REFERENCE_WINDOW, "end": near + REFERENCE_WINDOW, "ref": Jsonb(ref)}
+        cursor = await conn.execute(REFERENCED_IN_WINDOW, params)
+    found = await cursor.fetchone()
+    return bool(found and found[0])

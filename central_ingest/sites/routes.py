@@ -1,0 +1,27 @@
+"""``GET /api/v1/sites``: every registered camera and sensor site, for any logged-in user's maps.
+
+Site positions are not personal data, but they are the centre's inventory, so the route needs a
+session (any role) rather than being public.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from central_ingest.access.dependencies import require_signed_in
+from central_ingest.access.principal import Principal
+from central_ingest.sites.store import list_sites
+from central_ingest.state import AppState, get_app_state
+
+router = APIRouter(prefix="/api/v1/sites", tags=["sites"])
+
+
+@router.get("", summary="Camera and sensor sites with coordinates (any logged-in user)")
+async def get_sites(
+    _principal: Annotated[Principal, Depends(require_signed_in)],
+    app: Annotated[AppState, Depends(get_app_state)],
+) -> list[dict[str, Any]]:
+    async with app.pool.connection() as conn:
+        return await list_sites(conn)
