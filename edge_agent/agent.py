@@ -24,21 +24,31 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
-from edge_agent.config import AgentConfig
+from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.delivery.sender import Delivery, DeliveryStats
-from edge_agent.delivery.stack import open_delivery
+from edge_agent.delivery.stack import inside_state_dir, open_delivery
 from edge_agent.delivery.transport import Transport
+from edge_agent.evidence.store import EvidenceStore
+from edge_agent.evidence.uploader import EvidenceUploader
 from edge_agent.perception.detector import Detector
 from edge_agent.perception.detectors import DetectorConfig, build_detector
 from edge_agent.perception.detectors.batching import BatchingDetector
 from edge_agent.perception.detectors.motion import MotionDetector
 from edge_agent.perception.motion_gate import build_motion_gate
 from edge_agent.pipeline import CameraPipeline, PipelineStats
+from edge_agent.plates.config import PlateReadingConfig
+from edge_agent.plates.quality import crop_quality
+from edge_agent.plates.reader import PlateReader, build_plate_reader
+from edge_agent.plates.vote import PlateVoter
 from edge_agent.preview.feed import CameraFeed
 from edge_agent.preview.server import PreviewServer, PreviewSources
 from edge_agent.sensor_state import FILE_NAME as SENSOR_TIMES_FILE
 from edge_agent.sensor_state import load_last_times, save_last_times
 from edge_agent.status_events import agent_health_event, delivery_health, sensor_health_events
+from edge_agent.traffic.camera import CameraTraffic
+from edge_agent.traffic.plate_stage import PlateStage
+from edge_agent.traffic.plate_worker import PlateWorker
+from edge_agent.traffic.signal_feed import SharedSignalBoard, SignalFeedSubscriber
 from event_contract import SensorReadingEvent
 from ioc_common.sensors.normalise import SensorNormaliser
 from ioc_common.sensors.subscriber import SensorSubscriber
@@ -46,6 +56,7 @@ from ioc_common.sensors.subscriber import SensorSubscriber
 log = logging.getLogger(__name__)
 
 DetectorFactory = Callable[[DetectorConfig], Detector]
+PlateReaderFactory = Callable[[PlateReadingConfig], PlateReader]
 _SignalHandler = Callable[[int, FrameType | None], object] | int | None
 
 SUPERVISE_POLL_S = 0.5
@@ -97,6 +108,7 @@ class Agent:
         *,
         detector_factory: DetectorFactory = build_detector,
         transport: Transport | None = None,
+        plate_reader_factory: PlateReaderFactory = build_plate_reader,
     ) -> None:
         self.config = config
         self._stop = threading.Event()
@@ -113,6 +125,29 @@ class Agent:
             transport=transport,
         )
         self.uplink = self.delivery_stack.delivery
+        # Traffic: evidence store + uploader, the shared plate worker, the signal feed (only what cameras use).
+        self.evidence: EvidenceStore | None = None
+        self.evidence_uploader: EvidenceUploader | None = None
+        if any(camera.violations is not None or camera.plates is not None for camera in config.cameras):
+            evidence_dir = inside_state_dir(config.state_dir, config.evidence.dir)
+            self.evidence = EvidenceStore(config.evidence, evidence_dir)
+            self.evidence_uploader = EvidenceUploader(self.evidence, config.central, config.evidence)
+        self.plate_worker, self._reader_keys = self._build_plate_worker(plate_reader_factory)
+        self.signal_boards = {
+            camera.id: SharedSignalBoard(camera.violations.signals)
+            for camera in config.cameras
+            if camera.violations is not None and camera.feed_signals
+        }
+        self.signal_feed = (
+            SignalFeedSubscriber(
+                config.signal_feed,
+                tuple(self.signal_boards.values()),
+                self.delivery_stack.dead_letters,
+                agent_id=config.agent_id,
+            )
+            if config.signal_feed is not None and self.signal_boards
+            else None
+        )
         self._last_times_path = config.state_dir / SENSOR_TIMES_FILE
         self._normaliser: SensorNormaliser | None = None
         self.sensors = self._build_sensors()
@@ -129,6 +164,8 @@ class Agent:
                 health_interval_s=config.health_interval_s,
                 observer=self.preview_feeds[camera.id].observe if self.preview_feeds else None,
                 gate=self.gates[camera.id],
+                traffic=self._camera_traffic(camera),
+                signal_board=self.signal_boards.get(camera.id),
             )
             for camera in config.cameras
         )
@@ -150,6 +187,7 @@ class Agent:
             self._start_preview()
             for shared in self.shared_detectors:
                 shared.start()
+            self._start_traffic()
             for pipeline in self.pipelines:
                 pipeline.start()
             if self.sensors is not None:
@@ -191,7 +229,101 @@ class Agent:
             "uplink": dataclasses.asdict(self.uplink.stats()),
             "dead_letters": dataclasses.asdict(self.delivery_stack.dead_letter_stats()),
             "preview_url": self.preview.url if self.preview is not None else None,
+            "traffic": self.traffic_status(),
         }
+
+    def traffic_status(self) -> dict[str, object] | None:
+        """Evidence, uploader, plate worker, signal feed and per-camera traffic counters; None without traffic."""
+        if self.evidence is None and self.plate_worker is None:
+            return None
+        cameras: dict[str, object] = {}
+        for pipeline in self.pipelines:
+            traffic = pipeline.traffic
+            if traffic is not None:
+                plates = traffic.plate_stats()
+                cameras[pipeline.camera.id] = {
+                    **dataclasses.asdict(traffic.stats()),
+                    "plates": dataclasses.asdict(plates) if plates is not None else None,
+                }
+        return {
+            "evidence": dataclasses.asdict(self.evidence.stats()) if self.evidence is not None else None,
+            "evidence_upload": (
+                dataclasses.asdict(self.evidence_uploader.stats()) if self.evidence_uploader is not None else None
+            ),
+            "plate_worker": dataclasses.asdict(self.plate_worker.stats()) if self.plate_worker is not None else None,
+            "signal_feed": dataclasses.asdict(self.signal_feed.stats()) if self.signal_feed is not None else None,
+            "cameras": cameras,
+        }
+
+    def _build_plate_worker(self, factory: PlateReaderFactory) -> tuple[PlateWorker | None, dict[str, str]]:
+        """One worker for every camera with plates; one reader per distinct reader config (cameras share it).
+
+        Raises RuntimeError naming the camera whose reader cannot be built (missing model files).
+        """
+        readers: dict[str, PlateReader] = {}
+        keys: dict[str, str] = {}
+        for camera in self.config.cameras:
+            if camera.plates is None:
+                continue
+            key = camera.plates.reader.model_dump_json()
+            if key not in readers:
+                try:
+                    readers[key] = factory(camera.plates.reader)
+                except Exception as error:
+                    raise RuntimeError(f"camera {camera.id}: cannot build its plate reader: {error}") from error
+            keys[camera.id] = key
+        if not readers:
+            return None, keys
+        settings = self.config.plate_worker
+        worker = PlateWorker(readers, queue_capacity=settings.queue_capacity, result_capacity=settings.result_capacity)
+        for camera_id in keys:
+            worker.register(camera_id)
+        return worker, keys
+
+    def _camera_traffic(self, camera: CameraConfig) -> CameraTraffic | None:
+        if camera.violations is None and camera.plates is None:
+            return None
+        stage: PlateStage | None = None
+        if camera.plates is not None and self.plate_worker is not None:
+            stage = PlateStage(
+                camera_id=camera.id,
+                reader_key=self._reader_keys[camera.id],
+                config=camera.plates,
+                voter=PlateVoter(camera.plates.reader.vote),
+                submit=self.plate_worker.submit,
+                results=self.plate_worker.register(camera.id),
+                quality_of=crop_quality,
+            )
+        uploader = self.evidence_uploader
+        return CameraTraffic(
+            self.config.agent_id,
+            camera.id,
+            violations=camera.violations,
+            plates=camera.plates,
+            plate_stage=stage,
+            evidence=self.evidence,
+            evidence_config=self.config.evidence,
+            on_keyframe=uploader.wake if uploader is not None else None,
+        )
+
+    def _start_traffic(self) -> None:
+        if self.plate_worker is not None:
+            self.plate_worker.start()
+        if self.evidence_uploader is not None:
+            self.evidence_uploader.start()
+        if self.signal_feed is not None:
+            self.signal_feed.start()
+
+    def _stop_traffic(self) -> None:
+        """After the pipelines flushed: stop reading plates and signals, give uploads a moment, close the store."""
+        if self.plate_worker is not None:
+            self.plate_worker.stop()
+        if self.signal_feed is not None:
+            self.signal_feed.stop()
+        if self.evidence_uploader is not None:
+            self.evidence_uploader.stop()
+        if self.evidence is not None:
+            self.evidence.close()
 
     def _start_preview(self) -> None:
         if not self.preview_feeds:
@@ -285,6 +417,7 @@ class Agent:
                 log.error("camera %s: did not stop within %.0f s", pipeline.camera.id, join_timeout)
         for shared in self.shared_detectors:
             shared.close()
+        self._stop_traffic()
         if self.sensors is not None:
             # Stored readings are acknowledged to the broker; the rest stay in its session for the next start.
             self.sensors.stop(self.config.sensors.stop_timeout_s if self.config.sensors else 10.0)

@@ -26,11 +26,14 @@ from edge_agent.delivery.config import UplinkConfig
 from edge_agent.delivery.dead_letters import DeadLetterConfig
 from edge_agent.delivery.queues import QueuePolicy
 from edge_agent.delivery.spool import SpoolConfig
+from edge_agent.evidence.config import EvidenceConfig
 from edge_agent.perception.detectors import DetectorConfig
 from edge_agent.perception.motion_gate import MotionGateConfig
 from edge_agent.perception.tracker import TrackerConfig
 from edge_agent.preview.config import PreviewConfig
 from edge_agent.sources.pyav_reader import ReaderConfig
+from edge_agent.traffic.config import PlateCameraConfig, PlateWorkerConfig, SignalFeedConfig
+from edge_agent.violations.config import ViolationRulesConfig
 from event_contract.models import Identifier
 from ioc_common.sensors.site import SensorsSiteConfig
 from ioc_common.yaml_files import ConfigError, ConfigIssue, Loc, load_model, parse_model
@@ -67,6 +70,14 @@ class CameraConfig(ReaderConfig):
     zones: tuple[ZoneConfig, ...] = Field(
         default=(), description="Zones (polygons) with occupancy and dwell time (0 to 64)."
     )
+    violations: ViolationRulesConfig | None = Field(
+        default=None,
+        description="Violation and incident rules, signal heads and congestion zones (docs/edge_traffic.md); "
+        "none if unset.",
+    )
+    plates: PlateCameraConfig | None = Field(
+        default=None, description="Plate reading and vehicle passes at a pass line (personal data); none if unset."
+    )
     max_frame_gap_s: float = Field(
         default=DEFAULT_MAX_FRAME_GAP_S,
         gt=0,
@@ -78,14 +89,32 @@ class CameraConfig(ReaderConfig):
     @model_validator(mode="after")
     def _unique_line_ids(self) -> CameraConfig:
         too_many = len(self.lines) > 64 or len(self.zones) > 64
-        if too_many or not (self.lines or self.zones):
+        if too_many or not (self.lines or self.zones or self.violations):
             raise ValueError(
-                f"camera {self.id!r}: give 1 to 64 counting lines and/or 1 to 64 zones, "
+                f"camera {self.id!r}: give 1 to 64 counting lines and/or 1 to 64 zones (or violations:), "
                 f"got {len(self.lines)} lines and {len(self.zones)} zones"
             )
         _require_unique((line.id for line in self.lines), f"camera {self.id!r}: line id")
         _require_unique((zone.id for zone in self.zones), f"camera {self.id!r}: zone id")
         return self
+
+    @model_validator(mode="after")
+    def _pass_line_exists(self) -> CameraConfig:
+        if self.plates is not None and self.plates.pass_line_id is not None:
+            known = [line.id for line in self.lines]
+            if self.plates.pass_line_id not in known:
+                raise ValueError(
+                    f"camera {self.id!r}: plates.pass_line_id {self.plates.pass_line_id!r} is not one of its "
+                    f"lines {known}"
+                )
+        return self
+
+    @property
+    def feed_signals(self) -> tuple[str, ...]:
+        """Signal ids this camera reads from the controller feed (``violations.signals[].mqtt``)."""
+        if self.violations is None:
+            return ()
+        return tuple(signal.mqtt for signal in self.violations.signals if signal.mqtt is not None)
 
     @model_validator(mode="after")
     def _gate_fits_detector(self) -> CameraConfig:
@@ -151,6 +180,19 @@ class AgentConfig(BaseModel):
         default_factory=PreviewConfig,
         description="Local HTTP server: live annotated preview, detections as SSE, /metrics, /healthz.",
     )
+    evidence: EvidenceConfig = Field(
+        default_factory=EvidenceConfig,
+        description="Keyframes proving violations and plate passes: where (under state_dir), how much, how long, "
+        "and what is uploaded to central.",
+    )
+    plate_worker: PlateWorkerConfig = Field(
+        default_factory=PlateWorkerConfig,
+        description="The one plate-reading thread shared by the cameras with plates: its bounded queues.",
+    )
+    signal_feed: SignalFeedConfig | None = Field(
+        default=None,
+        description="The signal controller's MQTT feed, for signals configured with mqtt:; none if unset.",
+    )
 
     @field_validator("interval_s", mode="before")
     @classmethod
@@ -194,6 +236,21 @@ class AgentConfig(BaseModel):
             clash = {camera.id for camera in self.cameras} & {sensor.id for sensor in self.sensors.sensors}
             if clash:
                 raise ValueError(f"ids {sorted(clash)} name both a camera and a sensor; source ids must be unique")
+        return self
+
+    @model_validator(mode="after")
+    def _traffic_needs(self) -> AgentConfig:
+        fed = [camera.id for camera in self.cameras if camera.feed_signals]
+        if fed and self.signal_feed is None:
+            raise ValueError(
+                f"cameras {fed} read signals from the controller feed (signals[].mqtt): set signal_feed: {{host: ...}}"
+            )
+        traffic = any(camera.violations is not None or camera.plates is not None for camera in self.cameras)
+        if traffic and self.evidence.upload != "never" and self.central.url is None:
+            raise ValueError(
+                "evidence.upload needs central transport http (keyframes are PUT to central.url): "
+                "set evidence: {upload: never} with transport mqtt"
+            )
         return self
 
 

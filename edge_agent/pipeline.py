@@ -30,9 +30,9 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -47,7 +47,14 @@ from edge_agent.perception.detector import Detector
 from edge_agent.perception.tracker import ByteTracker
 from edge_agent.perception.types import Detections, Frame
 from edge_agent.sources.pyav_reader import PyAVReader, SourceGaveUpError, utc_now
+from edge_agent.traffic.analytics import NO_SIGNALS, SignalStates, TrafficAnalytics
+from edge_agent.violations.config import ViolationRulesConfig
+from edge_agent.violations.findings import CongestionReport, Finding, ViolationStep
 from event_contract import Event, HealthEvent, SourceState
+from event_contract.traffic import SignalState
+
+if TYPE_CHECKING:
+    from edge_agent.traffic.camera import CameraTraffic
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +76,8 @@ class StageTimings:
     detect_s: float = 0.0
     track_s: float = 0.0
     count_s: float = 0.0
+    violations_s: float = 0.0
+    """Signal classification and the violation engine (0 for cameras without violations)."""
     detector_ran: bool = True
     """False when the motion gate saw no motion and the previous detections were reused."""
 
@@ -86,6 +95,12 @@ class StepResult:
     timings: StageTimings = StageTimings()
     zones: tuple[ZoneObservation, ...] = ()
     """What each zone saw in this frame (occupancy, entries, exits)."""
+    findings: tuple[Finding, ...] = ()
+    """Violations and incidents the engine judged at this frame (cameras with ``violations``)."""
+    congestion: tuple[CongestionReport, ...] = ()
+    """Congestion level changes and periodic reports decided at this frame."""
+    signals: Mapping[str, SignalState] = field(default_factory=lambda: NO_SIGNALS)
+    """Each configured signal's state at this frame (for the rules, the preview and evidence)."""
 
 
 FrameObserver = Callable[[Frame, StepResult], None]
@@ -93,7 +108,8 @@ FrameObserver = Callable[[Frame, StepResult], None]
 
 
 class AnalyticsStep:
-    """Detect, track, count lines and zones and aggregate intervals of one camera, in timestamp order."""
+    """Detect, track, count lines and zones, judge violations and aggregate intervals of one camera, in timestamp
+    order. Without threads or I/O: the plate worker and evidence writing live in ``CameraPipeline``."""
 
     def __init__(
         self,
@@ -109,6 +125,8 @@ class AnalyticsStep:
         max_frame_gap_s: float = DEFAULT_MAX_FRAME_GAP_S,
         gate: MotionGateLike | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        violations: ViolationRulesConfig | None = None,
+        signal_board: SignalStates | None = None,
     ) -> None:
         if not intervals_s:
             raise ValueError(f"camera {source_id}: give at least one interval length")
@@ -124,6 +142,7 @@ class AnalyticsStep:
         self._zones: tuple[Zone, ...] = ()
         self._frame_size: tuple[int, int] | None = None
         self._coverage = CoverageMeter(max_frame_gap_s)
+        self._traffic = TrafficAnalytics(violations, signal_board) if violations is not None else None
         # Zone exits are decided exit_grace_s after the last sighting; intervals wait for them.
         close_delay_s = max((zone.exit_grace_s for zone in self._zone_configs), default=0.0)
         self._aggregators = tuple(
@@ -168,10 +187,28 @@ class AnalyticsStep:
         coverage = self._coverage.frame(frame.timestamp, frames_dropped)
         closed = self._aggregate(coverage, crossings, observations, frame.timestamp)
         t4 = self._clock()
+        violation_step, signals = ViolationStep(), NO_SIGNALS
+        if self._traffic is not None:
+            violation_step, signals = self._traffic.update(frame.image, tracked, frame.timestamp)
+        t5 = self._clock()
         timings = StageTimings(
-            gate_s=t1 - t0, detect_s=t2 - t1, track_s=t3 - t2, count_s=t4 - t3, detector_ran=run_detector
+            gate_s=t1 - t0,
+            detect_s=t2 - t1,
+            track_s=t3 - t2,
+            count_s=t4 - t3,
+            violations_s=t5 - t4,
+            detector_ran=run_detector,
         )
-        return StepResult(tracked=tracked, crossings=crossings, events=closed, timings=timings, zones=observations)
+        return StepResult(
+            tracked=tracked,
+            crossings=crossings,
+            events=closed,
+            timings=timings,
+            zones=observations,
+            findings=violation_step.findings,
+            congestion=violation_step.congestion,
+            signals=signals,
+        )
 
     def tick(
         self, now: dt.datetime, source_state: SourceState, *, frames_dropped: int = 0
@@ -180,6 +217,10 @@ class AnalyticsStep:
         coverage = self._coverage.tick(now, source_state, frames_dropped)
         observations = tuple(zone.expire(now) for zone in self._zones)
         return self._aggregate(coverage, (), observations, now)
+
+    def expire_traffic(self, now: dt.datetime) -> ViolationStep:
+        """No frame came: the violation engine closes what must close at ``now`` (SOURCE time)."""
+        return self._traffic.expire(now) if self._traffic is not None else ViolationStep()
 
     def flush(self) -> tuple[IntervalEvent, ...]:
         """Close every open interval (source ended or agent stopping)."""
@@ -272,10 +313,13 @@ class CameraPipeline:
         monotonic: Callable[[], float] = time.monotonic,
         observer: FrameObserver | None = None,
         gate: MotionGateLike | None = None,
+        traffic: CameraTraffic | None = None,
+        signal_board: SignalStates | None = None,
     ) -> None:
         self.agent_id = agent_id
         self.camera = camera
         self._submit = submit
+        self._traffic = traffic
         self._observer = observer
         self._health_interval_s = health_interval_s
         self._wall_clock = wall_clock
@@ -292,6 +336,8 @@ class CameraPipeline:
             detector_backend=camera.detector.backend,
             max_frame_gap_s=camera.max_frame_gap_s,
             gate=gate,
+            violations=camera.violations,
+            signal_board=signal_board,
         )
         self._mailbox: BoundedQueue[Frame] = BoundedQueue(camera.queue_capacity, camera.queue_policy)
         self._stopping = threading.Event()
@@ -299,6 +345,7 @@ class CameraPipeline:
         self._crossings = 0
         self._events_emitted = 0
         self._analytics_errors = 0
+        self._traffic_errors = 0
         self._last_error = ""
         self._failed = False
         self._seen_change = 0
@@ -412,6 +459,12 @@ class CameraPipeline:
         self._crossings += len(result.crossings)
         for event in result.events:
             self._emit(event)
+        if self._traffic is not None:
+            self._traffic_events(
+                lambda traffic: traffic.on_frame(
+                    frame, result.tracked, result.crossings, result.findings, result.congestion
+                )
+            )
         if self._observer is not None:
             try:
                 self._observer(frame, result)
@@ -436,6 +489,34 @@ class CameraPipeline:
             return
         for event in events:
             self._emit(event)
+        if self._traffic is not None:
+
+            def expire(traffic: CameraTraffic) -> Sequence[Event]:
+                step = self._step.expire_traffic(now)
+                return traffic.on_tick(now, step.findings, step.congestion)
+
+            self._traffic_events(expire)
+
+    def _traffic_events(self, work: Callable[[CameraTraffic], Sequence[Event]]) -> None:
+        """Run one call of the camera's traffic outputs; a failure is counted and never stops counting."""
+        if self._traffic is None:
+            return
+        try:
+            events = work(self._traffic)
+        except Exception as error:
+            self._traffic_errors += 1
+            self._analytics_errors += 1
+            self._last_error = f"traffic: {type(error).__name__}: {error}"
+            if self._traffic_errors == 1 or self._traffic_errors % 100 == 0:
+                log.exception("camera %s: traffic outputs failed (%d so far)", self.camera.id, self._traffic_errors)
+            return
+        for event in events:
+            self._emit(event)
+
+    @property
+    def traffic(self) -> CameraTraffic | None:
+        """The camera's violation/plate/congestion outputs (None without violations or plates)."""
+        return self._traffic
 
     def _source_now(self) -> dt.datetime | None:
         """The source clock now: the last frame's time plus the time since it was handed over."""
@@ -448,6 +529,9 @@ class CameraPipeline:
 
     def _flush(self) -> None:
         self._emit_state_changes()
+        now = self._source_now()
+        if self._traffic is not None and now is not None:
+            self._traffic_events(lambda traffic: traffic.finish(now))
         for event in self._step.flush():
             self._emit(event)
         stats = self.stats()
