@@ -28,6 +28,7 @@ from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.delivery.sender import Delivery, DeliveryStats
 from edge_agent.delivery.stack import inside_state_dir, open_delivery
 from edge_agent.delivery.transport import Transport
+from edge_agent.evidence.requests import EvidenceRequestHandler
 from edge_agent.evidence.store import EvidenceStore
 from edge_agent.evidence.uploader import EvidenceUploader
 from edge_agent.perception.detector import Detector
@@ -41,6 +42,7 @@ from edge_agent.plates.quality import crop_quality
 from edge_agent.plates.reader import PlateReader, build_plate_reader
 from edge_agent.plates.vote import PlateVoter
 from edge_agent.preview.feed import CameraFeed
+from edge_agent.preview.metrics import TrafficMetrics
 from edge_agent.preview.server import PreviewServer, PreviewSources
 from edge_agent.sensor_state import FILE_NAME as SENSOR_TIMES_FILE
 from edge_agent.sensor_state import load_last_times, save_last_times
@@ -128,10 +130,16 @@ class Agent:
         # Traffic: evidence store + uploader, the shared plate worker, the signal feed (only what cameras use).
         self.evidence: EvidenceStore | None = None
         self.evidence_uploader: EvidenceUploader | None = None
+        self.evidence_requests: EvidenceRequestHandler | None = None
         if any(camera.violations is not None or camera.plates is not None for camera in config.cameras):
             evidence_dir = inside_state_dir(config.state_dir, config.evidence.dir)
             self.evidence = EvidenceStore(config.evidence, evidence_dir)
             self.evidence_uploader = EvidenceUploader(self.evidence, config.central, config.evidence)
+            # Officers' requests ride on central's acks (edge boxes cannot be called): the sender hands them here.
+            self.evidence_requests = EvidenceRequestHandler(
+                self.evidence, self.evidence_uploader, enabled=config.evidence.upload_on_request
+            )
+            self.uplink.set_evidence_wanted_handler(self.evidence_requests)
         self.plate_worker, self._reader_keys = self._build_plate_worker(plate_reader_factory)
         self.signal_boards = {
             camera.id: SharedSignalBoard(camera.violations.signals)
@@ -250,10 +258,35 @@ class Agent:
             "evidence_upload": (
                 dataclasses.asdict(self.evidence_uploader.stats()) if self.evidence_uploader is not None else None
             ),
+            "evidence_requests": (
+                dataclasses.asdict(self.evidence_requests.stats()) if self.evidence_requests is not None else None
+            ),
             "plate_worker": dataclasses.asdict(self.plate_worker.stats()) if self.plate_worker is not None else None,
             "signal_feed": dataclasses.asdict(self.signal_feed.stats()) if self.signal_feed is not None else None,
             "cameras": cameras,
         }
+
+    def traffic_metrics(self) -> TrafficMetrics | None:
+        """The traffic counters for ``/metrics``; None on an agent without violation or plate cameras."""
+        if self.evidence is None and self.plate_worker is None:
+            return None
+        cameras = {}
+        stages = {}
+        for pipeline in self.pipelines:
+            traffic = pipeline.traffic
+            if traffic is None:
+                continue
+            cameras[pipeline.camera.id] = traffic.stats()
+            plates = traffic.plate_stats()
+            if plates is not None:
+                stages[pipeline.camera.id] = plates
+        return TrafficMetrics(
+            cameras=cameras,
+            plate_stages=stages,
+            plate_worker=self.plate_worker.stats() if self.plate_worker is not None else None,
+            evidence=self.evidence.stats() if self.evidence is not None else None,
+            evidence_upload=self.evidence_uploader.stats() if self.evidence_uploader is not None else None,
+        )
 
     def _build_plate_worker(self, factory: PlateReaderFactory) -> tuple[PlateWorker | None, dict[str, str]]:
         """One worker for every camera with plates; one reader per distinct reader config (cameras share it).
@@ -323,6 +356,7 @@ class Agent:
         if self.evidence_uploader is not None:
             self.evidence_uploader.stop()
         if self.evidence is not None:
+            self.uplink.set_evidence_wanted_handler(None)  # the sender may still ack batches: not into a closed store
             self.evidence.close()
 
     def _start_preview(self) -> None:
@@ -334,6 +368,7 @@ class Agent:
             self.preview_feeds,
             pipeline_stats=lambda: [pipeline.stats() for pipeline in self.pipelines],
             uplink_stats=self.uplink.stats,
+            traffic_stats=self.traffic_metrics,
         )
         server = PreviewServer(self.config.preview, sources)
         try:

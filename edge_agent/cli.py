@@ -189,7 +189,42 @@ def _validate(path: Path) -> int:
         f"{zones} zone(s), intervals {list(config.intervals_s)} s, {len(sensors)} sensor(s) "
         f"[{', '.join(sensor.id for sensor in sensors)}], uplink {config.central.transport}"
     )
+    for camera in config.cameras:
+        summary = traffic_summary(camera)
+        if summary is not None:
+            print(f"  camera {camera.id}: {summary}")
     return 0
+
+
+def traffic_summary(camera: CameraConfig) -> str | None:
+    """One line of a camera's violation rules and plate settings (for validate-config); None without either.
+
+    A technician checks at a glance that each rule is there, with its signal, and where plates are read.
+    """
+    parts: list[str] = []
+    rules = camera.violations
+    if rules is not None:
+        described = [
+            f"{rule.type} {rule.id}" + (f" (signal {signal})" if (signal := getattr(rule, "signal_id", None)) else "")
+            for rule in rules.rules
+        ]
+        signals = [
+            f"{signal.id} ({'mqtt ' + signal.mqtt if signal.mqtt is not None else 'region'})"
+            for signal in rules.signals
+        ]
+        parts.append(f"rules [{', '.join(described)}]" if described else "no rules")
+        if signals:
+            parts.append(f"signals [{', '.join(signals)}]")
+        if rules.congestion:
+            parts.append(f"congestion zones [{', '.join(zone.id for zone in rules.congestion)}]")
+    plates = camera.plates
+    if plates is not None:
+        line = f"line {plates.pass_line_id}" if plates.pass_line_id is not None else "at track end (no pass line)"
+        parts.append(
+            f"plates {plates.reader.backend}, pass {line}, wait {plates.plate_wait_s:g} s, "
+            f"classes {'/'.join(plates.classes)}, keyframe {'on' if plates.keyframe else 'off'}"
+        )
+    return "; ".join(parts) if parts else None
 
 
 def _dead_letters(path: Path, limit: int, code: str | None, raw: bool) -> int:

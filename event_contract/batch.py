@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from event_contract.models import (
     MAX_BATCH_EVENTS,
@@ -70,11 +70,31 @@ class Rejection(ContractModel):
     reason: str
 
 
+MAX_EVIDENCE_WANTED = 100
+"""Most evidence digests one ``BatchAck`` asks for; the rest come in later acks."""
+
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
 class BatchAck(ContractModel):
-    """Central's answer to a batch: what was new, what it already had, and what it refused (never retry those)."""
+    """Central's answer to a batch: what was new, what it already had, and what it refused (never retry those).
+
+    Unknown fields are ignored (not refused, unlike every other contract model): an ack is read by agents
+    of many versions, and a field central adds later must not make an older agent discard the answer.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True)
 
     received: int = Field(ge=0)
     stored: int = Field(ge=0, description="Events new to central.")
     duplicates: int = Field(ge=0, description="Events central already had (a re-sent batch).")
     rejected: int = Field(default=0, ge=0, description="Events refused; see rejections.")
     rejections: tuple[Rejection, ...] = Field(default=(), description="The first refused events with reasons.")
+    evidence_wanted: tuple[Sha256Hex, ...] = Field(
+        default=(),
+        max_length=MAX_EVIDENCE_WANTED,
+        exclude_if=lambda wanted: not wanted,  # an ack without requests is byte-for-byte what older agents read
+        description="SHA-256 digests of evidence keyframes an officer asked for: upload them "
+        "(PUT /api/v1/evidence/{sha256}) whatever the agent's upload policy. Sent only to agents that announce "
+        "the feature (HTTP header X-IOC-Ack-Features: evidence_wanted) and only when non-empty.",
+    )

@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from central_ingest.ingest.batch import InvalidBatchError
 from central_ingest.ingest.validate import CheckedBatch, ClockPolicy, check_batch
+from central_ingest.plates.evidence_requests import take_wanted
 from central_ingest.plates.intake import redact_batch_plates, refuse_unsealable
 from central_ingest.plates.vault import PlateVault
 from central_ingest.settings import Settings
@@ -53,8 +55,11 @@ class Ingestor:
     def __post_init__(self) -> None:
         self._clock_policy = ClockPolicy(dt.timedelta(seconds=self.settings.max_future_skew_s), self.settings.retention)
 
-    async def ingest(self, payload: bytes, *, agent_id: str, channel: Channel) -> BatchAck:
-        """Check and store one batch from ``agent_id``; see the module doc for what is raised."""
+    async def ingest(self, payload: bytes, *, agent_id: str, channel: Channel, want_evidence: bool = False) -> BatchAck:
+        """Check and store one batch from ``agent_id``; see the module doc for what is raised.
+
+        ``want_evidence``: the agent reads ``BatchAck.evidence_wanted`` (it said so), so the officers' open
+        requests for its keyframes ride on this ack (``plates.evidence_requests``)."""
         try:
             checked: CheckedBatch = await anyio.to_thread.run_sync(self._check, payload)
         except InvalidBatchError as error:
@@ -70,6 +75,7 @@ class Ingestor:
             result = await store_events(
                 conn, checked.events, dead_letters=dead_letters, agent_id=agent_id, vault=self.vault
             )
+            wanted = await self._evidence_wanted(conn, agent_id) if want_evidence else ()
         if self.on_stored is not None and checked.events:
             try:
                 self.on_stored(checked.events)
@@ -84,7 +90,19 @@ class Ingestor:
                 Rejection(index=r.position, event_id=r.event_id, reason=r.reason)
                 for r in checked.refused[:MAX_ACK_REJECTIONS]
             ),
+            evidence_wanted=wanted,
         )
+
+    async def _evidence_wanted(self, conn: AsyncConnection[Any], agent_id: str) -> tuple[str, ...]:
+        """Requests due for this agent; () when the lookup fails: the batch is stored, its ack must not fail."""
+        try:
+            async with conn.transaction():
+                return await take_wanted(
+                    conn, agent_id, now=self.clock(), settings=self.settings.police.evidence_requests
+                )
+        except psycopg.Error as error:
+            log.warning("evidence requests of %s not read for its ack (next ack tries again): %s", agent_id, error)
+            return ()
 
     def _check(self, payload: bytes) -> CheckedBatch:
         return check_batch(

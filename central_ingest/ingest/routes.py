@@ -17,6 +17,7 @@ from central_ingest.auth_tokens import bearer_token
 from central_ingest.ingest.batch import InvalidBatchError
 from central_ingest.ingest.body import BodyError, check_declared_length, decode_content, read_limited
 from central_ingest.ingest.pipeline import AgentMismatchError
+from central_ingest.plates.evidence_requests import ACK_FEATURES_HEADER, EVIDENCE_WANTED_FEATURE
 from central_ingest.state import AppState, get_app_state
 from central_ingest.store.agents import find_active_agent
 from event_contract import BatchAck
@@ -46,7 +47,8 @@ def _error(status_code: int, detail: str, **extra: object) -> JSONResponse:
     summary="Ingest a batch of events from an agent",
     description="Good events are stored (once: a re-sent event counts as a duplicate); each bad event is refused "
     "alone with its reason (`rejections`), kept in the dead-letter table and counted for the agent. Never resend "
-    "refused events: they cannot succeed.",
+    "refused events: they cannot succeed. An agent that sends `X-IOC-Ack-Features: evidence_wanted` gets, when "
+    "officers asked for keyframes it holds, their digests in `evidence_wanted` (upload them).",
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -62,13 +64,22 @@ async def post_events(request: Request, app: Annotated[AppState, Depends(get_app
         return agent_id
     try:
         data = await _read_body(request, app, agent_id)
-        return await app.ingestor.ingest(data, agent_id=agent_id, channel="http")
+        return await app.ingestor.ingest(
+            data, agent_id=agent_id, channel="http", want_evidence=_wants_evidence(request)
+        )
     except BodyError as error:
         return _error(error.status_code, error.message)
     except InvalidBatchError as error:
         return _error(422, str(error), errors=[{"path": e.path, "message": e.message} for e in error.errors])
     except AgentMismatchError as error:
         return _error(403, str(error))
+
+
+def _wants_evidence(request: Request) -> bool:
+    """The agent reads ``BatchAck.evidence_wanted`` (``X-IOC-Ack-Features: evidence_wanted``); older agents
+    refuse unknown ack fields, so they never get it."""
+    features = request.headers.get(ACK_FEATURES_HEADER, "")
+    return EVIDENCE_WANTED_FEATURE in {part.strip().lower() for part in features.split(",")}
 
 
 async def _authenticated_agent(request: Request, app: AppState) -> str | JSONResponse:

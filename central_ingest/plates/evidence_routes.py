@@ -11,6 +11,11 @@ caller's own ``plate_search``, is younger than ``evidence_view_hours``, and its 
 against the store (never the client's word), returns a pass that references the image. Each view
 is written to the audit log (``evidence_view``) in the transaction that reads the image, and the
 answer tells browsers and proxies not to keep it (``Cache-Control: no-store``).
+
+Request: ``POST /api/v1/plates/evidence/{sha256}/request?search_id=N`` asks the agent for an image it
+has not uploaded, under the same checks as a view; the request waits in ``evidence_requests`` for the
+agent's next batch, whose ack carries it (``plates.evidence_requests``), and the upload closes it.
+Audited as ``evidence_request``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,13 @@ from central_ingest.audit import AuditEntry, AuditRecord, append_audit
 from central_ingest.audit.log import record_at
 from central_ingest.auth_tokens import bearer_token
 from central_ingest.ingest.body import BodyError, check_declared_length, read_limited
+from central_ingest.plates.evidence_requests import (
+    EvidenceRequestSettings,
+    TooManyRequestsError,
+    fulfil_request,
+    request_evidence,
+    request_stats,
+)
 from central_ingest.plates.evidence_store import load_evidence, store_evidence
 from central_ingest.plates.police_settings import PoliceSettings
 from central_ingest.plates.routes import (
@@ -53,6 +65,14 @@ router = APIRouter(tags=["evidence"])
 MAX_EVIDENCE_BYTES = 2 * 1024 * 1024
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 VIEW_ACTION = "evidence_view"
+REQUEST_ACTION = "evidence_request"
+REQUEST_MESSAGES = {
+    "requested": "Đã gửi yêu cầu; ảnh sẽ có khi thiết bị biên tải lên. / Requested; the image appears once the "
+    "edge agent uploads it.",
+    "already_requested": "Ảnh này đã được yêu cầu; đang chờ thiết bị biên tải lên. / Already requested; waiting "
+    "for the edge agent to upload it.",
+    "uploaded": "Ảnh đã có trên máy chủ trung tâm. / The image is already at central.",
+}
 ImageType = Literal["image/jpeg", "image/png"]
 SIGNATURES: tuple[tuple[bytes, ImageType], ...] = (
     (b"\xff\xd8\xff", "image/jpeg"),
@@ -140,6 +160,8 @@ async def put_evidence(
         stored = await store_evidence(
             conn, vault, agent_id=agent_id, sha256=sha256, content_type=content_type, time=time or now, data=data
         )
+        if await fulfil_request(conn, sha256, now):
+            logger.info("evidence %s from agent %s fulfils an officer's request", sha256, agent_id)
     body = {"sha256": sha256, "stored": stored, "content_type": content_type}
     return JSONResponse(body, status_code=201 if stored else 200)
 
@@ -227,3 +249,86 @@ async def get_evidence(
             ),
         )
     return Response(data, media_type=content_type, headers=NO_STORE)
+
+
+def get_evidence_request_settings(app: Annotated[AppState, Depends(get_app_state)]) -> EvidenceRequestSettings:
+    """The running service's request settings (tests override this dependency)."""
+    return app.settings.police.evidence_requests
+
+
+@router.post(
+    "/api/v1/plates/evidence/{sha256}/request",
+    summary="Ask the agent for an image it has not uploaded (police; audited)",
+    responses={
+        200: {"description": "Central already holds the image: open it with the GET route."},
+        202: {"description": "Requested (or already requested): the agent uploads it after its next batch."},
+        401: {"description": "Not logged in."},
+        403: {"description": "Not police; the search is another officer's or too old; or it did not return this."},
+        404: {"description": "No such search."},
+        429: {"description": "The agent already has too many open requests."},
+        503: {"description": "No plate keyring configured, or the database is unavailable."},
+    },
+)
+async def post_evidence_request(
+    *,
+    sha256: Sha256,
+    search_id: Annotated[int, Query(ge=1, description="The search_id of the search that returned this image.")],
+    request: Request,
+    principal: Annotated[Principal, Depends(require_role(POLICE_ROLE))],
+    app: Annotated[AppState, Depends(get_app_state)],
+    vault: Annotated[PlateVault, Depends(get_plate_vault)],
+    settings: Annotated[PoliceSettings, Depends(get_police_settings)],
+    request_settings: Annotated[EvidenceRequestSettings, Depends(get_evidence_request_settings)],
+) -> JSONResponse:
+    async with app.pool.connection() as conn, conn.transaction():
+        search = await record_at(conn, search_id)
+        _check_search(search, search_id, principal, dt.timedelta(hours=settings.evidence_view_hours))
+        assert search is not None  # _check_search refused a missing search
+        record, why = await _find_in_search(conn, vault, search, sha256)
+        if record is None:
+            raise HTTPException(403, why or "not among the search's results")
+        try:
+            outcome = await request_evidence(
+                conn, sha256=sha256, agent_id=record.agent_id, now=dt.datetime.now(dt.UTC), settings=request_settings
+            )
+        except TooManyRequestsError as error:
+            raise HTTPException(429, str(error)) from None
+        await append_audit(
+            conn,
+            AuditEntry(
+                actor=principal.username,
+                role=POLICE_ROLE,
+                action=REQUEST_ACTION,
+                target={
+                    "sha256": sha256,
+                    "search_id": search_id,
+                    "event_id": str(record.event_id),
+                    "agent_id": record.agent_id,
+                    "state": outcome.state,
+                },
+                reason=search.reason,
+                result_count=None,
+                client=client_of(request),
+            ),
+        )
+    body = {
+        "sha256": sha256,
+        "state": outcome.state,
+        "agent_id": outcome.agent_id,
+        "expires_at": None if outcome.expires_at is None else outcome.expires_at.isoformat(),
+        "message": REQUEST_MESSAGES[outcome.state],
+    }
+    return JSONResponse(body, status_code=200 if outcome.state == "uploaded" else 202, headers=NO_STORE)
+
+
+@router.get(
+    "/api/v1/evidence/requests/stats",
+    summary="Counts of officers' evidence requests: open, waiting for the agent, fulfilled, expired",
+)
+async def get_evidence_request_stats(
+    _principal: Annotated[Principal, Depends(require_role("admin", "technician", "auditor"))],
+    app: Annotated[AppState, Depends(get_app_state)],
+) -> dict[str, int]:
+    async with app.pool.connection() as conn:
+        stats = await request_stats(conn, dt.datetime.now(dt.UTC))
+    return dataclasses.asdict(stats)

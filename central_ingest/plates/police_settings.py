@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from central_ingest.plates.evidence_requests import EvidenceRequestSettings
+
 MAX_SEARCH_DAYS = 400
 """The widest range any search may be configured to cover (``plates.search.MAX_RANGE``)."""
 
@@ -22,4 +24,8 @@ class PoliceSettings(BaseModel):
         le=24 * 30,
         description="How long after a search its officer may open the evidence images it returned; later, search "
         "again (with a reason).",
+    )
+    evidence_requests: EvidenceRequestSettings = Field(
+        default_factory=EvidenceRequestSettings,
+        description="Officers' requests for evidence still at the edge: expiry, per-agent cap, resend interval.",
     )

@@ -8,6 +8,12 @@ Timescale edition a pass makes sure the continuous aggregates and the refresh an
 exist with the configured windows (``ensure_timescale_policies``), empties the dirty-hour tables
 the service path would have used, and prunes the dead letters (a plain table).
 
+Personal data is deleted by the service on BOTH editions: a TimescaleDB background job cannot append
+to the audit log, so ``plate_passes`` and ``violations`` get no retention job (one left by an older
+version is removed) and each pass drops their chunks, then the evidence images, through
+``apply_retention``, which writes one ``retention_delete`` audit entry per table in the deleting
+transaction (``AUDITED_TABLES``).
+
 ``maintenance_loop`` repeats a pass every ``every_s`` seconds for the life of the process: an
 error is logged and counted and the next pass comes after a backoff (full jitter, at most
 ``every_s``); the loop only ends when it is cancelled.
@@ -29,14 +35,19 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
-from central_ingest.settings import Settings
+from central_ingest.settings import RetentionSettings, Settings
 from central_ingest.store.edition import TimescaleFeatures, detect_features
 from central_ingest.store.retention import (
+    EVIDENCE_TABLE,
+    PERSONAL_DATA_TABLES,
     RetentionReport,
+    RetentionTarget,
     apply_retention,
     clamp_counts,
     dead_letter_target,
+    evidence_target,
     plan,
+    raw_targets,
     retention_policies,
     service_targets,
 )
@@ -62,6 +73,9 @@ DAILY_REFRESH_EVERY = dt.timedelta(hours=1)
 
 Path = Literal["service", "policies"]
 
+AUDITED_TABLES = PERSONAL_DATA_TABLES
+"""Tables whose retention the service runs on every edition (never a database job): their deletions are audited."""
+
 
 @dataclass(frozen=True)
 class RefreshPolicy:
@@ -78,6 +92,9 @@ class PolicyReport:
     refresh_policies_set: tuple[str, ...]
     retention_policies_set: tuple[str, ...]
     """Relations whose job was added or replaced because its window differed from the settings."""
+    retention_policies_removed: tuple[str, ...] = ()
+    """Personal-data tables whose retention job (left by an older version) was removed: the service deletes them,
+    audited."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +178,28 @@ async def _job_is_current(
     return row is not None and row[0] == 1 and row[1] == 1
 
 
+def licensed_retention_policies(settings: RetentionSettings) -> dict[str, dt.timedelta]:
+    """Timescale path: the retention jobs to keep, i.e. ``retention_policies`` without the audited tables; pure."""
+    return {table: keep for table, keep in retention_policies(settings).items() if table not in AUDITED_TABLES}
+
+
+def audited_targets(settings: RetentionSettings) -> tuple[RetentionTarget, ...]:
+    """Timescale path: what the service deletes itself, audited: the personal-data hypertables, then the evidence
+    images (after the violations, whose references keep an image longer); pure."""
+    personal = tuple(target for target in raw_targets(settings) if target.table in AUDITED_TABLES)
+    return (*personal, evidence_target(settings))
+
+
+async def _has_retention_job(conn: psycopg.AsyncConnection[Any], table: str) -> bool:
+    cursor = await conn.execute(
+        b"SELECT count(*) FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention'"
+        b" AND hypertable_name = %s",
+        (table,),
+    )
+    row = await cursor.fetchone()
+    return row is not None and int(row[0]) > 0
+
+
 async def _existing_views(conn: psycopg.AsyncConnection[Any]) -> set[str]:
     cursor = await conn.execute(b"SELECT view_name FROM timescaledb_information.continuous_aggregates")
     return {str(name) for (name,) in await cursor.fetchall()}
@@ -203,12 +242,17 @@ async def ensure_timescale_policies(conn: psycopg.AsyncConnection[Any], settings
             refreshed.append(policy.view)
 
     retained: list[str] = []
-    for relation, keep in retention_policies(settings.retention).items():
+    for relation, keep in licensed_retention_policies(settings.retention).items():
         if not await _job_is_current(conn, "policy_retention", relation, drop_after=keep):
             await conn.execute(b"SELECT remove_retention_policy(%s, if_exists => true)", (relation,))
             await conn.execute(b"SELECT add_retention_policy(%s, drop_after => %s::interval)", (relation, keep))
             retained.append(relation)
-    return PolicyReport(created, tuple(refreshed), tuple(retained))
+    removed: list[str] = []
+    for table in sorted(AUDITED_TABLES - {EVIDENCE_TABLE}):  # evidence_blobs is a plain table: never had a job
+        if await _has_retention_job(conn, table):
+            await conn.execute(b"SELECT remove_retention_policy(%s, if_exists => true)", (table,))
+            removed.append(table)
+    return PolicyReport(created, tuple(refreshed), tuple(retained), tuple(removed))
 
 
 @asynccontextmanager
@@ -242,7 +286,8 @@ async def _policy_pass(
     # The aggregates track changes themselves; the writer's dirty hours are not needed here.
     for table in ("count_rollup_dirty", "count_rollup_pending"):
         await conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
-    retention = await apply_retention(conn, plan((dead_letter_target(settings.retention),), now))
+    targets = (*audited_targets(settings.retention), dead_letter_target(settings.retention))
+    retention = await apply_retention(conn, plan(targets, now))
     return MaintenanceReport(now, True, features.license, "policies", retention=retention, policies=policies)
 
 
@@ -274,8 +319,12 @@ def _summary(report: MaintenanceReport) -> str:
         parts += [f"{t.table}: {t.deleted_rows} rows deleted" for t in report.retention.tables if t.deleted_rows]
     if report.policies is not None:
         p = report.policies
+        removed = (
+            f" retention jobs removed={list(p.retention_policies_removed)}" if p.retention_policies_removed else ""
+        )
         parts.append(
             f"views created={list(p.views_created)} jobs set={[*p.refresh_policies_set, *p.retention_policies_set]}"
+            + removed
         )
     return "; ".join(parts)
 

@@ -1,8 +1,12 @@
 """The HTTP transport: one batch = one gzip POST to central's ``/api/v1/events`` with the agent's token.
 
+Every POST announces ``X-IOC-Ack-Features: evidence_wanted``: this agent reads ``BatchAck.evidence_wanted``
+(officers' requests for keyframes held at the edge), so central may put it in the ack. Central never sends
+the field to an agent that does not announce it (older agents refuse unknown ack fields).
+
 Answers map to outcomes (the sender decides what to do with them):
 
-- 2xx: ``Acked`` with central's ``BatchAck`` (stored, duplicates, rejections by index);
+- 2xx: ``Acked`` with central's ``BatchAck`` (stored, duplicates, rejections by index, evidence wanted);
 - 413: ``TooLarge`` (the sender halves the batch);
 - network error, timeout, 408, 429, 5xx: ``Retry`` (with ``Retry-After`` when central sent one);
 - 401, 403, 404, 405: ``Retry`` too. They say the agent's token or URL is wrong (or revoked), not
@@ -29,6 +33,9 @@ from event_contract import BatchAck
 __all__ = ["EVENTS_PATH", "HttpTransport", "UplinkConfig"]
 
 EVENTS_PATH = "/api/v1/events"
+ACK_FEATURES_HEADER = "X-IOC-Ack-Features"
+ACK_FEATURES = "evidence_wanted"
+"""Optional BatchAck fields this agent reads (comma-separated tokens)."""
 RETRIED_4XX = frozenset({401, 403, 404, 405, 408, 429})
 """4xx answers that are about the connection or the agent's credentials, not the events: retried."""
 
@@ -51,7 +58,11 @@ class HttpTransport:
 
     def send(self, agent_id: str, payloads: Sequence[bytes]) -> SendOutcome:
         body = batch_body(agent_id, payloads)
-        headers = {"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"}
+        headers = {
+            "Authorization": f"Bearer {self._token}",
+            "Content-Type": "application/json",
+            ACK_FEATURES_HEADER: ACK_FEATURES,
+        }
         if self._gzip:
             body = gzip.compress(body, compresslevel=6)
             headers["Content-Encoding"] = "gzip"

@@ -13,6 +13,8 @@ without starving live alerts and health) -> ``transport.send`` -> by outcome:
 
 - acked: ``spool.ack`` all; the events central refused one by one (``BatchAck.rejections``) are
   first kept in the dead-letter store with central's reason and their JSON, counted, never resent;
+  the evidence digests an officer asked for (``BatchAck.evidence_wanted``) go to the handler set with
+  ``set_evidence_wanted_handler`` (the agent's evidence store; counted, never fatal to delivery);
 - retry (network, timeout, 5xx, 429, no MQTT ack): ``spool.release`` (pending again, so a newer
   live event can overtake), backoff with full jitter (``Retry-After`` honoured up to the ceiling),
   one failure for the circuit breaker;
@@ -54,6 +56,9 @@ from ioc_common.backoff import Backoff
 from ioc_common.dead_letter import DeadLetter, DeadLetterCode, DeadLetterSink
 
 log = logging.getLogger(__name__)
+
+EvidenceWantedHandler = Callable[[tuple[str, ...]], None]
+"""Takes ``BatchAck.evidence_wanted`` on the sender thread; must be quick (a local write) and may raise."""
 
 IDLE_WAIT_S = 1.0
 """Longest the sender sleeps with an empty spool before it looks again (a submit wakes it at once)."""
@@ -143,6 +148,10 @@ class DeliveryStats:
     """Age (now minus event time) of the oldest event still in the spool; None when it is empty."""
     spool: SpoolStatsView
     """The spool's own counters (drops by kind, disk state, ...)."""
+    evidence_wanted: int = 0
+    """Evidence digests central asked for in its acks (an officer's requests), handed to the handler."""
+    evidence_wanted_unhandled: int = 0
+    """Of those, digests no handler took (none set, or it raised; central asks again later)."""
 
 
 @dataclass
@@ -161,6 +170,8 @@ class _Counters:
     retries: int = 0
     dead_letter_errors: int = 0
     internal_errors: int = 0
+    evidence_wanted: int = 0
+    evidence_wanted_unhandled: int = 0
     last_error: str = ""
 
 
@@ -212,6 +223,7 @@ class Delivery:
         self._acker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="delivery-ack")
         self._ack_due: list[int] = []
         self._ack_in_flight: Future[None] | None = None
+        self._evidence_wanted: EvidenceWantedHandler | None = None
         self._thread = threading.Thread(target=self._run, name="delivery-sender", daemon=True)
         self._thread.start()
 
@@ -251,6 +263,11 @@ class Delivery:
         self._spool.put(events, durable_only=durable_only)
         self._arrival(len(events))
 
+    def set_evidence_wanted_handler(self, handler: EvidenceWantedHandler | None) -> None:
+        """Who takes the evidence digests central's acks ask for (the agent's evidence store); None: nobody."""
+        with self._lock:
+            self._evidence_wanted = handler
+
     def stats(self) -> DeliveryStats:
         spool = self._spool.stats()
         with self._lock:
@@ -279,6 +296,8 @@ class Delivery:
                 backlog_bytes=spool.pending_bytes,
                 oldest_pending_age_s=None if oldest is None else max(0.0, (self._now() - oldest).total_seconds()),
                 spool=spool,
+                evidence_wanted=counters.evidence_wanted,
+                evidence_wanted_unhandled=counters.evidence_wanted_unhandled,
             )
 
     def close(self, timeout: float = 10.0) -> DeliveryStats:
@@ -452,6 +471,8 @@ class Delivery:
                 counters.stored_events += ack.stored
                 counters.duplicate_events += ack.duplicates
                 counters.rejected_events += max(ack.rejected, len(refused)) if kept else 0
+        if ack is not None and ack.evidence_wanted:
+            self._hand_evidence_wanted(ack.evidence_wanted)
         if refused and kept:
             log.error(
                 "central refused %d event(s) of a batch (kept in the dead-letter store, not resent): %s",
@@ -459,6 +480,24 @@ class Delivery:
                 "; ".join(f"#{i}: {reason}" for i, reason in list(refused.items())[:3]),
             )
         return kept
+
+    def _hand_evidence_wanted(self, digests: tuple[str, ...]) -> None:
+        """Give central's evidence requests to the handler; a failure is counted, never fatal (central re-asks)."""
+        with self._lock:
+            handler = self._evidence_wanted
+            self._counters.evidence_wanted += len(digests)
+        if handler is None:
+            with self._lock:
+                self._counters.evidence_wanted_unhandled += len(digests)
+            log.warning("central asked for %d evidence keyframes but this agent keeps none", len(digests))
+            return
+        try:
+            handler(digests)
+        except Exception as error:
+            with self._lock:
+                self._counters.evidence_wanted_unhandled += len(digests)
+                self._counters.last_error = f"evidence request handler: {type(error).__name__}: {error}"
+            log.exception("could not take %d evidence requests from central's ack", len(digests))
 
     def _refuse(self, batch: list[SpooledEventView], code: DeadLetterCode, reason: str) -> bool:
         """Keep the whole batch as dead letters, then let it leave the spool."""

@@ -16,7 +16,8 @@ from ioc_common.backoff import BackoffConfig
 MIB = 1024 * 1024
 
 UploadPolicy = Literal["never", "violations", "all"]
-"""never: evidence stays at the edge; violations: keyframes of violations and incidents go to central at once;
+"""never: evidence stays at the edge unless an officer asks for it (``upload_on_request``); violations:
+keyframes of violations and incidents go to central at once;
 all: plate-pass keyframes too."""
 
 EvidencePurpose = Literal["violation", "plate_pass"]
@@ -63,6 +64,11 @@ class EvidenceConfig(BaseModel):
         description="never: keep evidence at the edge only; violations: upload keyframes of violations and "
         "incidents to central (PUT /api/v1/evidence/{sha256}); all: plate-pass keyframes too. Needs central "
         "transport http.",
+    )
+    upload_on_request: bool = Field(
+        default=True,
+        description="Upload keyframes central asks for (an officer's request, carried by the ack of a batch) "
+        "whatever `upload` says; false: a request is counted and ignored, nothing leaves the box.",
     )
     upload_backoff: BackoffConfig = Field(
         default_factory=lambda: BackoffConfig(base_s=1.0, ceiling_s=300.0),

@@ -13,6 +13,12 @@ older than ``max_age_days`` are deleted by ``prune`` (``expired``); the upload l
 ``pending_max`` (oldest dropped from the list, ``pending_dropped``). A keyframe that cannot be written
 (disk full) is counted in ``write_errors`` and ``put`` returns None: the caller still sends its event,
 without that evidence reference.
+
+Central may ask for keyframes the policy kept here (an officer's request, carried by a ``BatchAck``):
+``mark_wanted`` puts them at the FRONT of the upload list, whatever the policy, and remembers them in
+the ``requested`` table (a subset of the list, so bounded by it) until they leave it; the list's
+drop_oldest never drops a requested one. Digests this store does not hold are counted
+(``requested_missing``).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -40,9 +46,20 @@ INDEX_NAME = "index.sqlite"
 URI_PREFIX = "evidence/"
 """Evidence references name files relative to the agent (``evidence/<sha256>.jpg``); opaque to central."""
 _SHA_FILE = re.compile(r"^([0-9a-f]{64})\.jpg$")
+_SHA_HEX = re.compile(r"[0-9a-f]{64}")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
-_COUNTER_NAMES = ("stored", "evicted", "expired", "uploaded", "refused", "pending_dropped")
+_COUNTER_NAMES = (
+    "stored",
+    "evicted",
+    "expired",
+    "uploaded",
+    "refused",
+    "pending_dropped",
+    "requested",
+    "requested_missing",
+    "requested_uploaded",
+)
 
 _DDL = (
     """
@@ -60,9 +77,16 @@ CREATE TABLE IF NOT EXISTS pending (
     attempts INTEGER NOT NULL
 )""",
     "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    # Added after version 1 shipped: IF NOT EXISTS adds it to older files at open (same version, a new table).
+    """
+CREATE TABLE IF NOT EXISTS requested (
+    sha256 TEXT PRIMARY KEY,      -- on the upload list because central asked for it
+    requested_us INTEGER NOT NULL
+)""",
 )
 _FILE_COLUMNS = ("sha256", "nbytes", "stored_us", "purpose")
 _PENDING_COLUMNS = ("seq", "sha256", "attempts")
+_REQUESTED_COLUMNS = ("sha256", "requested_us")
 
 
 def _salvage(src: sqlite3.Connection, dst: sqlite3.Connection) -> int:
@@ -70,10 +94,12 @@ def _salvage(src: sqlite3.Connection, dst: sqlite3.Connection) -> int:
     files = [row for row in salvage_rows(src, "files", _FILE_COLUMNS, "rowid") if isinstance(row[0], str)]
     pending = [row for row in salvage_rows(src, "pending", _PENDING_COLUMNS, "seq") if isinstance(row[1], str)]
     counters = [row for row in salvage_rows(src, "counters", ("name", "value"), "rowid") if isinstance(row[1], int)]
+    requested = [row for row in salvage_rows(src, "requested", _REQUESTED_COLUMNS, "rowid") if isinstance(row[0], str)]
     dst.execute("BEGIN IMMEDIATE")
     try:
         dst.executemany("INSERT OR IGNORE INTO files VALUES (?, ?, ?, ?)", files)
         dst.executemany("INSERT OR IGNORE INTO pending VALUES (?, ?, ?)", pending)
+        dst.executemany("INSERT OR IGNORE INTO requested VALUES (?, ?)", requested)
         dst.executemany("INSERT OR REPLACE INTO counters VALUES (?, ?)", counters)
         dst.execute("COMMIT")
     except BaseException:
@@ -85,7 +111,12 @@ def _salvage(src: sqlite3.Connection, dst: sqlite3.Connection) -> int:
 SCHEMA = StoreSchema(
     version=1,
     ddl=_DDL,
-    tables={"files": _FILE_COLUMNS, "pending": _PENDING_COLUMNS, "counters": ("name", "value")},
+    tables={
+        "files": _FILE_COLUMNS,
+        "pending": _PENDING_COLUMNS,
+        "counters": ("name", "value"),
+        "requested": _REQUESTED_COLUMNS,
+    },
     salvage=_salvage,
 )
 
@@ -99,6 +130,18 @@ class _IndexSettings:
     integrity_check_on_open: bool
     keep_quarantined: int
     recheck_disk_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class WantedOutcome:
+    """What ``mark_wanted`` did with central's digests."""
+
+    marked: int
+    """Newly put on (or moved to the front of) the upload list as requested."""
+    already: int
+    """Already requested and waiting: left as they were."""
+    missing: int
+    """Not held here: counted in ``requested_missing``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +162,14 @@ class EvidenceStats:
     """Uploads central refused for good (4xx other than the retried ones); the file is kept (persisted)."""
     pending_dropped: int
     """Keyframes that left the upload list because it was full (drop_oldest; persisted)."""
+    requested: int
+    """Keyframes central asked for (an officer's request) and this store put on the upload list (persisted)."""
+    requested_missing: int
+    """Digests central asked for that this store does not hold (never stored, evicted, expired; persisted)."""
+    requested_uploaded: int
+    """Requested keyframes central has stored since (persisted)."""
+    requested_pending: int
+    """Requested keyframes still on the upload list."""
     write_errors: int
     """Keyframes that could not be written (disk full, I/O error) since the store opened."""
     state: str
@@ -165,6 +216,7 @@ class EvidenceStore(RecoveringSqliteStore[_IndexSettings]):
         self._files = 0
         self._bytes = 0
         self._pending = 0
+        self._requested_pending = 0
         self._write_errors = 0
         directory.mkdir(parents=True, exist_ok=True)
         self._start()
@@ -220,6 +272,23 @@ class EvidenceStore(RecoveringSqliteStore[_IndexSettings]):
             )
         return [str(row[0]) for row in rows or []]
 
+    def mark_wanted(self, digests: Sequence[str]) -> WantedOutcome:
+        """Central asked for these keyframes: put the ones held here at the front of the upload list.
+
+        Idempotent (an ack seen twice changes nothing); digests that are not hex SHA-256 count as missing.
+        """
+        wanted = list(dict.fromkeys(digests))
+        valid = [sha for sha in wanted if _SHA_HEX.fullmatch(sha)]
+        now_us = _to_us(self._wall_clock())
+        with self._lock:
+            self._require_open()
+            outcome = self._attempt(lambda conn: self._wanted_tx(conn, valid, now_us, len(wanted)), write=True)
+        if outcome is None:  # the index's disk failed: nothing marked; central asks again later
+            return WantedOutcome(0, 0, 0)
+        if outcome.missing:
+            log.warning("evidence: central asked for %d keyframes this agent does not hold", outcome.missing)
+        return outcome
+
     def mark_uploaded(self, sha256: str) -> None:
         """Central stored it: off the upload list."""
         self._finish_pending(sha256, "uploaded")
@@ -259,6 +328,7 @@ class EvidenceStore(RecoveringSqliteStore[_IndexSettings]):
                 files=self._files,
                 bytes=self._bytes,
                 pending=self._pending,
+                requested_pending=self._requested_pending,
                 write_errors=self._write_errors,
                 state=self._state,
                 last_error=self._last_error,
@@ -284,9 +354,13 @@ class EvidenceStore(RecoveringSqliteStore[_IndexSettings]):
                 )
             pending = int(conn.execute("SELECT count(*) FROM pending").fetchone()[0])
             over = pending - self.config.pending_max
-            if over > 0:
-                conn.execute("DELETE FROM pending WHERE seq IN (SELECT seq FROM pending ORDER BY seq LIMIT ?)", (over,))
-                counters["pending_dropped"] = counters.get("pending_dropped", 0) + over
+            if over > 0:  # drop_oldest, never a keyframe an officer asked for
+                dropped = conn.execute(
+                    "DELETE FROM pending WHERE seq IN (SELECT seq FROM pending WHERE sha256 NOT IN "
+                    "(SELECT sha256 FROM requested) ORDER BY seq LIMIT ?)",
+                    (over,),
+                ).rowcount
+                counters["pending_dropped"] = counters.get("pending_dropped", 0) + dropped
             doomed: list[str] = []
             total = self._bytes + (size if added else 0)
             if total > self.config.max_bytes:
@@ -329,14 +403,48 @@ class EvidenceStore(RecoveringSqliteStore[_IndexSettings]):
         self._refresh(conn)
         return doomed
 
+    def _wanted_tx(self, conn: sqlite3.Connection, digests: list[str], now_us: int, asked: int) -> WantedOutcome:
+        counters = dict(self._counters)
+        marked = already = 0
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for sha in digests:
+                if conn.execute("SELECT 1 FROM files WHERE sha256 = ?", (sha,)).fetchone() is None:
+                    continue
+                waiting = conn.execute("SELECT 1 FROM pending WHERE sha256 = ?", (sha,)).fetchone() is not None
+                if waiting and conn.execute("SELECT 1 FROM requested WHERE sha256 = ?", (sha,)).fetchone():
+                    already += 1
+                    continue
+                front = int(conn.execute("SELECT coalesce(min(seq), 1) - 1 FROM pending").fetchone()[0])
+                if waiting:
+                    conn.execute("UPDATE pending SET seq = ? WHERE sha256 = ?", (front, sha))
+                else:
+                    conn.execute("INSERT INTO pending (seq, sha256, attempts) VALUES (?, ?, 0)", (front, sha))
+                conn.execute("INSERT OR REPLACE INTO requested VALUES (?, ?)", (sha, now_us))
+                marked += 1
+            missing = asked - marked - already
+            counters["requested"] = counters.get("requested", 0) + marked
+            counters["requested_missing"] = counters.get("requested_missing", 0) + missing
+            self._save_counters(conn, counters)
+            conn.execute("COMMIT")
+        except BaseException:
+            rollback_quietly(conn)
+            raise
+        self._counters = counters
+        self._refresh(conn)
+        return WantedOutcome(marked, already, missing)
+
     def _finish_pending(self, sha256: str, counter: str | None) -> None:
         def work(conn: sqlite3.Connection) -> None:
             counters = dict(self._counters)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 gone = conn.execute("DELETE FROM pending WHERE sha256 = ?", (sha256,)).rowcount
+                was_requested = conn.execute("DELETE FROM requested WHERE sha256 = ?", (sha256,)).rowcount
                 if counter is not None:
                     counters[counter] = counters.get(counter, 0) + gone
+                if counter == "uploaded" and was_requested:
+                    counters["requested_uploaded"] = counters.get("requested_uploaded", 0) + was_requested
                 self._save_counters(conn, counters)
                 conn.execute("COMMIT")
             except BaseException:
@@ -356,6 +464,7 @@ class EvidenceStore(RecoveringSqliteStore[_IndexSettings]):
             marks = ",".join("?" * len(chunk))
             conn.execute(f"DELETE FROM files WHERE sha256 IN ({marks})", chunk)
             conn.execute(f"DELETE FROM pending WHERE sha256 IN ({marks})", chunk)
+            conn.execute(f"DELETE FROM requested WHERE sha256 IN ({marks})", chunk)
 
     def _save_counters(self, conn: sqlite3.Connection, counters: dict[str, int]) -> None:
         changed = [(name, value) for name, value in counters.items() if self._counters.get(name) != value]
@@ -368,6 +477,7 @@ class EvidenceStore(RecoveringSqliteStore[_IndexSettings]):
         files, size = conn.execute("SELECT count(*), total(nbytes) FROM files").fetchone()
         self._files, self._bytes = int(files), int(size)
         self._pending = int(conn.execute("SELECT count(*) FROM pending").fetchone()[0])
+        self._requested_pending = int(conn.execute("SELECT count(*) FROM requested").fetchone()[0])
 
     def _delete_files(self, shas: list[str]) -> None:
         """Remove files whose rows are gone (after the commit: a crash in between leaves a file the next open
@@ -408,6 +518,8 @@ class EvidenceStore(RecoveringSqliteStore[_IndexSettings]):
             log.warning(
                 "evidence index reconciled: %d files added back, %d rows without file", len(lost), len(vanished)
             )
+        # A request whose keyframe left the upload list (a salvaged index) is no longer waiting.
+        conn.execute("DELETE FROM requested WHERE sha256 NOT IN (SELECT sha256 FROM pending)")
         loaded = {str(name): int(value) for name, value in conn.execute("SELECT name, value FROM counters")}
         for name, value in self._counters.items():
             loaded[name] = max(value, loaded.get(name, 0))

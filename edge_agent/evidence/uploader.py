@@ -12,8 +12,12 @@ Answers, like the event uplink's (``edge_agent.delivery.http_uplink``):
   the item stays first on the list and its ``attempts`` grows;
 - any other 4xx (400, 413, 422): refused for good, counted, off the list; the file stays at the edge.
 
-The list itself is the store's (persisted in its SQLite index, bounded, oldest first), so what was
-not uploaded before a restart is uploaded after it. The thread also runs the store's age pruning.
+The list itself is the store's (persisted in its SQLite index, bounded, oldest first; keyframes an
+officer asked for first), so what was not uploaded before a restart is uploaded after it. The thread
+also runs the store's age pruning.
+
+It runs whenever the uplink has an HTTP URL and either the policy uploads something or requests are
+served (``upload_on_request``): with policy ``never`` the list holds only requested keyframes.
 """
 
 from __future__ import annotations
@@ -60,7 +64,9 @@ class UploaderStats:
     """The current backoff delay (0 while uploads succeed)."""
     last_error: str | None
     enabled: bool
-    """False when the uplink has no HTTP URL (transport mqtt): nothing is uploaded, the list only grows."""
+    """Uploads by policy: False with policy never or when the uplink has no HTTP URL (transport mqtt)."""
+    serves_requests: bool = False
+    """Uploads what officers request (``upload_on_request`` and an HTTP URL), whatever the policy."""
 
 
 class EvidenceUploader:
@@ -80,8 +86,10 @@ class EvidenceUploader:
     ) -> None:
         self._store = store
         self._enabled = central.url is not None and config.upload != "never"
+        self._serves_requests = central.url is not None and config.upload_on_request
+        self._active = self._enabled or self._serves_requests
         self._base = str(central.url).rstrip("/") + EVIDENCE_PATH if central.url is not None else ""
-        self._token = central.resolve_token() if self._enabled else ""
+        self._token = central.resolve_token() if self._active else ""
         self._client = client or httpx.Client(timeout=config.upload_timeout_s)
         self._owns_client = client is None
         self._backoff = Backoff(config.upload_backoff, rng or random.Random())  # noqa: S311 (jitter, not crypto)
@@ -126,6 +134,7 @@ class EvidenceUploader:
                 next_retry_s=self._next_retry_s,
                 last_error=self._last_error,
                 enabled=self._enabled,
+                serves_requests=self._serves_requests,
             )
 
     # ----------------------------------------------------------------- the thread
@@ -138,7 +147,7 @@ class EvidenceUploader:
                 next_prune = self._monotonic() + PRUNE_EVERY_S
             delay, backing_off = self._poll_s, False
             try:
-                if self._enabled:
+                if self._active:
                     delay, backing_off = self._upload_some()
             except Exception as error:  # a bug here must not end uploads for good; count it and go on
                 log.exception("evidence uploader failed")

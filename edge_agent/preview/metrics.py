@@ -2,20 +2,28 @@
 
 A pure function of stats values: every camera's pipeline counters, its measured frame rate,
 running crossings per line/direction/class and per-stage seconds, the uplink's queue and
-delivery counters and the preview server's own clients and refusals.
+delivery counters, the preview server's own clients and refusals, and (on a traffic site) the
+traffic counters: plate reads done and dropped, violations, plate passes, congestion reports and
+keyframes per camera, and the evidence store and uploader (stored, uploaded, pending, evicted,
+officers' requests).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import get_args
 
 from edge_agent.delivery.sender import DeliveryStats
+from edge_agent.evidence.store import EvidenceStats
+from edge_agent.evidence.uploader import UploaderStats
 from edge_agent.health import CameraHealth
 from edge_agent.overlay import RunningCounts
 from edge_agent.pipeline import PipelineStats
 from edge_agent.preview.feed import StageTotals
+from edge_agent.traffic.camera import CameraTrafficStats
+from edge_agent.traffic.plate_stage import PlateStageStats
+from edge_agent.traffic.plate_worker import PlateWorkerStats
 from event_contract import SourceState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -41,6 +49,18 @@ class ServerMetrics:
 
 
 @dataclass(frozen=True, slots=True)
+class TrafficMetrics:
+    """The traffic side of an agent (violations, plates, evidence); absent on a counting-only agent."""
+
+    cameras: Mapping[str, CameraTrafficStats] = field(default_factory=dict)
+    plate_stages: Mapping[str, PlateStageStats] = field(default_factory=dict)
+    """Per camera with plates."""
+    plate_worker: PlateWorkerStats | None = None
+    evidence: EvidenceStats | None = None
+    evidence_upload: UploaderStats | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class _Family:
     name: str
     kind: str
@@ -49,13 +69,18 @@ class _Family:
 
 
 def render_metrics(
-    agent_id: str, cameras: Sequence[CameraMetrics], uplink: DeliveryStats | None, server: ServerMetrics
+    agent_id: str,
+    cameras: Sequence[CameraMetrics],
+    uplink: DeliveryStats | None,
+    server: ServerMetrics,
+    traffic: TrafficMetrics | None = None,
 ) -> str:
     families = [
         _Family("agent_info", "gauge", "Always 1; labels name the agent.", (({"agent_id": agent_id}, 1.0),)),
         *_camera_families(cameras),
         *(_uplink_families(uplink) if uplink is not None else ()),
         *_server_families(server),
+        *(_traffic_families(traffic) if traffic is not None else ()),
     ]
     return "".join(_format(family) for family in families)
 
@@ -201,6 +226,136 @@ def _uplink_families(uplink: DeliveryStats) -> Iterable[_Family]:
         "Circuit breaker: 0 closed (sending), 1 half-open (probing), 2 open (waiting).",
         BREAKER_STATES.get(uplink.breaker_state, 2.0),
     )
+    yield one(
+        "uplink_evidence_wanted_total",
+        "counter",
+        "Evidence digests central asked for in its acks (officers' requests).",
+        uplink.evidence_wanted,
+    )
+
+
+def _one(name: str, kind: str, help_text: str, value: float) -> _Family:
+    return _Family(name, kind, help_text, (({}, float(value)),))
+
+
+def _traffic_families(traffic: TrafficMetrics) -> Iterable[_Family]:
+    yield from _traffic_camera_families(traffic)
+    worker = traffic.plate_worker
+    if worker is not None:
+        yield _one("plate_reads_total", "counter", "Vehicle crops read by the plate worker.", worker.reads)
+        yield _one("plate_reads_found_total", "counter", "Reads that found a plate.", worker.plates_found)
+        yield _one(
+            "plate_reads_dropped_total",
+            "counter",
+            "Crops dropped unread: the plate worker's queue was full (drop_oldest).",
+            worker.jobs_dropped,
+        )
+        yield _one(
+            "plate_results_dropped_total",
+            "counter",
+            "Readings a camera did not take in time (its result queue full, drop_oldest).",
+            worker.results_dropped,
+        )
+        yield _one("plate_read_errors_total", "counter", "Reads that failed with an error.", worker.read_errors)
+        yield _one("plate_queue_depth", "gauge", "Crops waiting for the plate worker.", worker.queued)
+        yield _one("plate_read_seconds_total", "counter", "Seconds the plate worker spent reading.", worker.busy_s)
+    if traffic.evidence is not None:
+        yield from _evidence_families(traffic.evidence)
+    upload = traffic.evidence_upload
+    if upload is not None:
+        yield _one(
+            "evidence_upload_failures_total",
+            "counter",
+            "Keyframe uploads that failed and are retried.",
+            upload.failures,
+        )
+        yield _one(
+            "evidence_upload_missing_total",
+            "counter",
+            "Listed keyframes whose file was gone at upload time (since start).",
+            upload.missing,
+        )
+        yield _one(
+            "evidence_upload_enabled", "gauge", "1 while the upload policy sends keyframes.", float(upload.enabled)
+        )
+        yield _one(
+            "evidence_upload_serves_requests",
+            "gauge",
+            "1 while keyframes officers request are uploaded.",
+            float(upload.serves_requests),
+        )
+
+
+def _traffic_camera_families(traffic: TrafficMetrics) -> Iterable[_Family]:
+    cameras = sorted(traffic.cameras.items())
+
+    def per_camera(name: str, help_text: str, values: Iterable[tuple[str, float]]) -> _Family:
+        return _Family(name, "counter", help_text, tuple(({"camera": camera}, float(v)) for camera, v in values))
+
+    yield per_camera("violations_total", "Violations and incidents emitted.", ((c, s.violations) for c, s in cameras))
+    yield per_camera(
+        "violations_with_plate_total",
+        "Violations emitted with the vehicle's plate.",
+        ((c, s.violations_with_plate) for c, s in cameras),
+    )
+    yield per_camera("plate_passes_total", "Plate passes emitted.", ((c, s.plate_passes) for c, s in cameras))
+    yield per_camera(
+        "plates_unfit_total",
+        "Voted plates the contract cannot carry (dropped from the violation, no pass).",
+        ((c, s.plates_unfit) for c, s in cameras),
+    )
+    yield per_camera("congestion_reports_total", "Congestion events emitted.", ((c, s.congestion) for c, s in cameras))
+    yield per_camera("keyframes_total", "Evidence keyframes stored.", ((c, s.keyframes) for c, s in cameras))
+    yield per_camera(
+        "keyframes_failed_total",
+        "Keyframes that could not be made or stored.",
+        ((c, s.keyframes_failed) for c, s in cameras),
+    )
+    stages = sorted(traffic.plate_stages.items())
+    yield per_camera(
+        "plate_crops_submitted_total",
+        "Vehicle crops sent to the plate worker.",
+        ((c, s.crops_submitted) for c, s in stages),
+    )
+    yield per_camera(
+        "passes_without_plate_total",
+        "Vehicles that crossed the pass line with no plate read (not sent).",
+        ((c, s.passes_without_plate) for c, s in stages),
+    )
+
+
+def _evidence_families(evidence: EvidenceStats) -> Iterable[_Family]:
+    yield _one("evidence_files", "gauge", "Keyframes held at the edge.", evidence.files)
+    yield _one("evidence_bytes", "gauge", "Bytes of those keyframes.", evidence.bytes)
+    yield _one("evidence_pending", "gauge", "Keyframes waiting for upload.", evidence.pending)
+    yield _one(
+        "evidence_requested_pending",
+        "gauge",
+        "Keyframes officers asked for, still waiting.",
+        evidence.requested_pending,
+    )
+    counters = (
+        ("evidence_stored_total", "Keyframes stored, ever.", evidence.stored),
+        ("evidence_uploaded_total", "Keyframes central stored, ever.", evidence.uploaded),
+        ("evidence_evicted_total", "Keyframes deleted oldest-first to stay under max_bytes.", evidence.evicted),
+        ("evidence_expired_total", "Keyframes deleted for age (max_age_days).", evidence.expired),
+        ("evidence_refused_total", "Uploads central refused for good (the file stays).", evidence.refused),
+        ("evidence_pending_dropped_total", "Keyframes dropped from the full upload list.", evidence.pending_dropped),
+        ("evidence_write_errors_total", "Keyframes the disk refused (since start).", evidence.write_errors),
+        (
+            "evidence_requested_total",
+            "Keyframes officers asked for that were put on the upload list.",
+            evidence.requested,
+        ),
+        (
+            "evidence_requested_missing_total",
+            "Keyframes officers asked for that this agent no longer holds.",
+            evidence.requested_missing,
+        ),
+        ("evidence_requested_uploaded_total", "Requested keyframes uploaded.", evidence.requested_uploaded),
+    )
+    for name, help_text, value in counters:
+        yield _one(name, "counter", help_text, value)
 
 
 def _server_families(server: ServerMetrics) -> Iterable[_Family]:

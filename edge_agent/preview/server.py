@@ -44,7 +44,7 @@ from edge_agent.preview.config import PreviewConfig
 from edge_agent.preview.feed import CameraFeed, PreviewSample
 from edge_agent.preview.jpeg import JpegRenderer, encode_jpeg
 from edge_agent.preview.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from edge_agent.preview.metrics import CameraMetrics, ServerMetrics, render_metrics
+from edge_agent.preview.metrics import CameraMetrics, ServerMetrics, TrafficMetrics, render_metrics
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,8 @@ class PreviewSources:
     feeds: Mapping[str, CameraFeed]
     pipeline_stats: Callable[[], Sequence[PipelineStats]]
     uplink_stats: Callable[[], DeliveryStats] | None = None
+    traffic_stats: Callable[[], TrafficMetrics | None] | None = None
+    """Plates, violations and evidence counters (agents with traffic cameras)."""
 
 
 class StreamLimiter:
@@ -202,7 +204,8 @@ class PreviewServer:
             jpeg_encodes=self.renderer.encodes,
         )
         uplink = self.sources.uplink_stats() if self.sources.uplink_stats is not None else None
-        return render_metrics(self.sources.agent_id, cameras, uplink, server)
+        traffic = self.sources.traffic_stats() if self.sources.traffic_stats is not None else None
+        return render_metrics(self.sources.agent_id, cameras, uplink, server, traffic)
 
     def placeholder_jpeg(self, camera_id: str) -> bytes:
         """Shown in a stream before the camera's first frame, so a viewer sees why the picture is missing."""

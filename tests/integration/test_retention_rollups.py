@@ -319,7 +319,7 @@ def test_timescale_edition_builds_continuous_aggregates_and_policies(dsn: str) -
         jobs = conn.execute(
             "SELECT count(*) FROM timescaledb_information.jobs WHERE proc_name = 'policy_retention'"
         ).fetchone()
-    assert jobs == (11,)  # 9 raw hypertables and the 2 hourly aggregates
+    assert jobs == (9,)  # 7 raw hypertables (not plate_passes, violations: audited deletes) and 2 hourly aggregates
 
 
 def test_claim_waits_for_an_ingest_transaction_that_marked_an_hour(dsn: str) -> None:

@@ -376,17 +376,62 @@
       if (!entry.isIntersecting) continue;
       const img = entry.target;
       observer.unobserve(img);
-      // Fetched once into a blob: the viewer reuses it, so one look is one audited view.
-      const response = await fetch(img.dataset.src, { credentials: "same-origin" });
-      if (!response.ok) {
-        const note = el("span", { class: "error" }, `Không xem được ảnh (${response.status}) / Image unavailable`);
-        note.title = await detailOf(response);
-        img.replaceWith(note);
-        continue;
-      }
-      img.src = URL.createObjectURL(await response.blob());
-      img.dataset.loaded = "1";
+      await loadEvidence(img);
     }
+  }
+
+  async function loadEvidence(img) {
+    // Fetched once into a blob: the viewer reuses it, so one look is one audited view.
+    const response = await fetch(img.dataset.src, { credentials: "same-origin" });
+    if (!response.ok) {
+      const detail = await detailOf(response);
+      img.hidden = true;
+      img.after(response.status === 404 ? notUploaded(img, detail) : unavailable(response.status, detail));
+      return;
+    }
+    img.src = URL.createObjectURL(await response.blob());
+    img.hidden = false;
+    img.dataset.loaded = "1";
+  }
+
+  function unavailable(status, detail) {
+    const note = el("span", { class: "error" }, `Không xem được ảnh (${status}) / Image unavailable`);
+    note.title = detail;
+    return note;
+  }
+
+  function notUploaded(img, detail) {
+    // The agent keeps this image at the edge (its upload policy): ask for it; it arrives after the agent's
+    // next batch (central cannot call the agent), then "Xem lại / Try again" loads it.
+    const box = el("span", { class: "evidence-request" });
+    const note = el("span", { class: "error" }, "Không xem được ảnh (404): chưa tải lên / Image not uploaded yet");
+    note.title = detail;
+    const ask = el("button", { type: "button" }, "Yêu cầu tải ảnh / Request from the agent");
+    const status = el("span", { class: "hint", role: "status" });
+    const retry = el("button", { type: "button", hidden: "" }, "Xem lại / Try again");
+    ask.addEventListener("click", async () => {
+      ask.disabled = true;
+      const [path, query] = img.dataset.src.split("?");
+      const response = await fetch(`${path}/request?${query}`, {
+        method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": csrfToken() },
+      });
+      if (!response.ok) {
+        status.textContent = messageFor(response.status, await detailOf(response));
+        status.className = "error";
+        ask.disabled = false;
+        return;
+      }
+      const answer = await response.json();
+      status.textContent = answer.message;
+      retry.hidden = false;
+      if (answer.state === "uploaded") retry.click();
+    });
+    retry.addEventListener("click", async () => {
+      box.remove();
+      await loadEvidence(img);
+    });
+    box.append(note, ask, status, retry);
+    return box;
   }
 
   function openViewer(img, record) {
