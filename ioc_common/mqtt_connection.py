@@ -15,6 +15,8 @@ from typing import ClassVar, Literal
 
 from paho.mqtt.client import Client
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from ioc_common.backoff import BackoffConfig
@@ -143,3 +145,32 @@ def new_client(
     if config.tls is not None:
         client.tls_set_context(tls_context(config.tls))
     return client
+
+
+def connect_properties(session_expiry_s: int, receive_maximum: int | None = None) -> Properties:
+    """MQTT 5 CONNECT properties: how long the broker keeps the session, and optionally Receive Maximum."""
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    properties.SessionExpiryInterval = session_expiry_s
+    if receive_maximum is not None:
+        properties.ReceiveMaximum = receive_maximum
+    return properties
+
+
+def connect_async(
+    client: Client, connection: BrokerConnection, *, session_expiry_s: int, receive_maximum: int | None = None
+) -> None:
+    """Start connecting in paho's network thread (once ``loop_start`` runs), resuming the kept session.
+
+    MQTT 5: the session lives ``session_expiry_s`` after a disconnect, and a client that keeps none
+    (0) starts clean. MQTT 3.1.1 has no expiry: the client's ``clean_session`` (``new_client``) decides.
+    """
+    if connection.protocol == "5":
+        client.connect_async(
+            connection.host,
+            connection.port,
+            keepalive=connection.keepalive_s,
+            clean_start=session_expiry_s == 0,
+            properties=connect_properties(session_expiry_s, receive_maximum),
+        )
+    else:
+        client.connect_async(connection.host, connection.port, keepalive=connection.keepalive_s)

@@ -42,7 +42,7 @@ from edge_agent.delivery.config import MqttUplinkConfig, UplinkConfig
 from edge_agent.delivery.transport import Acked, Refused, Retry, SendOutcome, TooLarge, batch_body
 from event_contract import BatchAck
 from ioc_common.backoff import Backoff
-from ioc_common.mqtt_connection import new_client
+from ioc_common.mqtt_connection import connect_async, new_client
 
 log = logging.getLogger(__name__)
 
@@ -177,18 +177,7 @@ class MqttTransport:
 
     def _connect(self) -> None:
         self._set_next_reconnect_delay()
-        if self._v5:
-            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            properties.SessionExpiryInterval = self._mqtt.session_expiry_s
-            self._client.connect_async(
-                self._mqtt.host,
-                self._mqtt.port,
-                keepalive=self._mqtt.keepalive_s,
-                clean_start=False,
-                properties=properties,
-            )
-        else:
-            self._client.connect_async(self._mqtt.host, self._mqtt.port, keepalive=self._mqtt.keepalive_s)
+        connect_async(self._client, self._mqtt, session_expiry_s=self._mqtt.session_expiry_s)
         self._client.loop_start()
 
     def _on_connect(

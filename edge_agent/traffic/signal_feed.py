@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
-from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -34,7 +33,7 @@ from edge_agent.violations.signals import SignalBoard, SignalUpdate, parse_signa
 from event_contract.traffic import SignalState
 from ioc_common.backoff import Backoff
 from ioc_common.dead_letter import DeadLetter, DeadLetterSink
-from ioc_common.mqtt_connection import new_client
+from ioc_common.mqtt_connection import connect_async, new_client
 
 log = logging.getLogger(__name__)
 
@@ -144,18 +143,7 @@ class SignalFeedSubscriber:
         self._set_next_delay(client)
         self._client = client
         config = self._config
-        if config.protocol == "5":
-            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            properties.SessionExpiryInterval = config.session_expiry_s
-            client.connect_async(
-                config.host,
-                config.port,
-                keepalive=config.keepalive_s,
-                clean_start=config.session_expiry_s == 0,
-                properties=properties,
-            )
-        else:
-            client.connect_async(config.host, config.port, keepalive=config.keepalive_s)
+        connect_async(client, config, session_expiry_s=config.session_expiry_s)
         client.loop_start()
         log.info("signal feed: connecting to %s:%d for %r", config.host, config.port, config.topic)
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 
 from paho.mqtt.client import Client
-from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import Field
 
+from ioc_common import mqtt_connection
 from ioc_common.mqtt_connection import MQTT_MAX_SESSION_EXPIRY_S, BrokerConnection
 
 MQTT_MAX_RECEIVE_MAXIMUM = 65_535
@@ -62,21 +62,11 @@ def connect_properties(config: BrokerConfig) -> Properties | None:
     """MQTT 5 CONNECT properties (session expiry, Receive Maximum); None for MQTT 3.1.1."""
     if config.protocol != "5":
         return None
-    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    properties.SessionExpiryInterval = config.session_expiry_s
-    properties.ReceiveMaximum = config.receive_maximum
-    return properties
+    return mqtt_connection.connect_properties(config.session_expiry_s, config.receive_maximum)
 
 
 def connect_async(client: Client, config: BrokerConfig) -> None:
     """Start connecting (in paho's network thread, once ``loop_start`` runs) and keep the session."""
-    if config.protocol == "5":
-        client.connect_async(
-            config.host,
-            config.port,
-            keepalive=config.keepalive_s,
-            clean_start=False,
-            properties=connect_properties(config),
-        )
-    else:
-        client.connect_async(config.host, config.port, keepalive=config.keepalive_s)
+    mqtt_connection.connect_async(
+        client, config, session_expiry_s=config.session_expiry_s, receive_maximum=config.receive_maximum
+    )
