@@ -199,6 +199,40 @@ async def _find_in_search(
     return record, None if record is not None else f"this image is not among the results of search {search.seq}"
 
 
+async def _own_search_with_image(
+    conn: AsyncConnection[Any],
+    vault: PlateVault,
+    principal: Principal,
+    *,
+    search_id: int,
+    sha256: str,
+    settings: PoliceSettings,
+) -> tuple[AuditRecord, PassRecord]:
+    """The caller's own recent search ``search_id`` and its pass that references the image; else 404/403."""
+    search = await record_at(conn, search_id)
+    _check_search(search, search_id, principal, dt.timedelta(hours=settings.evidence_view_hours))
+    assert search is not None  # _check_search refused a missing search
+    record, why = await _find_in_search(conn, vault, search, sha256)
+    if record is None:
+        raise HTTPException(403, why or "not among the search's results")
+    return search, record
+
+
+def _evidence_audit(
+    principal: Principal, request: Request, action: str, search: AuditRecord, target: dict[str, Any]
+) -> AuditEntry:
+    """What an officer did with one image of one search, under that search's reason."""
+    return AuditEntry(
+        actor=principal.username,
+        role=POLICE_ROLE,
+        action=action,
+        target={**target, "search_id": search.seq},
+        reason=search.reason,
+        result_count=1 if action == VIEW_ACTION else None,
+        client=client_of(request),
+    )
+
+
 @router.get(
     "/api/v1/plates/evidence/{sha256}",
     summary="An evidence image returned by one of the caller's searches (police; audited)",
@@ -222,12 +256,9 @@ async def get_evidence(
     settings: Annotated[PoliceSettings, Depends(get_police_settings)],
 ) -> Response:
     async with app.pool.connection() as conn, conn.transaction():
-        search = await record_at(conn, search_id)
-        _check_search(search, search_id, principal, dt.timedelta(hours=settings.evidence_view_hours))
-        assert search is not None  # _check_search refused a missing search
-        record, why = await _find_in_search(conn, vault, search, sha256)
-        if record is None:
-            raise HTTPException(403, why or "not among the search's results")
+        search, record = await _own_search_with_image(
+            conn, vault, principal, search_id=search_id, sha256=sha256, settings=settings
+        )
         try:
             loaded = await load_evidence(conn, vault, sha256)
         except PlateVaultError as error:
@@ -236,18 +267,8 @@ async def get_evidence(
         if loaded is None:
             raise HTTPException(404, "the agent has not uploaded this image (yet), or retention deleted it")
         content_type, data = loaded
-        await append_audit(
-            conn,
-            AuditEntry(
-                actor=principal.username,
-                role=POLICE_ROLE,
-                action=VIEW_ACTION,
-                target={"sha256": sha256, "search_id": search_id, "event_id": str(record.event_id)},
-                reason=search.reason,
-                result_count=1,
-                client=client_of(request),
-            ),
-        )
+        target = {"sha256": sha256, "event_id": str(record.event_id)}
+        await append_audit(conn, _evidence_audit(principal, request, VIEW_ACTION, search, target))
     return Response(data, media_type=content_type, headers=NO_STORE)
 
 
@@ -281,36 +302,22 @@ async def post_evidence_request(
     request_settings: Annotated[EvidenceRequestSettings, Depends(get_evidence_request_settings)],
 ) -> JSONResponse:
     async with app.pool.connection() as conn, conn.transaction():
-        search = await record_at(conn, search_id)
-        _check_search(search, search_id, principal, dt.timedelta(hours=settings.evidence_view_hours))
-        assert search is not None  # _check_search refused a missing search
-        record, why = await _find_in_search(conn, vault, search, sha256)
-        if record is None:
-            raise HTTPException(403, why or "not among the search's results")
+        search, record = await _own_search_with_image(
+            conn, vault, principal, search_id=search_id, sha256=sha256, settings=settings
+        )
         try:
             outcome = await request_evidence(
                 conn, sha256=sha256, agent_id=record.agent_id, now=dt.datetime.now(dt.UTC), settings=request_settings
             )
         except TooManyRequestsError as error:
             raise HTTPException(429, str(error)) from None
-        await append_audit(
-            conn,
-            AuditEntry(
-                actor=principal.username,
-                role=POLICE_ROLE,
-                action=REQUEST_ACTION,
-                target={
-                    "sha256": sha256,
-                    "search_id": search_id,
-                    "event_id": str(record.event_id),
-                    "agent_id": record.agent_id,
-                    "state": outcome.state,
-                },
-                reason=search.reason,
-                result_count=None,
-                client=client_of(request),
-            ),
-        )
+        target = {
+            "sha256": sha256,
+            "event_id": str(record.event_id),
+            "agent_id": record.agent_id,
+            "state": outcome.state,
+        }
+        await append_audit(conn, _evidence_audit(principal, request, REQUEST_ACTION, search, target))
     body = {
         "sha256": sha256,
         "state": outcome.state,
