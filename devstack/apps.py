@@ -192,11 +192,15 @@ def edge_config(
     preview_port: int = 0,
     state_dir: Path | None = None,
     sensors: Mapping[str, Any] | None = None,
+    extra_cameras: Sequence[Mapping[str, Any]] = (),
+    sections: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A site config (see configs/edge.example.yaml) for one camera; ``preview_port`` 0 = no preview server.
 
     ``state_dir``: the agent's spool and dead letters (default: beside the token file); ``sensors``: a
-    ``sensors:`` section (broker and stations) to read field sensors too.
+    ``sensors:`` section (broker and stations) to read field sensors too; ``extra_cameras``: whole camera
+    entries after the first (e.g. ``devstack.traffic_site.traffic_camera``); ``sections``: more agent-level
+    sections (``signal_feed``, ``evidence``, ``plate_worker``).
     """
     camera: dict[str, Any] = {
         "id": camera_id,
@@ -212,7 +216,8 @@ def edge_config(
         "state_dir": str(state_dir or token_file.parent / f"{agent_id}-state"),
         "intervals_s": [interval_s],
         "preview": {"port": preview_port},
-        "cameras": [camera],
+        "cameras": [camera, *(dict(extra) for extra in extra_cameras)],
+        **dict(sections or {}),
     }
     if sensors is not None:
         config["sensors"] = dict(sensors)

@@ -1,11 +1,14 @@
-"""The demo behind ``./run demo``: a synthetic camera, the real stack, an agent, stored counts, alerts.
+"""The demo behind ``./run demo``: synthetic cameras, the real stack, an agent, stored counts, alerts, police.
 
-It renders (once, then cached) a synthetic traffic clip with exact ground truth, serves
-it in a loop from a real RTSP server, starts the central ingest service on a private
-PostgreSQL + TimescaleDB (with the demo alert rules and an MQTT ingest worker on the local
-mosquitto) and an edge agent that reads the stream, and runs a simulated water-level station
-that publishes over MQTT. It prints the counts stored in the database beside the ground
-truth, and the open alerts, until Ctrl-C (or ``--duration``).
+It renders (once, then cached) a synthetic traffic clip with exact ground truth and a junction clip
+with rendered plates and a red phase (``devstack.plate_clip``), serves both in a loop from one real
+RTSP server, starts the central ingest service on a private PostgreSQL + TimescaleDB (with the demo
+alert rules, an MQTT ingest worker on the local mosquitto and a generated plate keyring) and an edge
+agent that reads both streams: the counting camera, and the traffic-police camera (plates, a red-light
+rule whose signal a simulated controller publishes over MQTT, evidence uploaded). A simulated
+water-level station publishes over MQTT too. It creates a demo police user (TOTP), prints the counts
+stored in the database beside the ground truth, the open alerts, the violations and plate passes
+stored, until Ctrl-C (or ``--duration``), then makes one audited plate search through the API.
 """
 
 from __future__ import annotations
@@ -36,15 +39,37 @@ from devstack.apps import (
 )
 from devstack.demo_sensors import SimulatedStations, demo_sensor_section
 from devstack.errors import DevstackError
+from devstack.plate_clip import PlateClip, render_plate_clip
 from devstack.ports import LOCALHOST, accepts_connections, free_port
 from devstack.scene import SceneParams, render_scene
 from devstack.stack import DEFAULT_STATE_DIR, Stack, StackInfo
+from devstack.traffic_site import (
+    BrokerLogin,
+    LampController,
+    PoliceApi,
+    TrafficCounts,
+    audit_head,
+    ensure_police_user,
+    read_password,
+    red_light_runner,
+    traffic_camera,
+    traffic_counts,
+    traffic_sections,
+    write_password_file,
+)
 from edge_agent.preview.config import DEFAULT_PREVIEW_PORT
 
 DEMO_RULES = Path(__file__).resolve().parent.parent / "configs" / "alert_rules.demo.yaml"
 AGENT_ID = "demo-agent"
 CAMERA_ID = "cam-demo-01"
 LINE_ID = "line-main"
+TRAFFIC_CAMERA_ID = "cam-demo-junction"
+POLICE_USER = "demo.police"
+DEMO_CASE_NUMBER = "DEMO-01/2026"
+DEMO_CASE_NOTE = "Tra cứu thử của bản demo: xe vượt đèn đỏ / demo search: the red-light runner"
+TRAFFIC_MAX_FPS = 5.0
+"""The junction camera is analysed at 5 frames/s: enough for its slow cars and their plates, and it leaves the
+demo's two cores to the counting camera (its plate reads are dropped oldest-first when the worker is behind)."""
 
 
 @dataclass(frozen=True)
@@ -112,10 +137,22 @@ def format_table(stored: dict[CountKey, int], truth: dict[CountKey, int], passes
     return "\n".join(rows)
 
 
-def print_summary(central: CentralService, truth: SceneTruth, started: dt.datetime, elapsed_s: float) -> None:
+@dataclass(frozen=True)
+class DemoTraffic:
+    """The traffic-police camera of the demo: its clip's truth and where its records are stored."""
+
+    clip: PlateClip
+    database_url: str
+    police_password_file: Path
+    police_totp_secret: str | None
+
+
+def print_summary(
+    central: CentralService, truth: SceneTruth, started: dt.datetime, elapsed_s: float, traffic: DemoTraffic
+) -> None:
     line_id = truth.line_id
     end = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
-    stored = central.totals(agent_id=AGENT_ID, start=started.isoformat(), end=end.isoformat())
+    stored = central.totals(agent_id=AGENT_ID, source_id=CAMERA_ID, start=started.isoformat(), end=end.isoformat())
     passes = int(elapsed_s // truth.duration_s)
     print(
         f"\n[demo] {elapsed_s:5.0f} s running, {passes} full pass(es) of the {truth.duration_s:.0f} s clip. "
@@ -123,7 +160,34 @@ def print_summary(central: CentralService, truth: SceneTruth, started: dt.dateti
     )
     print(format_table(stored, truth_totals(truth, line_id), passes))
     print(format_alerts(central))
+    counts = traffic_counts(traffic.database_url, AGENT_ID, TRAFFIC_CAMERA_ID, started)
+    print(format_traffic(counts, traffic.clip, elapsed_s))
     sys.stdout.flush()
+
+
+def format_traffic(counts: TrafficCounts, clip: PlateClip, elapsed_s: float) -> str:
+    """Violations by type and plate passes stored for the junction camera, beside its clip's truth."""
+    passes = int(elapsed_s // clip.duration_s)
+    truth = {"red_light": sum(vehicle.runs_red for vehicle in clip.vehicles)}
+    header = f"{'':<42} {'stored':>7} {'truth/pass':>10} {'truth x passes':>14}"
+    lines = [
+        f"[demo] Camera giao thông / traffic camera {TRAFFIC_CAMERA_ID}: {passes} full pass(es) of the "
+        f"{clip.duration_s:.0f} s junction clip. Vi phạm và lượt xe đã lưu / violations and plate passes stored:",
+        header,
+        "-" * len(header),
+    ]
+    for kind in sorted(set(counts.violations) | set(truth)):
+        per_pass = truth.get(kind, 0)
+        label = f"vi phạm / violation {kind}"
+        lines.append(f"{label:<42} {counts.violations.get(kind, 0):>7} {per_pass:>10} {per_pass * passes:>14}")
+    per_pass = len(clip.vehicles)
+    label = "lượt xe có biển số / plate passes"
+    lines.append(f"{label:<42} {counts.plate_passes:>7} {per_pass:>10} {per_pass * passes:>14}")
+    label = "ảnh bằng chứng / evidence images"
+    lines.append(
+        f"{label:<42} {counts.evidence_uploaded:>7}   uploaded, of {counts.evidence_referenced} distinct referenced"
+    )
+    return "\n".join(lines)
 
 
 def format_alerts(central: CentralService) -> str:
@@ -139,6 +203,8 @@ def format_alerts(central: CentralService) -> str:
 def _central_env(info: StackInfo) -> dict[str, str]:
     """The demo's central service: demo alert rules, and an MQTT ingest worker on the local broker."""
     return {
+        # The demo serves plain HTTP on 127.0.0.1: session cookies without Secure, so any browser keeps them.
+        "IOC_CENTRAL_ACCESS__COOKIE_SECURE": "false",
         "IOC_CENTRAL_ALERT_RULES_PATH": str(DEMO_RULES),
         "IOC_CENTRAL_SERVE_MQTT_WORKER": "true",
         "IOC_CENTRAL_MQTT_INGEST__HOST": info.mqtt_host,
@@ -153,16 +219,24 @@ def run_demo(state_dir: Path, duration_s: float, interval_s: int, report_every_s
     print("[demo] rendering the synthetic camera clip (cached after the first run) ...", flush=True)
     truth = SceneTruth.load(*render_scene(SceneParams(), demo_dir / "scene"))
     print(f"[demo] clip: {truth.video} ({truth.duration_s:.0f} s, {len(truth.crossings)} line crossings per pass)")
+    plates = render_plate_clip(demo_dir / "junction")
+    print(
+        f"[demo] junction clip: {plates.path} ({plates.duration_s:.0f} s, {len(plates.vehicles)} plates per pass, "
+        f"red light runner {red_light_runner(plates).plate})"
+    )
 
     stack = Stack(state_dir / "stack")
     with ExitStack() as cleanup, _stop_on_signals():
         try:
             print("[demo] starting PostgreSQL+TimescaleDB, mosquitto and the RTSP server ...", flush=True)
             cleanup.callback(stack.stop)
-            info = stack.start([truth.video], loop=True)
+            info = stack.start([truth.video, plates.path], loop=True)
             camera_url = info.rtsp_urls[truth.video.stem]
+            junction_url = info.rtsp_urls[plates.path.stem]
             token = provision_agent(info.postgres_dsn, AGENT_ID)
             token_file = write_secret(demo_dir / "agent.token", token)
+            traffic = _police_user(info.postgres_dsn, demo_dir, plates)
+            broker = BrokerLogin(info.mqtt_host, info.mqtt_port, info.mqtt_username, info.mqtt_password)
 
             central = start_central(info.postgres_dsn, demo_dir / "logs" / "central.log", env=_central_env(info))
             preview_port = (
@@ -182,6 +256,16 @@ def run_demo(state_dir: Path, duration_s: float, interval_s: int, report_every_s
                 preview_port=preview_port,
                 state_dir=demo_dir / "agent-state",
                 sensors=demo_sensor_section(info.mqtt_host, info.mqtt_port, info.mqtt_username, info.mqtt_password),
+                extra_cameras=[
+                    traffic_camera(
+                        plates,
+                        camera_id=TRAFFIC_CAMERA_ID,
+                        camera_url=junction_url,
+                        on_end="reconnect",
+                        max_fps=TRAFFIC_MAX_FPS,
+                    )
+                ],
+                sections=traffic_sections(broker, upload="all"),
             )
             config_path = write_edge_config(demo_dir / "edge.yaml", config)
             started = dt.datetime.now(dt.UTC)
@@ -191,6 +275,10 @@ def run_demo(state_dir: Path, duration_s: float, interval_s: int, report_every_s
             station = SimulatedStations(info.mqtt_host, info.mqtt_port, info.mqtt_username, info.mqtt_password)
             station.start()
             cleanup.callback(station.stop)
+            # The junction's signal controller, in step with the looping clip the agent sees (traffic_site.py).
+            controller = LampController(broker, preview, TRAFFIC_CAMERA_ID)
+            controller.start()
+            cleanup.callback(controller.stop)
 
             print(
                 f"\n[demo] running. Camera (RTSP): {camera_url}\n"
@@ -204,21 +292,73 @@ def run_demo(state_dir: Path, duration_s: float, interval_s: int, report_every_s
                 f"[demo] counts are stored per {interval_s} s interval; press Ctrl-C to stop.",
                 flush=True,
             )
+            print(format_police_access(central, traffic, junction_url, preview), flush=True)
             elapsed_s = _watch(
-                edge, central, truth, started=started, duration_s=duration_s, report_every_s=report_every_s
+                edge,
+                central,
+                truth,
+                traffic,
+                started=started,
+                duration_s=duration_s,
+                report_every_s=report_every_s,
             )
             _stop_edge(edge)  # flushes the open interval to central before the final summary
-            print_summary(central, truth, started, elapsed_s)
+            print_summary(central, truth, started, elapsed_s, traffic)
+            audited_search(central, traffic, started)
         except _StopRequestedError as stop:
             print(f"\n[demo] {stop} received during start-up: stopping ...", flush=True)
     print("[demo] stopped: agent, central service and stack are down.")
     return 0
 
 
+def _police_user(database_url: str, demo_dir: Path, clip: PlateClip) -> DemoTraffic:
+    """The demo police user (created, or on a later run given a new TOTP secret), its password in a 0600 file."""
+    password_file = demo_dir / "police.password"
+    if not password_file.exists():
+        write_password_file(password_file)
+    secret = ensure_police_user(database_url, POLICE_USER, password_file)
+    return DemoTraffic(clip, database_url, password_file, secret)
+
+
+def format_police_access(central: CentralService, traffic: DemoTraffic, junction_url: str, preview: str) -> str:
+    return (
+        f"[demo] camera giao thông / traffic camera (RTSP): {junction_url}   "
+        f"xem trực tiếp / preview: {preview}/cameras/{TRAFFIC_CAMERA_ID}/preview.mjpg\n"
+        f"[demo] tra cứu biển số / police plate search: {central.url}/police\n"
+        f"[demo]   người dùng / username: {POLICE_USER}   mật khẩu / password: in {traffic.police_password_file}\n"
+        f"[demo]   mã TOTP / TOTP secret (add to an authenticator app): {traffic.police_totp_secret}"
+    )
+
+
+def audited_search(central: CentralService, traffic: DemoTraffic, started: dt.datetime) -> None:
+    """One police search through the API, as the demo police user: the red-light runner's plate since start."""
+    plate = red_light_runner(traffic.clip).plate
+    api = PoliceApi(central.url)
+    token = api.login(POLICE_USER, read_password(traffic.police_password_file), traffic.police_totp_secret)
+    answer = api.search(
+        token,
+        plate=plate,
+        since=started - dt.timedelta(minutes=1),
+        until=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1),
+        case_number=DEMO_CASE_NUMBER,
+        note=DEMO_CASE_NOTE,
+    )
+    if answer.status != 200:
+        raise DevstackError(f"the demo plate search failed: {answer.status} {answer.body[:300]!r}")
+    found = answer.json()
+    print(
+        f"[demo] tra cứu có kiểm toán / audited search (API, as {POLICE_USER}, case {DEMO_CASE_NUMBER}): "
+        f"plate {plate}: {len(found['records'])} pass(es), audit record {found['search_id']}\n"
+        f"[demo] chuỗi kiểm toán / audit chain verified, head {audit_head(traffic.database_url)}",
+        flush=True,
+    )
+
+
 def _watch(
     edge: ManagedProcess,
     central: CentralService,
     truth: SceneTruth,
+    traffic: DemoTraffic,
     *,
     started: dt.datetime,
     duration_s: float,
@@ -233,7 +373,7 @@ def _watch(
                 if not process.running():
                     raise DevstackError(f"{process.name} stopped unexpectedly:\n{process.log_tail()}")
             if time.monotonic() >= next_report:
-                print_summary(central, truth, started, time.monotonic() - t0)
+                print_summary(central, truth, started, time.monotonic() - t0, traffic)
                 next_report += report_every_s
             time.sleep(0.5)
         print("\n[demo] duration reached: stopping ...", flush=True)
