@@ -36,6 +36,25 @@ MIN_ZONE_AREA = 1e-4
 """Least polygon area, as a fraction of the image: smaller is a drawing mistake (a sliver or a line)."""
 
 
+def check_simple_polygon(polygon: tuple[NormalisedPoint, ...], what: str) -> tuple[NormalisedPoint, ...]:
+    """A drawn area (``what``: "zone", "rule area"): 3 to 64 points in 0..1, edges that do not cross, an area."""
+    if not 3 <= len(polygon) <= 64:
+        raise ValueError(f"a {what} polygon needs 3 to 64 points, got {len(polygon)}")
+    for index, point in enumerate(polygon):
+        if not all(0.0 <= v <= 1.0 for v in point):  # NaN fails too
+            raise ValueError(f"point {index} {point}: {what} points are normalised image coordinates in 0..1")
+    crossing = self_intersection(polygon)
+    if crossing is not None:
+        i, j = crossing
+        raise ValueError(
+            f"the polygon's edges {i} (point {i} -> {(i + 1) % len(polygon)}) and {j} "
+            f"(point {j} -> {(j + 1) % len(polygon)}) cross or overlap: draw the points in order around the {what}"
+        )
+    if polygon_area(polygon) < MIN_ZONE_AREA:
+        raise ValueError(f"the polygon's area is below {MIN_ZONE_AREA} of the image: it is a line, not a {what}")
+    return polygon
+
+
 class ZoneConfig(BaseModel):
     """One zone of one camera, drawn in normalised image coordinates."""
 
@@ -64,21 +83,7 @@ class ZoneConfig(BaseModel):
     @field_validator("polygon")
     @classmethod
     def _simple_polygon(cls, polygon: tuple[NormalisedPoint, ...]) -> tuple[NormalisedPoint, ...]:
-        if not 3 <= len(polygon) <= 64:
-            raise ValueError(f"a zone polygon needs 3 to 64 points, got {len(polygon)}")
-        for index, point in enumerate(polygon):
-            if not all(0.0 <= v <= 1.0 for v in point):
-                raise ValueError(f"point {index} {point}: zone points are normalised image coordinates in 0..1")
-        crossing = self_intersection(polygon)
-        if crossing is not None:
-            i, j = crossing
-            raise ValueError(
-                f"the polygon's edges {i} (point {i} -> {(i + 1) % len(polygon)}) and {j} "
-                f"(point {j} -> {(j + 1) % len(polygon)}) cross or overlap: draw the points in order around the zone"
-            )
-        if polygon_area(polygon) < MIN_ZONE_AREA:
-            raise ValueError(f"the polygon's area is below {MIN_ZONE_AREA} of the image: it is a line, not a zone")
-        return polygon
+        return check_simple_polygon(polygon, "zone")
 
     @property
     def display_name(self) -> str:

@@ -17,14 +17,15 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edge_agent.violations.shapes import ArrowConfig, NormalisedPoint, SegmentConfig, check_polygon
 from event_contract.models import IDENTIFIER_PATTERN
 from event_contract.taxonomy import VehicleClass
 
 RuleId = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
-Polygon = tuple[NormalisedPoint, ...]
+Polygon = Annotated[tuple[NormalisedPoint, ...], AfterValidator(check_polygon)]
+"""A drawn area, checked like a zone's polygon (``shapes.check_polygon``) wherever a rule uses one."""
 MAX_ITEMS = 64
 _HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 
@@ -218,11 +219,6 @@ class WrongWayRuleConfig(_AreaRule):
         "turning briefly does not fire.",
     )
 
-    @field_validator("lane")
-    @classmethod
-    def _lane_ok(cls, value: Polygon) -> Polygon:
-        return check_polygon(value)
-
 
 class IllegalStoppingRuleConfig(_AreaRule):
     """Illegal stopping/parking: stopped (speed ~0) inside a no-stopping zone for longer than ``max_stop_s``."""
@@ -230,11 +226,6 @@ class IllegalStoppingRuleConfig(_AreaRule):
     type: Literal["illegal_stopping"]
     zone: Polygon = _polygon_field("The no-stopping zone")
     max_stop_s: float = Field(default=30.0, gt=0.0, le=86_400.0, description="Longest allowed stop, seconds.")
-
-    @field_validator("zone")
-    @classmethod
-    def _zone_ok(cls, value: Polygon) -> Polygon:
-        return check_polygon(value)
 
 
 class HoursWindow(_Frozen):
@@ -295,11 +286,6 @@ class LaneViolationRuleConfig(_AreaRule):
         description="The tracker's class vote must have held this class for this long before it is judged.",
     )
 
-    @field_validator("lane")
-    @classmethod
-    def _lane_ok(cls, value: Polygon) -> Polygon:
-        return check_polygon(value)
-
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -354,11 +340,6 @@ class StoppedInLaneRuleConfig(_AreaRule):
         description="A vehicle at most this far (box sizes) before stop_line is the head of a queue there.",
     )
 
-    @field_validator("lane")
-    @classmethod
-    def _lane_ok(cls, value: Polygon) -> Polygon:
-        return check_polygon(value)
-
     @model_validator(mode="after")
     def _signal_needs_line(self) -> StoppedInLaneRuleConfig:
         if self.signal_id is not None and self.stop_line is None:
@@ -388,11 +369,6 @@ class QueueGrowthRuleConfig(_RuleBase):
         le=10.0,
         description="Gaps up to this (box sizes) between queued vehicles count as queue (the space in a queue).",
     )
-
-    @field_validator("zone")
-    @classmethod
-    def _zone_ok(cls, value: Polygon) -> Polygon:
-        return check_polygon(value)
 
 
 class PossibleAccidentRuleConfig(_RuleBase):
@@ -427,11 +403,6 @@ class PossibleAccidentRuleConfig(_RuleBase):
     stopped_for_s: float = Field(
         default=5.0, gt=0.0, le=600.0, description="Both vehicles must then stay stopped this long."
     )
-
-    @field_validator("zone")
-    @classmethod
-    def _zone(cls, value: Polygon | None) -> Polygon | None:
-        return None if value is None else check_polygon(value)
 
 
 RuleConfig = Annotated[
@@ -518,11 +489,6 @@ class CongestionZoneConfig(_Frozen):
     report_every_s: float = Field(
         default=300.0, gt=0.0, le=3600.0, description="Seconds between periodic reports (besides level changes)."
     )
-
-    @field_validator("zone")
-    @classmethod
-    def _zone_ok(cls, value: Polygon) -> Polygon:
-        return check_polygon(value)
 
 
 class ViolationRulesConfig(_Frozen):

@@ -13,8 +13,8 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from edge_agent.analytics.geometry import Point, polygon_area, self_intersection
-from edge_agent.analytics.zones import MIN_ZONE_AREA
+from edge_agent.analytics.geometry import Point
+from edge_agent.analytics.zones import check_simple_polygon
 
 NormalisedPoint = tuple[float, float]
 
@@ -69,17 +69,7 @@ class ArrowConfig(BaseModel):
 
 def check_polygon(polygon: tuple[NormalisedPoint, ...]) -> tuple[NormalisedPoint, ...]:
     """The same checks as ``ZoneConfig.polygon``: 3..64 points in 0..1, simple, with an area."""
-    if not 3 <= len(polygon) <= 64:
-        raise ValueError(f"a polygon needs 3 to 64 points, got {len(polygon)}")
-    for index, point in enumerate(polygon):
-        _check_point(point, f"point {index}")
-    crossing = self_intersection(polygon)
-    if crossing is not None:
-        i, j = crossing
-        raise ValueError(f"the polygon's edges {i} and {j} cross or overlap: draw the points in order around the area")
-    if polygon_area(polygon) < MIN_ZONE_AREA:
-        raise ValueError(f"the polygon's area is below {MIN_ZONE_AREA} of the image: it is a line, not an area")
-    return polygon
+    return check_simple_polygon(polygon, "rule area")
 
 
 def to_pixels(points: tuple[NormalisedPoint, ...], width: int, height: int) -> npt.NDArray[np.float64]:
