@@ -19,7 +19,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from ioc_common.backoff import BackoffConfig
+from ioc_common.backoff import Backoff, BackoffConfig
 from ioc_common.mqtt_tls import client_tls_context
 from ioc_common.secret_files import read_secret_file
 
@@ -174,3 +174,14 @@ def connect_async(
         )
     else:
         client.connect_async(connection.host, connection.port, keepalive=connection.keepalive_s)
+
+
+def set_next_reconnect_delay(client: Client, backoff: Backoff) -> float:
+    """Draw the wait before paho's next reconnect from ``backoff``; returns it (seconds).
+
+    paho waits min_delay after a reset and doubles it itself; setting min = max = a fresh full-jitter
+    draw before each wait turns that fixed doubling into our exponential backoff with jitter and ceiling.
+    """
+    delay = backoff.next_delay()
+    client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]
+    return delay

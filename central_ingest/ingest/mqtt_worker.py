@@ -62,6 +62,7 @@ from central_ingest.plates.vault import vault_from_settings
 from central_ingest.settings import Settings
 from central_ingest.store.pool import open_pool
 from ioc_common.backoff import Backoff
+from ioc_common.mqtt_connection import set_next_reconnect_delay
 
 log = logging.getLogger(__name__)
 
@@ -338,11 +339,7 @@ class MqttIngestWorker:
         log.warning("MQTT ingest: cannot reach %s:%d; next try in %.1f s", self._config.host, self._config.port, delay)
 
     def _set_next_reconnect_delay(self, client: Client) -> float:
-        # paho waits min_delay after a reset; setting min = max = a fresh full-jitter draw before each
-        # wait turns its fixed doubling into our exponential backoff with jitter.
-        delay = self._reconnect_backoff.next_delay()
-        client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]
-        return delay
+        return set_next_reconnect_delay(client, self._reconnect_backoff)
 
     def _on_message(self, _client: Client, _userdata: Any, message: MQTTMessage) -> None:
         loop = self._loop

@@ -42,7 +42,7 @@ from edge_agent.delivery.config import MqttUplinkConfig, UplinkConfig
 from edge_agent.delivery.transport import Acked, Refused, Retry, SendOutcome, TooLarge, batch_body
 from event_contract import BatchAck
 from ioc_common.backoff import Backoff
-from ioc_common.mqtt_connection import connect_async, new_client
+from ioc_common.mqtt_connection import connect_async, new_client, set_next_reconnect_delay
 
 log = logging.getLogger(__name__)
 
@@ -221,10 +221,7 @@ class MqttTransport:
         log.warning("MQTT uplink: %s; next try in %.1f s", self._last_error, delay)
 
     def _set_next_reconnect_delay(self) -> float:
-        # As in central's worker: min = max = a fresh full-jitter draw turns paho's doubling into our backoff.
-        delay = self._backoff.next_delay()
-        self._client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]
-        return delay
+        return set_next_reconnect_delay(self._client, self._backoff)
 
     def _on_message(self, _client: Client, _userdata: Any, message: MQTTMessage) -> None:
         properties = message.properties

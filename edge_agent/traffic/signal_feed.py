@@ -33,7 +33,7 @@ from edge_agent.violations.signals import SignalBoard, SignalUpdate, parse_signa
 from event_contract.traffic import SignalState
 from ioc_common.backoff import Backoff
 from ioc_common.dead_letter import DeadLetter, DeadLetterSink
-from ioc_common.mqtt_connection import connect_async, new_client
+from ioc_common.mqtt_connection import connect_async, new_client, set_next_reconnect_delay
 
 log = logging.getLogger(__name__)
 
@@ -273,6 +273,4 @@ class SignalFeedSubscriber:
         log.warning("signal feed: cannot connect (%s); next try in %.1f s", cause, delay)
 
     def _set_next_delay(self, client: Client) -> float:
-        delay = self._backoff.next_delay()
-        client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]
-        return delay
+        return set_next_reconnect_delay(client, self._backoff)

@@ -46,7 +46,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from event_contract.sensors import SensorReadingEvent
 from ioc_common.backoff import Backoff, BackoffConfig
 from ioc_common.dead_letter import DeadLetter, DeadLetterCode, DeadLetterSink
-from ioc_common.mqtt_connection import new_client
+from ioc_common.mqtt_connection import new_client, set_next_reconnect_delay
 from ioc_common.sensors.broker import BrokerConfig, connect_async
 from ioc_common.sensors.silence import SilenceChange, SilenceMonitor
 
@@ -597,8 +597,4 @@ class SensorSubscriber:
         )
 
     def _set_next_reconnect_delay(self, client: Client) -> float:
-        # paho waits min_delay after a reset; min = max = a fresh full-jitter draw before each wait
-        # turns its fixed doubling into our exponential backoff with jitter.
-        delay = self._reconnect_backoff.next_delay()
-        client.reconnect_delay_set(min_delay=delay, max_delay=delay)  # type: ignore[arg-type]
-        return delay
+        return set_next_reconnect_delay(client, self._reconnect_backoff)
