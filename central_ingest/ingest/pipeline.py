@@ -24,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from central_ingest.ingest.batch import InvalidBatchError
 from central_ingest.ingest.validate import CheckedBatch, ClockPolicy, check_batch
 from central_ingest.plates.evidence_requests import take_wanted
-from central_ingest.plates.intake import redact_batch_plates, refuse_unsealable
+from central_ingest.plates.intake import redact_plate, refuse_unsealable
 from central_ingest.plates.vault import PlateVault
 from central_ingest.settings import Settings
 from central_ingest.store.writer import Channel, DeadLetter, store_events
@@ -112,6 +112,6 @@ class Ingestor:
     async def refuse_unreadable(self, payload: bytes, agent_id: str | None, channel: Channel, reason: str) -> None:
         """Keep a whole payload as a dead letter: a bad envelope, or one that never reached validation."""
         # Kept for the operator, with any plate redacted: nothing is stored in clear (docs/plate_vault.md).
-        letter = DeadLetter(channel, agent_id, None, None, reason[:2000], redact_batch_plates(payload))
+        letter = DeadLetter(channel, agent_id, None, None, reason[:2000], redact_plate(payload))
         async with self.pool.connection() as conn:
             await store_events(conn, (), dead_letters=[letter], agent_id=agent_id)

@@ -27,31 +27,16 @@ NO_KEYRING_REASON = (
     "plate: central has no plate keyring (IOC_PLATE_KEYS_FILE or IOC_PLATE_KEYS_COMMAND), so events carrying "
     "a plate are refused, never stored in clear; keep this event and re-send it once the keyring is configured"
 )
-PLATE_FIELDS = ("plate",)
 
 
 def redact_plate(raw: bytes) -> bytes:
-    """The event JSON with its plate replaced; a payload that might hold a plate but is not JSON is dropped."""
-    if b"plate" not in raw:
-        return raw
-    try:
-        item: Any = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return json.dumps({"redacted": "not JSON, and it mentions a plate"}).encode()
-    if isinstance(item, dict):
-        for name in PLATE_FIELDS:
-            if item.get(name) is not None:
-                item[name] = REDACTED
-    return json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()
+    """A payload (one refused event, a whole batch envelope, anything) with every value under a plate-named key
+    replaced; a payload that mentions a plate but is not JSON is replaced whole.
 
-
-def redact_batch_plates(raw: bytes) -> bytes:
-    """A whole payload (a batch envelope, or anything) with every string under a plate-named key replaced.
-
-    Used for payloads refused before validation (a bad envelope, a batch claiming another agent): they are
+    Refused events and payloads refused before validation (a bad envelope, a batch claiming another agent) are
     kept as dead letters for the operator, and must not keep a plate in clear either. Any key containing
     "plate" at any depth counts, so a misnamed field ("plates", "plate_text") is redacted too; the contract's
-    enumerations (plate_colour, plate_layout) are kept.
+    enumerations and numbers (plate_colour, plate_layout, plate_confidence) are kept.
     """
     if b"plate" not in raw:
         return raw

@@ -115,16 +115,14 @@ def test_redaction_leaves_plate_free_payloads_alone_and_drops_unreadable_ones() 
 
 
 def test_a_refused_batch_envelope_keeps_no_plate_in_clear() -> None:
-    from central_ingest.plates.intake import redact_batch_plates
-
     envelope = {
         "agent_id": "someone-else",
         "events": [{"kind": "plate_pass", "plate": "30A-123.45"}, {"kind": "health", "state": "live"}, 7],
     }
-    kept = json.loads(redact_batch_plates(json.dumps(envelope).encode()))
+    kept = json.loads(redact_plate(json.dumps(envelope).encode()))
     assert "30A-123.45" not in json.dumps(kept)
     assert kept["events"][1] == {"kind": "health", "state": "live"}
     assert kept["agent_id"] == "someone-else"
-    assert b"30A" not in redact_batch_plates(b'{"events": 1, "plates": "30A-123.45"}')
-    assert b"30A" not in redact_batch_plates(b'not json "plate": 30A-123.45')
-    assert redact_batch_plates(b'{"events": []}') == b'{"events": []}'
+    assert b"30A" not in redact_plate(b'{"events": 1, "plates": "30A-123.45"}')
+    assert b"30A" not in redact_plate(b'not json "plate": 30A-123.45')
+    assert redact_plate(b'{"events": []}') == b'{"events": []}'
