@@ -61,3 +61,12 @@ class Backoff:
 
     def reset(self) -> None:
         self._attempt = 0
+
+
+def retry_after_s(header: str | None) -> float:
+    """Seconds from an HTTP ``Retry-After`` header to feed ``Backoff.next_delay``; 0 when absent or an HTTP
+    date or garbage (not worth parsing: the caller's own backoff applies)."""
+    try:
+        return max(0.0, float(header or ""))
+    except ValueError:
+        return 0.0

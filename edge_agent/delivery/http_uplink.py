@@ -29,6 +29,7 @@ import httpx
 from edge_agent.delivery.config import UplinkConfig
 from edge_agent.delivery.transport import Acked, Refused, Retry, SendOutcome, TooLarge, batch_body
 from event_contract import BatchAck
+from ioc_common.backoff import retry_after_s
 
 __all__ = ["EVENTS_PATH", "HttpTransport", "UplinkConfig"]
 
@@ -89,19 +90,10 @@ def outcome_of(response: httpx.Response) -> SendOutcome:
     if status == 413:
         return TooLarge(message)
     if status >= 500 or status in RETRIED_4XX or status < 400:
-        return Retry(message, _retry_after_s(response))
+        return Retry(message, retry_after_s(response.headers.get("Retry-After")))
     return Refused(message)
 
 
 def _server_message(response: httpx.Response) -> str:
     text = response.text.strip()
     return text[:500] if text else response.reason_phrase
-
-
-def _retry_after_s(response: httpx.Response) -> float:
-    """Seconds from a numeric Retry-After header; 0 when absent or a date (not worth parsing here)."""
-    value = response.headers.get("Retry-After", "")
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return 0.0

@@ -37,7 +37,7 @@ from edge_agent.delivery.config import UplinkConfig
 from edge_agent.delivery.http_uplink import RETRIED_4XX
 from edge_agent.evidence.config import EvidenceConfig
 from edge_agent.evidence.store import EvidenceStore
-from ioc_common.backoff import Backoff
+from ioc_common.backoff import Backoff, retry_after_s
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ class EvidenceUploader:
         message = f"HTTP {status}: {response.text.strip()[:300] or response.reason_phrase}"
         if status >= 500 or status in RETRIED_4XX or status < 400:
             self._failed(message)
-            return "retry", _retry_after_s(response)
+            return "retry", retry_after_s(response.headers.get("Retry-After"))
         self._store.mark_refused(sha256)
         with self._lock:
             self._refused += 1
@@ -225,10 +225,3 @@ class EvidenceUploader:
             self._failures += 1
             self._last_error = message
         log.warning("evidence upload failed (%s); retrying with backoff", message)
-
-
-def _retry_after_s(response: httpx.Response) -> float:
-    try:
-        return max(0.0, float(response.headers.get("Retry-After", "")))
-    except ValueError:
-        return 0.0

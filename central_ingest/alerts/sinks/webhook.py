@@ -29,6 +29,7 @@ import httpx
 
 from central_ingest.alerts.notice import AlertNotice
 from central_ingest.alerts.sinks.dispatcher import PermanentDeliveryError, RetryableDeliveryError
+from ioc_common.backoff import retry_after_s
 
 TIMESTAMP_HEADER: Final = "X-IOC-Timestamp"
 SIGNATURE_HEADER: Final = "X-IOC-Signature"
@@ -86,14 +87,6 @@ def notice_body(notice: AlertNotice) -> bytes:
     return notice.model_dump_json().encode()
 
 
-def _retry_after_s(response: httpx.Response) -> float:
-    value = response.headers.get("Retry-After", "")
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return 0.0  # an HTTP date or garbage: fall back to our own backoff
-
-
 class WebhookSink:
     """Delivers to one URL; one ``httpx.AsyncClient`` (keep-alive) per sink."""
 
@@ -138,5 +131,6 @@ class WebhookSink:
         if 200 <= status < 300:
             return
         if status >= 500 or status in RETRYABLE_STATUSES:
-            raise RetryableDeliveryError(f"HTTP {status} from {self._url}", retry_after_s=_retry_after_s(response))
+            wait_s = retry_after_s(response.headers.get("Retry-After"))
+            raise RetryableDeliveryError(f"HTTP {status} from {self._url}", retry_after_s=wait_s)
         raise PermanentDeliveryError(f"HTTP {status} from {self._url}: {response.text[:200]!r}")
