@@ -31,7 +31,7 @@ from fastapi.responses import JSONResponse, Response
 from psycopg import AsyncConnection
 from pydantic import AwareDatetime
 
-from central_ingest.access.dependencies import require_role
+from central_ingest.access.dependencies import client_address, require_role
 from central_ingest.access.principal import Principal
 from central_ingest.audit import AuditEntry, AuditRecord, append_audit
 from central_ingest.audit.log import record_at
@@ -49,7 +49,6 @@ from central_ingest.plates.police_settings import PoliceSettings
 from central_ingest.plates.routes import (
     POLICE_ROLE,
     SEARCH_ACTION,
-    client_of,
     get_plate_vault,
     get_police_settings,
     query_from_target,
@@ -229,7 +228,7 @@ def _evidence_audit(
         target={**target, "search_id": search.seq},
         reason=search.reason,
         result_count=1 if action == VIEW_ACTION else None,
-        client=client_of(request),
+        client=client_address(request),
     )
 
 

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from central_ingest.access.dependencies import require_role
+from central_ingest.access.dependencies import client_address, require_role
 from central_ingest.access.principal import Principal
 from central_ingest.audit import AuditEntry, append_audit
 from central_ingest.plates.partial import PatternError, PlatePattern, compact_plate
@@ -219,10 +219,6 @@ def query_from_target(target: dict[str, Any]) -> PassQuery:
     )
 
 
-def client_of(request: Request) -> str | None:
-    return request.client.host if request.client is not None else None
-
-
 class AuditAppendFailedError(RuntimeError):
     """The audit record could not be written; the search's transaction is rolled back with it."""
 
@@ -353,7 +349,7 @@ async def search(
         target=query_target(query),
         reason=body.reason.as_text(),
         result_count=None,  # set inside the transaction, once the search has run
-        client=client_of(request),
+        client=client_address(request),
     )
     async with app.pool.connection() as conn:
         try:
