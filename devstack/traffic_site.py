@@ -42,9 +42,10 @@ from paho.mqtt.client import Client
 from paho.mqtt.enums import CallbackAPIVersion
 
 from central_ingest.access.totp import STEP_S, totp
-from devstack.apps import run_central_cli
+from devstack.apps import run_central_cli, write_secret
 from devstack.errors import DevstackError
 from devstack.plate_clip import ClipVehicle, PlateClip
+from ioc_common.secret_files import read_secret_file
 
 PLATE_LINE_ID = "pass"
 SIGNAL_ID = "sig-main"
@@ -250,14 +251,12 @@ class LampController:
 
 def write_password_file(path: Path, password: str | None = None) -> Path:
     """A password file (mode 0600) for ``central-ingest user ... --password-file``; random unless given."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text((password or secrets.token_urlsafe(18)) + "\n", encoding="utf-8")
-    path.chmod(0o600)
-    return path
+    return write_secret(path, password or secrets.token_urlsafe(18))
 
 
 def read_password(path: Path) -> str:
-    return path.read_text(encoding="utf-8").splitlines()[0]
+    """The password a ``write_password_file`` file holds, read as the CLI reads it."""
+    return read_secret_file(path, "password file")
 
 
 def totp_secret_from(cli_output: str) -> str:
