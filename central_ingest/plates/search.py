@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -249,27 +248,3 @@ async def search_passes(
     if query.plate is not None:
         return await _search_exact(conn, vault, query)
     return await _search_partial(conn, vault, query, max_candidates)
-
-
-def record_as_json(record: PassRecord) -> dict[str, Any]:
-    """A JSON-ready dict of a record (for the routes and exports)."""
-    return {
-        "event_id": str(record.event_id),
-        "time": record.time.isoformat(),
-        "agent_id": record.agent_id,
-        "source_id": record.source_id,
-        "plate": record.plate,
-        "plate_confidence": record.plate_confidence,
-        "direction": record.direction,
-        "vehicle_class": record.vehicle_class,
-        "vehicle_colour": record.vehicle_colour,
-        "plate_colour": record.plate_colour,
-        "line_id": record.line_id,
-        "track_id": record.track_id,
-        "evidence": list(record.evidence),
-    }
-
-
-def evidence_digests(records: Sequence[PassRecord]) -> frozenset[str]:
-    """The sha256 of every evidence reference in ``records`` (what an evidence view may show)."""
-    return frozenset(str(ref["sha256"]) for record in records for ref in record.evidence if ref.get("sha256"))
