@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -521,11 +521,3 @@ def _degrade(image: Image, condition: Condition, rng: np.random.Generator, box: 
         cv2.rectangle(out, (bx, by1), (bx + bw, by2), colour, -1)
     out += rng.normal(0, noise, out.shape)
     return np.clip(out, 0, 255).astype(np.uint8)
-
-
-def render_set(
-    count: int, condition: Condition, seed: int = 0, shapes: Sequence[PlateShape] = SHAPES
-) -> Iterator[RenderedPlate]:
-    """``count`` samples of one condition, the shapes in turn; sample i uses seed ``seed * 1_000_003 + i``."""
-    for i in range(count):
-        yield render_sample(seed * 1_000_003 + i, condition, shapes[i % len(shapes)])

@@ -348,14 +348,6 @@ def cycle(green_until: float, amber_s: float, red_s: float) -> Callable[[float],
     return state
 
 
-def crossing_time(actor: Actor, p_line: float, times: npt.NDArray[np.float64]) -> float:
-    """First time the actor's front reaches ``p_line`` (metres down the road), by bisection on its path."""
-    fine = np.arange(times[0], times[-1], 0.01)
-    front = actor.p0 + actor.direction * actor.path.distance(fine)
-    past = np.flatnonzero(front * actor.direction >= p_line * actor.direction)
-    return float(fine[past[0]]) if len(past) else math.inf
-
-
 # red light -----------------------------------------------------------------------------------------
 
 RED_GRACE_S = 0.5

@@ -17,7 +17,6 @@ import re
 from typing import Any
 
 from psycopg import AsyncConnection
-from psycopg.types.json import Jsonb
 
 from central_ingest.plates.vault import PlateVault
 
@@ -25,8 +24,6 @@ SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 CONTENT_TYPE_PATTERN = re.compile(r"^[a-z]+/[a-z0-9.+-]+$")
 MAX_EVIDENCE_BYTES = 4 * 1024 * 1024
 """Largest image accepted: a keyframe is tens to hundreds of KB."""
-REFERENCE_WINDOW = dt.timedelta(days=1)
-"""An event references evidence taken around its own time: the reference lookup reads this far either side."""
 EVIDENCE_AAD_LABEL = b"ioc.evidence.v1\x00"
 
 STORE = b"""
@@ -34,15 +31,6 @@ INSERT INTO evidence_blobs (sha256, agent_id, content_type, time, key_id, sealed
 VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (sha256) DO NOTHING
 """
 LOAD = b"SELECT agent_id, content_type, key_id, sealed FROM evidence_blobs WHERE sha256 = %s"
-BLOB_TIME = b"SELECT time FROM evidence_blobs WHERE sha256 = %s"
-REFERENCED_IN_WINDOW = b"""
-SELECT EXISTS (SELECT 1 FROM plate_passes WHERE time >= %(start)s AND time < %(end)s AND evidence @> %(ref)s)
-    OR EXISTS (SELECT 1 FROM violations WHERE time >= %(start)s AND time < %(end)s AND evidence @> %(ref)s)
-"""
-REFERENCED_ANYWHERE = b"""
-SELECT EXISTS (SELECT 1 FROM plate_passes WHERE evidence @> %(ref)s)
-    OR EXISTS (SELECT 1 FROM violations WHERE evidence @> %(ref)s)
-"""
 
 
 class EvidenceError(ValueError):
@@ -93,23 +81,3 @@ async def load_evidence(conn: AsyncConnection[Any], vault: PlateVault, sha256: s
     agent_id, content_type, key_id, sealed = row
     data = vault.open_blob(key_id, bytes(sealed), evidence_aad(sha256, agent_id, content_type))
     return str(content_type), data
-
-
-async def evidence_is_referenced(conn: AsyncConnection[Any], sha256: str, *, near: dt.datetime | None = None) -> bool:
-    """Whether a stored plate pass or violation references this digest.
-
-    The lookup reads ``REFERENCE_WINDOW`` either side of ``near`` (default: the stored image's time), so it
-    touches a few chunks, not the whole history; with neither it reads the whole tables.
-    """
-    ref = [{"sha256": sha256}]
-    if near is None:
-        cursor = await conn.execute(BLOB_TIME, (sha256,))
-        row = await cursor.fetchone()
-        near = None if row is None else row[0]
-    if near is None:
-        cursor = await conn.execute(REFERENCED_ANYWHERE, {"ref": Jsonb(ref)})
-    else:
-        params = {"start": near - REFERENCE_WINDOW, "end": near + REFERENCE_WINDOW, "ref": Jsonb(ref)}
-        cursor = await conn.execute(REFERENCED_IN_WINDOW, params)
-    found = await cursor.fetchone()
-    return bool(found and found[0])

@@ -17,7 +17,6 @@ import pytest
 from central_ingest.ingest.validate import CheckedBatch
 from central_ingest.plates.evidence_store import (
     EvidenceError,
-    evidence_is_referenced,
     load_evidence,
     store_evidence,
 )
@@ -238,7 +237,7 @@ def test_without_a_keyring_plate_events_are_refused_and_their_dead_letters_hold_
         assert str(plate_pass.event_id).encode() in bytes(payload)
 
 
-def test_evidence_is_sealed_deduplicated_and_found_referenced(stored: str, keyring: Keyring) -> None:
+def test_evidence_is_sealed_and_deduplicated(stored: str, keyring: Keyring) -> None:
     async def run() -> None:
         async with await psycopg.AsyncConnection.connect(stored, autocommit=True) as conn:
             store: dict[str, Any] = {
@@ -253,9 +252,6 @@ def test_evidence_is_sealed_deduplicated_and_found_referenced(stored: str, keyri
                 await store_evidence(conn, vault(keyring), data=EVIDENCE + b"x", **store)
             assert await load_evidence(conn, vault(keyring), EVIDENCE_SHA) == ("image/jpeg", EVIDENCE)
             assert await load_evidence(conn, vault(keyring), "0" * 64) is None
-            assert await evidence_is_referenced(conn, EVIDENCE_SHA, near=START + dt.timedelta(days=2))
-            assert await evidence_is_referenced(conn, EVIDENCE_SHA)  # through the blob's own time (window)
-            assert not await evidence_is_referenced(conn, "1" * 64)
 
     asyncio.run(run())
     with psycopg.connect(stored) as conn:
