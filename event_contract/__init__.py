@@ -17,7 +17,7 @@ from event_contract.models import (
     ZoneClassStats,
     ZoneIntervalEvent,
 )
-from event_contract.progress import ProgressEvent, ProgressMethod
+from event_contract.progress import ActivityGroup, ProgressEvent, ProgressMethod, SiteActivityEvent
 from event_contract.sensors import METRICS, SensorKind, SensorMetric, SensorReadingEvent
 from event_contract.taxonomy import VEHICLE_CLASSES, VehicleClass
 from event_contract.traffic import (
@@ -38,6 +38,7 @@ __all__ = [
     "METRICS",
     "SCHEMA_VERSION",
     "VEHICLE_CLASSES",
+    "ActivityGroup",
     "BatchAck",
     "CongestionEvent",
     "CongestionLevel",
@@ -61,6 +62,7 @@ __all__ = [
     "SensorMetric",
     "SensorReadingEvent",
     "SignalState",
+    "SiteActivityEvent",
     "SourceState",
     "VehicleClass",
     "ViolationCategory",

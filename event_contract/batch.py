@@ -16,7 +16,7 @@ from event_contract.models import (
     SchemaVersion,
     ZoneIntervalEvent,
 )
-from event_contract.progress import ProgressEvent
+from event_contract.progress import ProgressEvent, SiteActivityEvent
 from event_contract.sensors import SensorReadingEvent
 from event_contract.traffic import CongestionEvent, PlatePassEvent, ViolationEvent
 
@@ -29,6 +29,7 @@ EVENT_MODELS = (
     ProgressEvent,
     SensorReadingEvent,
     CongestionEvent,
+    SiteActivityEvent,
 )
 
 Event = Annotated[
@@ -39,7 +40,8 @@ Event = Annotated[
     | PlatePassEvent
     | ProgressEvent
     | SensorReadingEvent
-    | CongestionEvent,
+    | CongestionEvent
+    | SiteActivityEvent,
     Field(discriminator="kind"),
 ]
 """Any event an agent can send; ``kind`` picks the model."""

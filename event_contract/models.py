@@ -18,14 +18,15 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from event_contract.ids import new_event_id
 from event_contract.taxonomy import VehicleClass
 
-SchemaVersion = Literal["1.0", "1.1", "1.2", "1.3", "1.4"]
+SchemaVersion = Literal["1.0", "1.1", "1.2", "1.3", "1.4", "1.5"]
 """Versions central accepts. 1.1 added ``IntervalQuality`` and ``ZoneIntervalEvent``; 1.2 added violations,
 plate passes, progress and sensor readings; 1.3 added the agent's delivery state to health events
 (``DeliveryHealth``) and a water-level station's own alert levels; 1.4 added congestion events and the rule,
-signal and related-track details of violations and the layout and vote of plate passes. An event of an older
+signal and related-track details of violations and the layout and vote of plate passes; 1.5 added construction
+site activity events and the measurement details of camera progress estimates. An event of an older
 version is still valid."""
 
-SCHEMA_VERSION: Literal["1.4"] = "1.4"
+SCHEMA_VERSION: Literal["1.5"] = "1.5"
 """What this code writes. Bumped on any change that an older reader could not parse."""
 
 MAX_BATCH_EVENTS = 5000

@@ -60,7 +60,7 @@ def test_schema_file_describes_every_event_kind() -> None:
         "CongestionEvent",
     }
     assert kinds <= set(schema["$defs"])
-    assert schema["$id"] == "urn:ioc-edge:event-batch:1.4"
+    assert schema["$id"] == "urn:ioc-edge:event-batch:1.5"
     assert "capped" in schema["$defs"]["IntervalQuality"]["properties"]["analysed_s"]["description"]
 
 
@@ -158,9 +158,9 @@ def zone_event(**overrides: object) -> ZoneIntervalEvent:
 
 
 def test_version_1_1_events_carry_quality_and_1_0_events_still_validate() -> None:
-    assert SCHEMA_VERSION == "1.4"
+    assert SCHEMA_VERSION == "1.5"
     new = count_event(quality=QUALITY)
-    assert new.schema_version == "1.4"
+    assert new.schema_version == "1.5"
     assert new.quality is not None
     assert new.quality.coverage == pytest.approx(59.2 / 60, abs=1e-3)
     legacy = {

@@ -65,7 +65,7 @@ def test_a_finding_with_its_plate_and_evidence_becomes_a_violation_event() -> No
         T - dt.timedelta(seconds=1),
     )
     assert event.evidence == (ref,)
-    assert event.schema_version == "1.4"
+    assert event.schema_version == "1.5"
 
 
 def test_a_violation_without_a_plate_or_with_an_unfit_one_is_still_sent_without_it() -> None:
