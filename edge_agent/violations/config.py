@@ -22,6 +22,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from edge_agent.violations.shapes import ArrowConfig, NormalisedPoint, SegmentConfig, check_polygon
 from event_contract.models import IDENTIFIER_PATTERN
 from event_contract.taxonomy import VehicleClass
+from ioc_common.timezones import TimezoneName
 
 RuleId = Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]
 Polygon = Annotated[tuple[NormalisedPoint, ...], AfterValidator(check_polygon)]
@@ -269,7 +270,7 @@ class LaneViolationRuleConfig(_AreaRule):
     hours: tuple[HoursWindow, ...] = Field(
         default=(), max_length=8, description="Local hours the restriction applies in; empty = always."
     )
-    timezone: str = Field(default="Asia/Ho_Chi_Minh", description="IANA time zone of the hours.")
+    timezone: TimezoneName = Field(default="Asia/Ho_Chi_Minh", description="IANA time zone of the hours.")
     min_in_lane_s: float = Field(
         default=1.0, ge=0.0, le=600.0, description="The vehicle must have been in the lane this long (seconds)."
     )
@@ -285,15 +286,6 @@ class LaneViolationRuleConfig(_AreaRule):
         le=60.0,
         description="The tracker's class vote must have held this class for this long before it is judged.",
     )
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Asia/Ho_Chi_Minh") from error
-        return value
 
     @model_validator(mode="after")
     def _one_list(self) -> LaneViolationRuleConfig:
