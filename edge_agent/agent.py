@@ -44,6 +44,9 @@ from edge_agent.plates.vote import PlateVoter
 from edge_agent.preview.feed import CameraFeed
 from edge_agent.preview.metrics import TrafficMetrics
 from edge_agent.preview.server import PreviewServer, PreviewSources
+from edge_agent.progress.estimator import ProgressEstimator
+from edge_agent.progress.references import load_references
+from edge_agent.progress.stage import SiteProgress
 from edge_agent.sensor_state import FILE_NAME as SENSOR_TIMES_FILE
 from edge_agent.sensor_state import load_last_times, save_last_times
 from edge_agent.status_events import agent_health_event, delivery_health, sensor_health_events
@@ -66,6 +69,9 @@ SUPERVISE_POLL_S = 0.5
 
 STATUS_EVERY_S = 2.0
 """How often the status file (if any) is rewritten."""
+
+PROGRESS_STATE_DIR = Path("progress")
+"""Under state_dir: one small JSON file per site camera with its day-to-day smoothing state."""
 
 
 def build_camera_detectors(
@@ -118,6 +124,10 @@ class Agent:
         # Build every detector before anything starts, so a missing model fails fast with its camera named.
         self.detectors, self.shared_detectors = build_camera_detectors(config, detector_factory)
         self.gates = {camera.id: build_motion_gate(camera.motion_gate) for camera in config.cameras}
+        # Site cameras: reference images are read (and checked) before anything starts, naming camera and path.
+        self._estimators = {
+            camera.id: self._build_estimator(camera) for camera in config.cameras if camera.progress is not None
+        }
         self.delivery_stack = open_delivery(
             config.agent_id,
             config.central,
@@ -127,11 +137,12 @@ class Agent:
             transport=transport,
         )
         self.uplink = self.delivery_stack.delivery
-        # Traffic: evidence store + uploader, the shared plate worker, the signal feed (only what cameras use).
+        # Traffic and site cameras: evidence store + uploader, the shared plate worker, the signal feed (only
+        # what cameras use).
         self.evidence: EvidenceStore | None = None
         self.evidence_uploader: EvidenceUploader | None = None
         self.evidence_requests: EvidenceRequestHandler | None = None
-        if any(camera.violations is not None or camera.plates is not None for camera in config.cameras):
+        if any(camera.keeps_evidence for camera in config.cameras):
             evidence_dir = inside_state_dir(config.state_dir, config.evidence.dir)
             self.evidence = EvidenceStore(config.evidence, evidence_dir)
             self.evidence_uploader = EvidenceUploader(self.evidence, config.central, config.evidence)
@@ -174,6 +185,7 @@ class Agent:
                 gate=self.gates[camera.id],
                 traffic=self._camera_traffic(camera),
                 signal_board=self.signal_boards.get(camera.id),
+                progress=self._site_progress(camera),
             )
             for camera in config.cameras
         )
@@ -238,7 +250,17 @@ class Agent:
             "dead_letters": dataclasses.asdict(self.delivery_stack.dead_letter_stats()),
             "preview_url": self.preview.url if self.preview is not None else None,
             "traffic": self.traffic_status(),
+            "progress": self.progress_status(),
         }
+
+    def progress_status(self) -> dict[str, object] | None:
+        """Per site camera: frames sampled, used and rejected by reason, days reported, latest figures."""
+        cameras: dict[str, object] = {
+            pipeline.camera.id: dataclasses.asdict(pipeline.progress.stats())
+            for pipeline in self.pipelines
+            if pipeline.progress is not None
+        }
+        return cameras or None
 
     def traffic_status(self) -> dict[str, object] | None:
         """Evidence, uploader, plate worker, signal feed and per-camera traffic counters; None without traffic."""
@@ -267,12 +289,16 @@ class Agent:
         }
 
     def traffic_metrics(self) -> TrafficMetrics | None:
-        """The traffic counters for ``/metrics``; None on an agent without violation or plate cameras."""
-        if self.evidence is None and self.plate_worker is None:
+        """The traffic and site counters for ``/metrics``; None on an agent without violation, plate or site
+        cameras."""
+        if self.evidence is None and self.plate_worker is None and not self._estimators:
             return None
         cameras = {}
         stages = {}
+        progress = {}
         for pipeline in self.pipelines:
+            if pipeline.progress is not None:
+                progress[pipeline.camera.id] = pipeline.progress.stats()
             traffic = pipeline.traffic
             if traffic is None:
                 continue
@@ -286,6 +312,7 @@ class Agent:
             plate_worker=self.plate_worker.stats() if self.plate_worker is not None else None,
             evidence=self.evidence.stats() if self.evidence is not None else None,
             evidence_upload=self.evidence_uploader.stats() if self.evidence_uploader is not None else None,
+            progress=progress,
         )
 
     def _build_plate_worker(self, factory: PlateReaderFactory) -> tuple[PlateWorker | None, dict[str, str]]:
@@ -336,6 +363,31 @@ class Agent:
             plate_stage=stage,
             evidence=self.evidence,
             evidence_config=self.config.evidence,
+            on_keyframe=uploader.wake if uploader is not None else None,
+        )
+
+    def _build_estimator(self, camera: CameraConfig) -> ProgressEstimator:
+        """The camera's progress core with its reference images; RuntimeError naming the camera and the path."""
+        assert camera.progress is not None
+        try:
+            return ProgressEstimator(camera.progress, load_references(camera.id, camera.progress))
+        except ValueError as error:
+            message = str(error) if str(error).startswith(f"camera {camera.id}") else f"camera {camera.id}: {error}"
+            raise RuntimeError(message) from error
+
+    def _site_progress(self, camera: CameraConfig) -> SiteProgress | None:
+        if camera.progress is None:
+            return None
+        uploader = self.evidence_uploader
+        return SiteProgress(
+            self.config.agent_id,
+            camera.id,
+            camera.progress,
+            estimator=self._estimators[camera.id],
+            evidence=self.evidence if camera.progress.timelapse.enabled else None,
+            evidence_config=self.config.evidence,
+            state_path=inside_state_dir(self.config.state_dir, PROGRESS_STATE_DIR / f"{camera.id}.json"),
+            max_frame_gap_s=camera.max_frame_gap_s,
             on_keyframe=uploader.wake if uploader is not None else None,
         )
 

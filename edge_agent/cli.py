@@ -1,4 +1,4 @@
-"""``edge-agent``: run | validate-config | analyze | snapshot | health.
+"""``edge-agent``: run | validate-config | analyze | snapshot | health | dead-letters | progress check.
 
 - ``edge-agent run -c site.yaml [-v]`` runs the agent until SIGINT/SIGTERM (or every source ended).
 - ``edge-agent validate-config site.yaml`` prints ``FILE:LINE:COL: field: problem`` for each
@@ -12,6 +12,10 @@
   healthy and 1 with the reason otherwise (Docker's HEALTHCHECK).
 - ``edge-agent snapshot CAMERA_URL [-o FILE] [--timeout S]`` saves one decoded frame (JPEG or PNG
   by the file's suffix) and prints ``FILE WIDTHxHEIGHT``, for drawing lines and zones on.
+- ``edge-agent progress check site.yaml --camera ID --image FILE [--json]`` judges one still of a
+  construction site camera as the agent would: the quality verdict and each work package's % complete
+  and confidence, so a technician can check the package regions and reference images on site (exit 2
+  on a bad config or unusable references, 1 when the still cannot be read).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import datetime as dt
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +45,8 @@ from edge_agent.perception.detector import Detector
 from edge_agent.perception.detectors import DetectorConfig
 from edge_agent.perception.tracker import TrackerConfig
 from edge_agent.preview.config import DEFAULT_PREVIEW_PORT
+from edge_agent.progress.check import CheckError, check_still, format_check, progress_camera, read_still
+from edge_agent.progress.references import ReferenceImageError, check_sizes, load_references
 from edge_agent.sources.snapshot import SnapshotError, check_image_path, default_snapshot_path, grab_frame, save_image
 from edge_agent.sources.urls import redact_url
 from event_contract import Event
@@ -57,17 +63,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     command: str = args.command
     # A long-running agent says what it is doing; the one-shot commands stay quiet unless asked.
     _setup_logging(args.verbose + (1 if command == "run" else 0))
-    if command == "run":
-        return _run(Path(args.config), Path(args.status_file) if args.status_file else None)
-    if command == "validate-config":
-        return _validate(Path(args.file))
-    if command == "health":
-        return _health(args)
-    if command == "dead-letters":
-        return _dead_letters(Path(args.config), args.limit, args.code, args.raw)
-    if command == "snapshot":
-        return _snapshot(args.url, Path(args.output) if args.output else None, args.timeout, args.rtsp_transport)
-    return _analyze(args)
+    commands: dict[str, Callable[[], int]] = {
+        "run": lambda: _run(Path(args.config), Path(args.status_file) if args.status_file else None),
+        "validate-config": lambda: _validate(Path(args.file)),
+        "health": lambda: _health(args),
+        "dead-letters": lambda: _dead_letters(Path(args.config), args.limit, args.code, args.raw),
+        "snapshot": lambda: _snapshot(
+            args.url, Path(args.output) if args.output else None, args.timeout, args.rtsp_transport
+        ),
+        "progress": lambda: _progress_check(Path(args.config), args.camera, Path(args.image), as_json=args.json),
+    }
+    return commands.get(command, lambda: _analyze(args))()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -138,6 +144,16 @@ def _parser() -> argparse.ArgumentParser:
     snapshot.add_argument("-o", "--output", help="image file, .jpg or .png (default: snapshot-HOST-TIME.jpg)")
     snapshot.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for a frame (default 15)")
     snapshot.add_argument("--rtsp-transport", choices=("tcp", "udp"), default="tcp")
+
+    progress = commands.add_parser("progress", help="construction site cameras")
+    progress_commands = progress.add_subparsers(dest="progress_command", required=True)
+    check = progress_commands.add_parser(
+        "check", help="judge one still (a snapshot) of a site camera: quality verdict, % and confidence per package"
+    )
+    check.add_argument("config", help="site config YAML")
+    check.add_argument("--camera", help="site camera id (default: the config's only camera with progress:)")
+    check.add_argument("--image", required=True, help="the still, JPEG or PNG (e.g. from edge-agent snapshot)")
+    check.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
 
 
@@ -180,6 +196,16 @@ def _validate(path: Path) -> int:
     config = _load_or_report(path)
     if config is None:
         return EXIT_INVALID_CONFIG
+    reference_sizes: dict[str, tuple[int, int]] = {}
+    for camera in config.cameras:
+        if camera.progress is None:
+            continue
+        try:
+            reference_sizes[camera.id] = check_sizes(camera.id, load_references(camera.id, camera.progress))
+        except ReferenceImageError as error:
+            print(f"{path}: {error}", file=sys.stderr)
+    if len(reference_sizes) < sum(camera.progress is not None for camera in config.cameras):
+        return EXIT_INVALID_CONFIG
     lines = sum(len(camera.lines) for camera in config.cameras)
     zones = sum(len(camera.zones) for camera in config.cameras)
     cameras = ", ".join(camera.id for camera in config.cameras)
@@ -193,7 +219,31 @@ def _validate(path: Path) -> int:
         summary = traffic_summary(camera)
         if summary is not None:
             print(f"  camera {camera.id}: {summary}")
+    for camera in config.cameras:
+        if camera.id in reference_sizes:
+            print(f"  camera {camera.id}: {progress_summary(camera, reference_sizes[camera.id])}")
     return 0
+
+
+def progress_summary(camera: CameraConfig, reference_size: tuple[int, int]) -> str:
+    """One line of a site camera's progress settings (for validate-config)."""
+    progress = camera.progress
+    if progress is None:
+        return ""
+    activity = progress.activity
+    zones = [zone.id for zone in activity.zones] or ["site (whole picture)"]
+    parts = [
+        f"progress project {progress.project_id}",
+        f"packages [{', '.join(p.id for p in progress.packages)}]",
+        f"{len(progress.references)} reference(s) {reference_size[0]}x{reference_size[1]}",
+        f"sample every {progress.sample_every_s:g} s, daylight {progress.daylight.start}-{progress.daylight.end} "
+        f"{progress.timezone}",
+        f"activity zones [{', '.join(zones)}]" if activity.enabled else "activity off",
+        f"timelapse at {progress.timelapse.at}" if progress.timelapse.enabled else "timelapse off",
+    ]
+    if camera.decode != "keyframes":
+        parts.append("note: decode: keyframes is cheaper for a site camera")
+    return "; ".join(parts)
 
 
 def traffic_summary(camera: CameraConfig) -> str | None:
@@ -404,6 +454,30 @@ def _health(args: argparse.Namespace) -> int:
         return 0
     print(f"unhealthy: {verdict.reason}", file=sys.stderr)
     return EXIT_RUNTIME_ERROR
+
+
+def _progress_check(path: Path, camera_id: str | None, image_path: Path, *, as_json: bool) -> int:
+    config = _load_or_report(path)
+    if config is None:
+        return EXIT_INVALID_CONFIG
+    try:
+        camera, progress = progress_camera(config, camera_id)
+        references = load_references(camera, progress)
+    except (CheckError, ReferenceImageError) as error:
+        print(f"edge-agent progress check: {error}", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    try:
+        image = read_still(image_path)
+    except OSError as error:
+        print(f"edge-agent progress check: {error}", file=sys.stderr)
+        return EXIT_RUNTIME_ERROR
+    try:
+        result = check_still(camera, progress, image, references)
+    except (CheckError, ReferenceImageError) as error:
+        print(f"edge-agent progress check: {error}", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    print(json.dumps(result.document(), indent=2) if as_json else format_check(result, str(image_path)))
+    return 0
 
 
 def _snapshot(url: str, output: Path | None, timeout_s: float, rtsp_transport: str) -> int:

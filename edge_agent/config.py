@@ -1,6 +1,7 @@
 """Site configuration of one edge agent: pydantic models, YAML loading, errors that point at lines.
 
-A config file names the agent, where central is, its cameras and field sensors, and where its
+A config file names the agent, where central is, its cameras (traffic counting, violations and plates, or
+construction progress: ``progress:``) and field sensors, and where its
 durable state (the store-and-forward spool, the dead letters) lives. Anything set
 under ``defaults`` applies to every camera unless the camera sets it itself
 (mappings are merged key by key, lists are replaced), in the manner of Frigate.
@@ -31,6 +32,7 @@ from edge_agent.perception.detectors import DetectorConfig
 from edge_agent.perception.motion_gate import MotionGateConfig
 from edge_agent.perception.tracker import TrackerConfig
 from edge_agent.preview.config import PreviewConfig
+from edge_agent.progress.config import ProgressCameraConfig
 from edge_agent.sources.pyav_reader import ReaderConfig
 from edge_agent.traffic.config import PlateCameraConfig, PlateWorkerConfig, SignalFeedConfig
 from edge_agent.violations.config import ViolationRulesConfig
@@ -78,6 +80,11 @@ class CameraConfig(ReaderConfig):
     plates: PlateCameraConfig | None = Field(
         default=None, description="Plate reading and vehicle passes at a pass line (personal data); none if unset."
     )
+    progress: ProgressCameraConfig | None = Field(
+        default=None,
+        description="Construction site camera: daily progress of work packages against reference images, site "
+        "activity and a daily timelapse keyframe (docs/site_progress.md); none if unset.",
+    )
     max_frame_gap_s: float = Field(
         default=DEFAULT_MAX_FRAME_GAP_S,
         gt=0,
@@ -89,10 +96,10 @@ class CameraConfig(ReaderConfig):
     @model_validator(mode="after")
     def _unique_line_ids(self) -> CameraConfig:
         too_many = len(self.lines) > 64 or len(self.zones) > 64
-        if too_many or not (self.lines or self.zones or self.violations):
+        if too_many or not (self.lines or self.zones or self.violations or self.progress):
             raise ValueError(
-                f"camera {self.id!r}: give 1 to 64 counting lines and/or 1 to 64 zones (or violations:), "
-                f"got {len(self.lines)} lines and {len(self.zones)} zones"
+                f"camera {self.id!r}: give 1 to 64 counting lines and/or 1 to 64 zones (or violations: or "
+                f"progress:), got {len(self.lines)} lines and {len(self.zones)} zones"
             )
         _require_unique((line.id for line in self.lines), f"camera {self.id!r}: line id")
         _require_unique((zone.id for zone in self.zones), f"camera {self.id!r}: zone id")
@@ -108,6 +115,12 @@ class CameraConfig(ReaderConfig):
                     f"lines {known}"
                 )
         return self
+
+    @property
+    def keeps_evidence(self) -> bool:
+        """Whether this camera stores keyframes: violations, plates, or a construction timelapse."""
+        timelapse = self.progress is not None and self.progress.timelapse.enabled
+        return self.violations is not None or self.plates is not None or timelapse
 
     @property
     def feed_signals(self) -> tuple[str, ...]:
@@ -245,8 +258,8 @@ class AgentConfig(BaseModel):
             raise ValueError(
                 f"cameras {fed} read signals from the controller feed (signals[].mqtt): set signal_feed: {{host: ...}}"
             )
-        traffic = any(camera.violations is not None or camera.plates is not None for camera in self.cameras)
-        if traffic and self.evidence.upload != "never" and self.central.url is None:
+        keyframes = any(camera.keeps_evidence for camera in self.cameras)
+        if keyframes and self.evidence.upload != "never" and self.central.url is None:
             raise ValueError(
                 "evidence.upload needs central transport http (keyframes are PUT to central.url): "
                 "set evidence: {upload: never} with transport mqtt"

@@ -10,10 +10,19 @@ intervals (with zero coverage and the downtime) instead of falling silent.
 - the reader thread decodes frames into a bounded mailbox (``queue_policy``:
   ``drop_oldest`` keeps only the newest frames for live cameras, ``block`` loses
   nothing for offline files);
-- the analytics thread takes frames, runs the step, hands events to ``submit``
-  (the uplink), and submits a ``HealthEvent`` at every change of the reader's state
+- the analytics thread takes frames, runs the step and the camera's output stages
+  (``CameraTraffic`` for violations and plates, ``SiteProgress`` for construction
+  progress), hands events to ``submit`` (the uplink), and submits a ``HealthEvent``
+  at every change of the reader's state
   (connecting, live, stalled, down, ...: the reader's stats are the one source of
   truth for state and reason) and every ``health_interval_s``.
+
+A site camera's detector may keep classes beyond vehicles (``person``: workers, see
+``perception.detectors.label_map``): lines, zones, intervals and violations see the
+tracked vehicles only (``StepResult.tracked``); the progress stage sees everything the
+detector found in the frame (``StepResult.detections``), untracked: a site camera
+analysed seconds or minutes apart cannot confirm tracks, and an object not yet
+confirmed still hides the work behind it.
 
 Intervals close as SOURCE time advances (frame timestamps), so a file analysed
 faster than real time yields the same intervals as a live camera. Without frames,
@@ -46,14 +55,16 @@ from edge_agent.delivery.queues import BoundedQueue, QueueClosedError
 from edge_agent.perception.detector import Detector
 from edge_agent.perception.tracker import ByteTracker
 from edge_agent.perception.types import Detections, Frame
-from edge_agent.sources.pyav_reader import PyAVReader, SourceGaveUpError, utc_now
+from edge_agent.sources.open_source import FrameSource, open_reader
+from edge_agent.sources.pyav_reader import SourceGaveUpError, utc_now
 from edge_agent.traffic.analytics import NO_SIGNALS, SignalStates, TrafficAnalytics
 from edge_agent.violations.config import ViolationRulesConfig
 from edge_agent.violations.findings import CongestionReport, Finding, ViolationStep
-from event_contract import Event, HealthEvent, SourceState
+from event_contract import VEHICLE_CLASSES, Event, HealthEvent, SourceState
 from event_contract.traffic import SignalState
 
 if TYPE_CHECKING:
+    from edge_agent.progress.stage import SiteProgress
     from edge_agent.traffic.camera import CameraTraffic
 
 log = logging.getLogger(__name__)
@@ -101,6 +112,15 @@ class StepResult:
     """Congestion level changes and periodic reports decided at this frame."""
     signals: Mapping[str, SignalState] = field(default_factory=lambda: NO_SIGNALS)
     """Each configured signal's state at this frame (for the rules, the preview and evidence)."""
+    detections: Detections | None = None
+    """What the detector found in this frame, every class it reports (workers on a site camera), before tracking
+    (the previous frame's when the motion gate skipped the detector); None where a caller built the result
+    without it."""
+
+    @property
+    def seen(self) -> Detections:
+        """``detections`` when known, else the tracked vehicles: what site activity and occlusion count."""
+        return self.tracked if self.detections is None else self.detections
 
 
 FrameObserver = Callable[[Frame, StepResult], None]
@@ -136,6 +156,7 @@ class AnalyticsStep:
         self._gate = gate
         self._clock = clock
         self._last_detections: Detections | None = None
+        self._vehicle_ids: tuple[tuple[str, ...], npt.NDArray[np.int64] | None] | None = None
         self._line_configs = tuple(lines)
         self._zone_configs = tuple(zones)
         self._lines: tuple[CountingLine, ...] = ()
@@ -180,7 +201,7 @@ class AnalyticsStep:
             # Nothing moved since the detector last ran, so its boxes still describe the scene.
             detections = self._last_detections
         t2 = self._clock()
-        tracked = self._tracker.update(detections, frame.timestamp.timestamp())
+        tracked = self._vehicles_of(self._tracker.update(detections, frame.timestamp.timestamp()))
         t3 = self._clock()
         crossings = tuple(crossing for line in lines for crossing in line.update(tracked, frame.timestamp))
         observations = tuple(zone.update(tracked, frame.timestamp) for zone in zones)
@@ -208,7 +229,18 @@ class AnalyticsStep:
             findings=violation_step.findings,
             congestion=violation_step.congestion,
             signals=signals,
+            detections=detections,
         )
+
+    def _vehicles_of(self, tracked: Detections) -> Detections:
+        """The vehicles among ``tracked`` (the object itself when the detector reports vehicle classes only)."""
+        names = tracked.class_names
+        if self._vehicle_ids is None or self._vehicle_ids[0] != names:
+            others = [name for name in names if name not in VEHICLE_CLASSES]
+            ids = np.array([i for i, name in enumerate(names) if name in VEHICLE_CLASSES], np.int64)
+            self._vehicle_ids = (names, ids if others else None)
+        vehicle_ids = self._vehicle_ids[1]
+        return tracked if vehicle_ids is None else tracked[np.isin(tracked.class_id, vehicle_ids)]
 
     def tick(
         self, now: dt.datetime, source_state: SourceState, *, frames_dropped: int = 0
@@ -308,23 +340,25 @@ class CameraPipeline:
         *,
         intervals_s: Sequence[int] = (60,),
         health_interval_s: float = 30.0,
-        reader: PyAVReader | None = None,
+        reader: FrameSource | None = None,
         wall_clock: Callable[[], dt.datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
         observer: FrameObserver | None = None,
         gate: MotionGateLike | None = None,
         traffic: CameraTraffic | None = None,
         signal_board: SignalStates | None = None,
+        progress: SiteProgress | None = None,
     ) -> None:
         self.agent_id = agent_id
         self.camera = camera
         self._submit = submit
         self._traffic = traffic
+        self._progress = progress
         self._observer = observer
         self._health_interval_s = health_interval_s
         self._wall_clock = wall_clock
         self._monotonic = monotonic
-        self._reader = reader or PyAVReader(camera.id, camera, wall_clock=wall_clock, monotonic=monotonic)
+        self._reader: FrameSource = reader or open_reader(camera.id, camera, wall_clock=wall_clock, monotonic=monotonic)
         self._step = AnalyticsStep(
             agent_id,
             camera.id,
@@ -346,6 +380,7 @@ class CameraPipeline:
         self._events_emitted = 0
         self._analytics_errors = 0
         self._traffic_errors = 0
+        self._progress_errors = 0
         self._last_error = ""
         self._failed = False
         self._seen_change = 0
@@ -465,6 +500,8 @@ class CameraPipeline:
                     frame, result.tracked, result.crossings, result.findings, result.congestion
                 )
             )
+        if self._progress is not None:
+            self._progress_events(lambda progress: progress.on_frame(frame, result.seen))
         if self._observer is not None:
             try:
                 self._observer(frame, result)
@@ -496,6 +533,8 @@ class CameraPipeline:
                 return traffic.on_tick(now, step.findings, step.congestion)
 
             self._traffic_events(expire)
+        if self._progress is not None:
+            self._progress_events(lambda progress: progress.on_tick(now))
 
     def _traffic_events(self, work: Callable[[CameraTraffic], Sequence[Event]]) -> None:
         """Run one call of the camera's traffic outputs; a failure is counted and never stops counting."""
@@ -512,6 +551,27 @@ class CameraPipeline:
             return
         for event in events:
             self._emit(event)
+
+    def _progress_events(self, work: Callable[[SiteProgress], Sequence[Event]]) -> None:
+        """Run one call of the camera's progress stage; a failure is counted and never stops counting."""
+        if self._progress is None:
+            return
+        try:
+            events = work(self._progress)
+        except Exception as error:
+            self._progress_errors += 1
+            self._analytics_errors += 1
+            self._last_error = f"progress: {type(error).__name__}: {error}"
+            if self._progress_errors == 1 or self._progress_errors % 100 == 0:
+                log.exception("camera %s: progress stage failed (%d so far)", self.camera.id, self._progress_errors)
+            return
+        for event in events:
+            self._emit(event)
+
+    @property
+    def progress(self) -> SiteProgress | None:
+        """The camera's construction progress stage (None without ``progress:``)."""
+        return self._progress
 
     @property
     def traffic(self) -> CameraTraffic | None:
@@ -532,6 +592,11 @@ class CameraPipeline:
         now = self._source_now()
         if self._traffic is not None and now is not None:
             self._traffic_events(lambda traffic: traffic.finish(now))
+        if self._progress is not None and now is not None:
+            # A replayed file has ended: its last day is complete as far as the recording goes. A live camera
+            # that stops mid-day does not report a partial day (its figures carry on after the restart).
+            close_day = not self.camera.is_live
+            self._progress_events(lambda progress: progress.finish(now, close_current_day=close_day))
         for event in self._step.flush():
             self._emit(event)
         stats = self.stats()

@@ -80,6 +80,7 @@ DEFAULT_PRIORITIES: dict[str, int] = {
     "progress": 1,
     "congestion": 1,
     "plate_pass": 2,
+    "site_activity": 2,
 }
 
 _SQL_CHUNK = 500

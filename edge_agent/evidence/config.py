@@ -1,6 +1,6 @@
 """The ``evidence:`` section of a site config: where keyframes live at the edge, how much, how long, what is uploaded.
 
-Evidence is personal data (a vehicle and its plate), so it is bounded twice: by bytes (the oldest
+Evidence is personal data (a vehicle and its plate; workers on a site), so it is bounded twice: by bytes (the oldest
 files go first) and by age (``max_age_days``), and leaves the box only by the ``upload`` policy.
 """
 
@@ -17,16 +17,22 @@ MIB = 1024 * 1024
 
 UploadPolicy = Literal["never", "violations", "all"]
 """never: evidence stays at the edge unless an officer asks for it (``upload_on_request``); violations:
-keyframes of violations and incidents go to central at once;
+keyframes of violations and incidents, and the daily construction timelapse keyframes, go to central at once;
 all: plate-pass keyframes too."""
 
-EvidencePurpose = Literal["violation", "plate_pass"]
-"""Which kind of event a keyframe proves; decides whether the upload policy sends it."""
+EvidencePurpose = Literal["violation", "plate_pass", "timelapse"]
+"""Which kind of event a keyframe proves; decides whether the upload policy sends it. timelapse: the daily
+keyframe of a construction site camera, referenced by its progress events (one a camera a day)."""
+
+_UPLOADED_UNDER_VIOLATIONS: frozenset[EvidencePurpose] = frozenset({"violation", "timelapse"})
 
 
 def should_upload(policy: UploadPolicy, purpose: EvidencePurpose) -> bool:
-    """Whether a keyframe made for ``purpose`` goes on the upload list under ``policy``."""
-    return policy == "all" or (policy == "violations" and purpose == "violation")
+    """Whether a keyframe made for ``purpose`` goes on the upload list under ``policy``.
+
+    The timelapse goes with violations: one small picture a camera a day, which the project page shows.
+    """
+    return policy == "all" or (policy == "violations" and purpose in _UPLOADED_UNDER_VIOLATIONS)
 
 
 class EvidenceConfig(BaseModel):
@@ -62,8 +68,8 @@ class EvidenceConfig(BaseModel):
     upload: UploadPolicy = Field(
         default="violations",
         description="never: keep evidence at the edge only; violations: upload keyframes of violations and "
-        "incidents to central (PUT /api/v1/evidence/{sha256}); all: plate-pass keyframes too. Needs central "
-        "transport http.",
+        "incidents, and the daily construction timelapse keyframes, to central (PUT /api/v1/evidence/{sha256}); "
+        "all: plate-pass keyframes too. Needs central transport http.",
     )
     upload_on_request: bool = Field(
         default=True,

@@ -67,7 +67,7 @@ CREATE TABLE IF NOT EXISTS files (
     sha256 TEXT PRIMARY KEY,      -- hex digest = file name without .jpg
     nbytes INTEGER NOT NULL,
     stored_us INTEGER NOT NULL,   -- wall clock when stored, microseconds since the Unix epoch (UTC)
-    purpose TEXT NOT NULL         -- violation | plate_pass
+    purpose TEXT NOT NULL         -- violation | plate_pass | timelapse
 )""",
     "CREATE INDEX IF NOT EXISTS files_by_age ON files (stored_us)",
     """

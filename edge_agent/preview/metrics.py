@@ -5,12 +5,13 @@ running crossings per line/direction/class and per-stage seconds, the uplink's q
 delivery counters, the preview server's own clients and refusals, and (on a traffic site) the
 traffic counters: plate reads done and dropped, violations, plate passes, congestion reports and
 keyframes per camera, and the evidence store and uploader (stored, uploaded, pending, evicted,
-officers' requests).
+officers' requests); on a construction site, each site camera's progress counters (frames sampled,
+used and rejected by reason, days reported, activity windows, timelapse keyframes, latest figures).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import get_args
 
@@ -21,6 +22,7 @@ from edge_agent.health import CameraHealth
 from edge_agent.overlay import RunningCounts
 from edge_agent.pipeline import PipelineStats
 from edge_agent.preview.feed import StageTotals
+from edge_agent.progress.stage import SiteProgressStats
 from edge_agent.traffic.camera import CameraTrafficStats
 from edge_agent.traffic.plate_stage import PlateStageStats
 from edge_agent.traffic.plate_worker import PlateWorkerStats
@@ -58,6 +60,8 @@ class TrafficMetrics:
     plate_worker: PlateWorkerStats | None = None
     evidence: EvidenceStats | None = None
     evidence_upload: UploaderStats | None = None
+    progress: Mapping[str, SiteProgressStats] = field(default_factory=dict)
+    """Per site camera (``progress:``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +244,7 @@ def _one(name: str, kind: str, help_text: str, value: float) -> _Family:
 
 def _traffic_families(traffic: TrafficMetrics) -> Iterable[_Family]:
     yield from _traffic_camera_families(traffic)
+    yield from _progress_families(traffic.progress)
     worker = traffic.plate_worker
     if worker is not None:
         yield _one("plate_reads_total", "counter", "Vehicle crops read by the plate worker.", worker.reads)
@@ -321,6 +326,42 @@ def _traffic_camera_families(traffic: TrafficMetrics) -> Iterable[_Family]:
         "passes_without_plate_total",
         "Vehicles that crossed the pass line with no plate read (not sent).",
         ((c, s.passes_without_plate) for c, s in stages),
+    )
+
+
+def _progress_families(progress: Mapping[str, SiteProgressStats]) -> Iterable[_Family]:
+    if not progress:
+        return
+    cameras = sorted(progress.items())
+
+    def per_camera(name: str, help_text: str, value: Callable[[SiteProgressStats], float]) -> _Family:
+        return _Family(name, "counter", help_text, tuple(({"camera": c}, float(value(s))) for c, s in cameras))
+
+    yield per_camera("progress_frames_sampled_total", "Frames sampled for visual progress.", lambda s: s.frames_sampled)
+    yield per_camera(
+        "progress_frames_used_total", "Sampled frames that passed the quality gates.", lambda s: s.frames_used
+    )
+    yield _Family(
+        "progress_frames_rejected_total",
+        "counter",
+        "Sampled frames not used, by reason (night, dark, blurred, fogged, occluded...).",
+        tuple(({"camera": c, "reason": r}, float(n)) for c, s in cameras for r, n in sorted(s.rejected.items())),
+    )
+    yield per_camera("progress_days_reported_total", "Local days closed and reported.", lambda s: s.days_reported)
+    yield per_camera("progress_events_total", "Daily progress events emitted.", lambda s: s.progress_events)
+    yield per_camera(
+        "progress_carried_over_total", "Daily figures carried over for want of good frames.", lambda s: s.carried_over
+    )
+    yield per_camera("site_activity_windows_total", "Site activity events emitted.", lambda s: s.activity_windows)
+    yield per_camera("progress_timelapse_keyframes_total", "Daily timelapse keyframes stored.", lambda s: s.keyframes)
+    yield per_camera(
+        "progress_state_errors_total", "Progress state files that could not be saved or read.", lambda s: s.state_errors
+    )
+    yield _Family(
+        "progress_percent",
+        "gauge",
+        "Latest published % complete per work package (package '' = the camera's project figure).",
+        tuple(({"camera": c, "package": p}, v) for c, s in cameras for p, v in sorted(s.latest.items())),
     )
 
 

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge_agent.perception.detectors.batching import BatchingConfig
-from edge_agent.perception.detectors.label_map import TAXONOMY
+from edge_agent.perception.detectors.label_map import CLASS_NAMES
 from edge_agent.perception.detectors.motion_config import MotionConfig
 from edge_agent.perception.detectors.onnx_session import DEFAULT_PROVIDERS, ProviderName, RuntimeSettings
 
@@ -69,7 +69,8 @@ class DetectorConfig(BaseModel):
     max_detections: int = Field(default=100, ge=1, le=1000, description="Most boxes kept per frame, best first.")
     label_map: dict[str, str] | None = Field(
         default=None,
-        description="Model label -> taxonomy class; labels not listed are dropped. Default: the backend's own map "
+        description="Model label -> taxonomy class (a vehicle class, or person on a construction site camera: "
+        "workers for site activity); labels not listed are dropped. Default: the backend's own map, vehicles only "
         "(see models/README.md).",
     )
     class_names: list[str] | None = Field(
@@ -122,9 +123,9 @@ class DetectorConfig(BaseModel):
         if self.input_size % 32:
             raise ValueError(f"input_size must be a multiple of 32, got {self.input_size}")
         if self.label_map is not None:
-            bad = sorted(set(self.label_map.values()) - set(TAXONOMY))
+            bad = sorted(set(self.label_map.values()) - set(CLASS_NAMES))
             if bad:
-                raise ValueError(f"label_map targets {bad} are not taxonomy classes {list(TAXONOMY)}")
+                raise ValueError(f"label_map targets {bad} are not taxonomy classes {list(CLASS_NAMES)}")
         if self.class_names is not None and self.backend != "yolo":
             raise ValueError("class_names applies to the yolo backend only")
         if self.backend == "motion" and (self.model_path is not None or self.label_map is not None):

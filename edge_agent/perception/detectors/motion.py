@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from edge_agent.perception.detectors.blobs import Blobs, find_blobs, size_class_ids
 from edge_agent.perception.detectors.exposure import ExposureFit, fit_exposure
-from edge_agent.perception.detectors.label_map import TAXONOMY
+from edge_agent.perception.detectors.label_map import CLASS_NAMES
 from edge_agent.perception.detectors.motion_config import MotionConfig
 from edge_agent.perception.types import Detections
 
@@ -77,7 +77,7 @@ class MotionDetector:
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        return TAXONOMY
+        return CLASS_NAMES
 
     @property
     def config(self) -> MotionConfig:
@@ -118,7 +118,7 @@ class MotionDetector:
         self._since_reset += 1
         if warming:
             self._warmup += 1
-            return Detections.empty(TAXONOMY)
+            return Detections.empty(CLASS_NAMES)
         if changed_share > self._config.max_foreground_fraction:
             # The whole scene changed (lights, camera moved): nothing here is a vehicle; learn the new scene.
             self._global_changes += 1
@@ -126,7 +126,7 @@ class MotionDetector:
             self._since_reset = 0
             self._reference = None  # the exposure reference is the old scene too
             self._held = None
-            return Detections.empty(TAXONOMY)
+            return Detections.empty(CLASS_NAMES)
         blobs = find_blobs(foreground, self._config)
         self._learn(picture, blobs, rate)
         return self._to_detections(blobs, foreground.shape, width, height)
@@ -219,7 +219,7 @@ class MotionDetector:
 
     def _to_detections(self, blobs: Blobs, mask_shape: tuple[int, ...], width: int, height: int) -> Detections:
         if len(blobs) == 0:
-            return Detections.empty(TAXONOMY)
+            return Detections.empty(CLASS_NAMES)
         mask_h, mask_w = mask_shape[:2]
         scale = np.array([width / mask_w, height / mask_h] * 2, dtype=np.float32)
         boxes = np.clip(blobs.xyxy * scale, 0, np.array([width, height, width, height], dtype=np.float32))
@@ -227,4 +227,4 @@ class MotionDetector:
         keep = (area <= self._max_box_area_fraction) & (blobs.confidence >= self._score_threshold)
         order = np.argsort(-blobs.confidence[keep], kind="stable")[: self._max_detections]
         boxes, confidence, area = boxes[keep][order], blobs.confidence[keep][order], area[keep][order]
-        return Detections(boxes, confidence, size_class_ids(area, self._config), TAXONOMY)
+        return Detections(boxes, confidence, size_class_ids(area, self._config), CLASS_NAMES)

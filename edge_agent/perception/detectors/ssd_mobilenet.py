@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.perception.detectors.label_map import TAXONOMY, LabelMapping
+from edge_agent.perception.detectors.label_map import CLASS_NAMES, LabelMapping
 from edge_agent.perception.detectors.nms import batched_nms, nms
 from edge_agent.perception.detectors.onnx_session import OnnxSession, RuntimeSettings
 from edge_agent.perception.types import Detections
@@ -126,7 +126,7 @@ class SsdMobilenetDetector:
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        return TAXONOMY
+        return CLASS_NAMES
 
     @property
     def session(self) -> OnnxSession:
@@ -166,7 +166,7 @@ class SsdMobilenetDetector:
         small_enough = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) <= s.max_box_area_fraction
         candidates, boxes = candidates[small_enough], boxes[small_enough]
         if len(candidates) == 0:
-            return Detections.empty(TAXONOMY)
+            return Detections.empty(CLASS_NAMES)
         boxes = boxes * np.array([width, height, width, height], dtype=np.float32)
         confidence = best_score[candidates].astype(np.float32)
         label = self._prefer_children(best[candidates], scores[candidates], confidence)
@@ -177,7 +177,9 @@ class SsdMobilenetDetector:
             else batched_nms(boxes, confidence, class_id, s.nms_iou)
         )
         keep = keep[: s.max_detections]
-        return Detections(xyxy=boxes[keep], confidence=confidence[keep], class_id=class_id[keep], class_names=TAXONOMY)
+        return Detections(
+            xyxy=boxes[keep], confidence=confidence[keep], class_id=class_id[keep], class_names=CLASS_NAMES
+        )
 
     def _prefer_children(
         self, best: npt.NDArray[np.int64], scores: npt.NDArray[np.float32], best_score: npt.NDArray[np.float32]

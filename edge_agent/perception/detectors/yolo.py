@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge_agent.perception.detectors.label_map import TAXONOMY, LabelMapping, build_label_mapping
+from edge_agent.perception.detectors.label_map import CLASS_NAMES, LabelMapping, build_label_mapping
 from edge_agent.perception.detectors.letterbox import Letterbox, letterbox
 from edge_agent.perception.detectors.nms import batched_nms, nms
 from edge_agent.perception.detectors.onnx_session import OnnxSession, RuntimeSettings
@@ -130,7 +130,7 @@ class YoloDetector:
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        return TAXONOMY
+        return CLASS_NAMES
 
     @property
     def model_labels(self) -> tuple[str, ...]:
@@ -167,7 +167,7 @@ class YoloDetector:
             boxes = placement.boxes_to_image(dets.xyxy, width, height)
             area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) / float(width * height)
             keep = area <= self._settings.max_box_area_fraction
-            results.append(Detections(boxes[keep], dets.confidence[keep], dets.class_id[keep], TAXONOMY))
+            results.append(Detections(boxes[keep], dets.confidence[keep], dets.class_id[keep], CLASS_NAMES))
         return results
 
     def postprocess(self, output: npt.NDArray[np.float32]) -> Detections:
@@ -188,7 +188,7 @@ class YoloDetector:
         best_score = scores[np.arange(len(scores)), best]
         candidates = np.flatnonzero(best_score >= s.score_threshold)
         if len(candidates) == 0:
-            return Detections.empty(TAXONOMY)
+            return Detections.empty(CLASS_NAMES)
         cx, cy, w, h = output[:4, candidates]
         boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
         confidence = best_score[candidates].astype(np.float32)
@@ -198,7 +198,7 @@ class YoloDetector:
             if s.class_agnostic_nms
             else batched_nms(boxes, confidence, class_id, s.nms_iou)
         )[: s.max_detections]
-        return Detections(boxes[keep], confidence[keep], class_id[keep], TAXONOMY)
+        return Detections(boxes[keep], confidence[keep], class_id[keep], CLASS_NAMES)
 
     def _decode_end_to_end(self, output: npt.NDArray[np.float32]) -> Detections:
         """[D, 6 (+32)] rows of x1, y1, x2, y2, score, class: threshold and label map; the model did the NMS."""
@@ -209,4 +209,4 @@ class YoloDetector:
         taxonomy_id = np.where(valid, self._mapping.model_to_taxonomy[np.clip(model_class, 0, nc - 1)], -1)
         rows = np.flatnonzero(taxonomy_id >= 0)
         rows = rows[np.argsort(-output[rows, 4], kind="stable")][: s.max_detections]
-        return Detections(output[rows, :4], output[rows, 4], taxonomy_id[rows], TAXONOMY)
+        return Detections(output[rows, :4], output[rows, 4], taxonomy_id[rows], CLASS_NAMES)
