@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from ioc_common.backoff import BackoffConfig
 
@@ -12,6 +12,7 @@ LIVE_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://
 
 DecoderRequest = Literal["auto", "cpu", "nvdec"]
 DecodeMode = Literal["all", "keyframes"]
+SamplingMode = Literal["stream", "grab"]
 
 
 class ReaderConfig(BaseModel):
@@ -91,7 +92,9 @@ class ReaderConfig(BaseModel):
         gt=0,
         le=240,
         description="Hand analytics at most this many frames per second of stream time (by PTS); the others are "
-        "decoded (P-frames need them) but never converted to BGR. null = every decoded frame.",
+        "decoded (P-frames need them) but never converted to BGR. With decode: keyframes, only the first keyframe "
+        "at or after each due time reaches the decoder (the others are read and dropped, counted): a camera "
+        "sampled once a minute costs little more than receiving its stream. null = every decoded frame.",
     )
     max_decode_lag_s: float | None = Field(
         default=1.0,
@@ -119,6 +122,31 @@ class ReaderConfig(BaseModel):
         description="Largest difference between the camera's clock (RTCP) and ours, network delay included, "
         "for the camera's clock to be trusted.",
     )
+
+    sampling: SamplingMode = Field(
+        default="stream",
+        description="stream: stay connected and read the stream (decode, max_fps apply; with decode: keyframes "
+        "and max_fps only the due keyframe is decoded). grab: live sources only; every grab_every_s connect, "
+        "decode the first keyframe, disconnect (about 10x less CPU than a connection for one frame a minute; "
+        "benchmarks/site_sampling.md). decode, max_fps, on_end and the stall watchdog's cadence do not apply to "
+        "grab; failed grabs are retried on later slots after the reconnect backoff.",
+    )
+    grab_every_s: float = Field(
+        default=60.0,
+        ge=1,
+        le=86_400,
+        description="sampling: grab only: seconds between two grabs, on a fixed grid from the first one (a slow "
+        "or failed grab never makes the next ones bunch up; missed slots are counted).",
+    )
+
+    @model_validator(mode="after")
+    def _grab_needs_a_live_source(self) -> ReaderConfig:
+        if self.sampling == "grab" and not self.is_live:
+            raise ValueError(
+                f"sampling: grab needs a live source ({', '.join(LIVE_SCHEMES)}); a file is read with sampling: "
+                "stream (decode: keyframes and max_fps to thin it)"
+            )
+        return self
 
     @property
     def is_live(self) -> bool:

@@ -196,3 +196,29 @@ class SourceStatus:
     def connection(self, *, decoder: DecoderKind, decoder_reason: str, codec: str) -> None:
         with self._lock:
             self._stats = replace(self._stats, decoder=decoder, decoder_reason=decoder_reason, codec=codec)
+
+
+class StoppableSource:
+    """What every reader offers other threads: stop it, ask whether it is stopping, read its state.
+
+    A reader sets ``_stop`` and ``_status`` in its ``__init__``; ``stop()`` only sets the event: each reader's
+    own loop decides how fast it ends (its docstring says).
+    """
+
+    _stop: threading.Event
+    _status: SourceStatus
+
+    def stop(self) -> None:
+        """Ask ``frames()`` to end."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def stats(self) -> ReaderStats:
+        return self._status.snapshot()
+
+    def state_changes(self, since: int = 0) -> tuple[StateChange, ...]:
+        """State changes numbered after ``since`` (see ``StateChange.number``), oldest first."""
+        return self._status.changes_since(since)
