@@ -11,6 +11,7 @@
     central-ingest cameras import FILE [--prune]   # camera/sensor sites (configs/sites.example.yaml)
     central-ingest user add|list|disable|enable|set-password|set-roles|reset-totp  # docs/access_and_audit.md
     central-ingest audit verify|export             # the hash-chained audit log (exit 1: chain broken)
+    central-ingest plans import|show|versions      # approved construction plans from CSV/Excel (docs/projects.md)
 
 The database comes from ``--database-url`` or ``IOC_CENTRAL_DATABASE_URL``; every
 other setting from its ``IOC_CENTRAL_*`` variable (see ``settings.py``).
@@ -44,6 +45,7 @@ from central_ingest.plates.keyring import KeyringError
 from central_ingest.plates.legacy import LegacyPlatesError, seal_legacy_plates
 from central_ingest.plates.rotation import RotationBusyError
 from central_ingest.plates.vault import vault_from_settings
+from central_ingest.projects.plan_commands import add_plans_parser, run_plans
 from central_ingest.settings import Settings
 from central_ingest.sites.config import load_sites
 from central_ingest.sites.store import import_sites
@@ -89,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     add_plates_parser(commands)
     add_user_parser(commands)
     add_audit_parser(commands)
+    add_plans_parser(commands)
 
     cameras = commands.add_parser("cameras", help="the registry of camera and sensor sites (map positions)")
     camera_commands = cameras.add_subparsers(dest="cameras_command", required=True)
@@ -181,6 +184,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "plates": lambda: run_plates(settings, args),
         "user": lambda: run_user(settings, args),
         "audit": lambda: run_audit(settings, args),
+        "plans": lambda: run_plans(settings, args),
         "cameras": lambda: _cameras_import(settings, args.path, args.prune),
     }
     return commands.get(args.command, lambda: _agent(settings, args))()

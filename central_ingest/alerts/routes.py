@@ -1,7 +1,8 @@
-"""``/api/v1/alerts`` (list, one alert, acknowledge, resolve, rule states) and ``/api/v1/projects/{id}/plan``.
+"""``/api/v1/alerts``: list, one alert, acknowledge, resolve, rule states.
 
 The alert routes read the engine from ``request.app.state.ioc_alerts`` (an ``AlertService``) and
 the database pool from the app state; every operator transition is published like the engine's.
+The plan routes (``/api/v1/projects/{id}/plan``) are in ``central_ingest.projects.plan_routes``.
 """
 
 from __future__ import annotations
@@ -10,20 +11,17 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from central_ingest.alerts.history import AlertFilters, get_alert, list_alerts
 from central_ingest.alerts.notice import AlertNotice
-from central_ingest.alerts.plans import PlanIn, load_plan, save_plan
 from central_ingest.alerts.service import AlertService
 from central_ingest.alerts.store import AlertNotFoundError, TransitionNotAllowedError
 from central_ingest.query.params import QueryError
 from central_ingest.state import AppState, get_app_state
-from event_contract.models import IDENTIFIER_PATTERN
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
-plans_router = APIRouter(prefix="/api/v1/projects", tags=["plans"])
 MAX_PAGE = 1000
 
 
@@ -105,26 +103,3 @@ async def resolve(
     alert_id: UUID, action: OperatorAction, service: Annotated[AlertService, Depends(get_alert_service)]
 ) -> AlertNotice:
     return await _operator(service, alert_id, action, "resolve")
-
-
-ProjectId = Annotated[str, Path(pattern=IDENTIFIER_PATTERN)]
-
-
-@plans_router.put("/{project_id}/plan", summary="Store an approved plan as the project's next version")
-async def put_plan(project_id: ProjectId, plan: PlanIn, app: Annotated[AppState, Depends(get_app_state)]) -> Any:
-    async with app.pool.connection() as conn:
-        stored = await save_plan(conn, project_id, plan, dt.datetime.now(dt.UTC))
-    return stored.as_json()
-
-
-@plans_router.get("/{project_id}/plan", summary="The latest approved plan, or ?version=N")
-async def get_plan(
-    project_id: ProjectId,
-    app: Annotated[AppState, Depends(get_app_state)],
-    version: Annotated[int | None, Query(ge=1)] = None,
-) -> Any:
-    async with app.pool.connection() as conn:
-        plan = await load_plan(conn, project_id, version)
-    if plan is None:
-        raise HTTPException(404, f"project {project_id} has no plan" + (f" version {version}" if version else ""))
-    return plan.as_json()

@@ -1,4 +1,7 @@
-"""The alert and plan HTTP routes on a small app (the lead wires the routers into create_app)."""
+"""The alert and plan HTTP routes on a small app (the lead wires the routers into create_app).
+
+Plan writes need a signed-in project_unit (or admin) user: the fixture creates one and opens a session.
+"""
 
 from __future__ import annotations
 
@@ -16,11 +19,16 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from psycopg_pool import AsyncConnectionPool
 
+from central_ingest.access.admin import Actor, create_user
+from central_ingest.access.runtime import AccessRuntime
+from central_ingest.access.sessions import open_session
+from central_ingest.access.settings import AccessSettings
 from central_ingest.alerts.notice import AlertNotice
 from central_ingest.alerts.plans import PlanIn, PlanPointIn, save_plan
-from central_ingest.alerts.routes import plans_router, router
+from central_ingest.alerts.routes import router
 from central_ingest.alerts.rules import AlertRulesConfig
 from central_ingest.alerts.service import AlertService
+from central_ingest.projects.plan_routes import router as plans_router
 from central_ingest.state import get_app_state
 from central_ingest.store.migrate import apply_migrations
 
@@ -34,11 +42,25 @@ RULES = {
         {"id": "vi-r", "kind": "violation_increase"},
     ],
 }
+ACCESS = AccessSettings(password_kdf_log2_n=10)  # the routes are under test, not the password hash's cost
+PMU_USER = "bqlda.plan"
+
+
+async def _pmu_session(dsn: str) -> str:
+    """A project_unit user's session token (project_unit needs no TOTP)."""
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        change = await create_user(
+            conn, Actor("test-setup", "admin"), ACCESS, username=PMU_USER, password="mật-khẩu-đủ-dài-2025",
+            roles=frozenset({"project_unit"}),
+        )  # fmt: skip
+        grant = await open_session(conn, change.user.user_id, ACCESS, dt.datetime.now(dt.UTC), "test")
+    return grant.token
 
 
 @pytest.fixture(scope="module")
 def app_and_notices(pg_dsn: str) -> Iterator[tuple[TestClient, list[AlertNotice]]]:
     apply_migrations(pg_dsn)
+    token = asyncio.run(_pmu_session(pg_dsn))
     with psycopg.connect(pg_dsn) as conn:  # three silent cameras: three alerts
         for camera in ("c1", "c2", "c3"):
             at = NOW - dt.timedelta(hours=1)
@@ -53,6 +75,7 @@ def app_and_notices(pg_dsn: str) -> Iterator[tuple[TestClient, list[AlertNotice]
             config = AlertRulesConfig.model_validate(RULES)
             app.state.ioc_alerts = AlertService(pool, config, notices.append, "Asia/Ho_Chi_Minh", 3600.0, lambda: NOW)
             app.state.pool_only = SimpleNamespace(pool=pool)
+            app.state.ioc_access = AccessRuntime.create(ACCESS)
             yield
             await app.state.ioc_alerts.close()
 
@@ -62,6 +85,7 @@ def app_and_notices(pg_dsn: str) -> Iterator[tuple[TestClient, list[AlertNotice]
     # AppState also carries the ingest pipeline; these routes only need its pool.
     app.dependency_overrides[get_app_state] = lambda: app.state.pool_only
     with TestClient(app) as client:
+        client.headers["Authorization"] = f"Bearer {token}"  # the plan routes need a session; alerts ignore it
         client.portal.call(app.state.ioc_alerts.evaluate_all)  # type: ignore[union-attr]
         yield client, notices
 
@@ -152,12 +176,18 @@ def test_plans_are_versioned(app_and_notices: tuple[TestClient, list[AlertNotice
     client, _ = app_and_notices
     url = "/api/v1/projects/cau-moi/plan"
     assert client.get(url).status_code == 404
+    anonymous = {"Authorization": ""}
+    assert client.get(url, headers=anonymous).status_code == 401
+    assert (
+        client.put(url, json={"points": [{"date": "2025-01-01", "planned_pct": 0}]}, headers=anonymous).status_code
+        == 401
+    )
     first: dict[str, Any] = {
         "points": [{"date": "2025-01-01", "planned_pct": 0}, {"date": "2025-12-31", "planned_pct": 100}]
     }
     stored = client.put(url, json={**first, "note": "QĐ 123/QĐ-UBND"})
     assert stored.status_code == 200, stored.text
-    assert stored.json()["plan_version"] == 1
+    assert (stored.json()["plan_version"], stored.json()["approved_by"]) == (1, PMU_USER)
     second = {
         "points": [
             {"date": "2025-01-01", "planned_pct": 0},
