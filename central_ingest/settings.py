@@ -27,8 +27,9 @@ class RetentionSettings(BaseModel):
     Defaults: counts and zones 90 days (the monthly baselines need 31; rollups keep the history),
     health 30, violations 400 (a year of police records plus a margin), plate passes 90 (personal
     data: the police issue sets the lawful period), congestion 400 (hotspot comparisons across a
-    year), progress 3650 (a project's life), sensor readings 400, dead letters 30, hourly rollups
-    730; daily rollups are kept forever.
+    year), progress 3650 (a project's life), site activity 730 (two years of working hours, the
+    length of most works), sensor readings 400, dead letters 30, hourly rollups 730; daily rollups
+    are kept forever.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -39,6 +40,9 @@ class RetentionSettings(BaseModel):
     plate_passes_days: int = Field(default=90, ge=2, description="plate_passes (personal data).")
     congestion_days: int = Field(default=400, ge=2, description="congestion (zone levels, schema 1.4).")
     progress_days: int = Field(default=3650, ge=2, description="progress.")
+    site_activity_days: int = Field(
+        default=730, ge=2, description="site_activity (construction sites' hourly work per zone, schema 1.5)."
+    )
     sensor_readings_days: int = Field(default=400, ge=2, description="sensor_readings.")
     dead_letters_days: int = Field(default=30, ge=1, description="dead_letters (plain table, pruned by age).")
     hourly_rollup_days: int = Field(default=730, ge=2, description="hourly count rollups.")
@@ -53,6 +57,7 @@ class RetentionSettings(BaseModel):
             "plate_pass": self.plate_passes_days,
             "congestion": self.congestion_days,
             "progress": self.progress_days,
+            "site_activity": self.site_activity_days,
             "sensor_reading": self.sensor_readings_days,
         }[kind]
         return dt.timedelta(days=days)

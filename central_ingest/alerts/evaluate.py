@@ -136,12 +136,17 @@ class PlanPoint:
 
 @dataclass(frozen=True)
 class ProgressRow:
+    """One stored progress figure; ``evidence`` holds media links, ``keyframes`` the SHA-256 of uploaded images."""
+
     day: dt.date
     time: dt.datetime
     percent: Fraction
     confidence: Fraction
     confirmed: bool
     evidence: tuple[str, ...] = ()
+    method: str = ""
+    note: str = ""
+    keyframes: tuple[str, ...] = ()
 
 
 def planned_at(points: Sequence[PlanPoint], day: dt.date) -> Fraction:

@@ -134,6 +134,75 @@ async def latest_progress(
     ]
 
 
+_PROJECT_ROWS = """
+WITH pk AS (SELECT unnest(%(packages)s::text[]) AS package_id),
+bounds AS (
+    SELECT pk.package_id,
+           (SELECT max(p.time) FROM progress p WHERE p.project_id = %(project)s AND p.package_id = pk.package_id
+              AND p.confirmed AND p.time < %(since)s) AS confirmed_at,
+           (SELECT max(p.time) FROM progress p WHERE p.project_id = %(project)s AND p.package_id = pk.package_id
+              AND p.time < %(since)s) AS latest_at
+    FROM pk
+),
+w AS (
+    SELECT package_id,
+           least(%(since)s::timestamptz,
+                 date_trunc('day', confirmed_at AT TIME ZONE %(tz)s) AT TIME ZONE %(tz)s,
+                 date_trunc('day', latest_at AT TIME ZONE %(tz)s) AT TIME ZONE %(tz)s) AS from_t
+    FROM bounds
+)
+SELECT p.package_id, (p.time AT TIME ZONE %(tz)s)::date, p.time, p.percent_complete, p.confidence, p.confirmed,
+       p.method, p.note, p.evidence
+FROM w JOIN progress p ON p.project_id = %(project)s AND p.package_id = w.package_id
+WHERE p.time >= w.from_t AND p.time < %(before)s
+UNION ALL
+SELECT e.package_id, (e.time AT TIME ZONE %(tz)s)::date, e.time, e.percent_complete, e.confidence, e.confirmed,
+       e.method, e.note, e.evidence
+FROM w CROSS JOIN LATERAL (
+    SELECT * FROM progress p WHERE p.project_id = %(project)s AND p.package_id = w.package_id
+      AND NOT p.confirmed AND p.time < w.from_t ORDER BY p.time DESC LIMIT 1
+) AS e
+ORDER BY 3
+"""
+
+
+def _evidence_of(evidence: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(uris, sha256 digests) of a stored evidence list."""
+    refs = [ref for ref in evidence or () if isinstance(ref, dict)]
+    uris = tuple(str(ref["uri"]) for ref in refs if ref.get("uri"))
+    digests = tuple(str(ref["sha256"]) for ref in refs if ref.get("sha256"))
+    return uris, digests
+
+
+async def project_rows(
+    conn: Conn, project_id: str, packages: Sequence[str], *, since: dt.datetime, before: dt.datetime, timezone: str
+) -> dict[str, list[ProgressRow]]:
+    """Per package ('' = the project), oldest first: the rows in ``[since, before)`` and the history that the
+    actuals of that range need (``projects.actual``): the rows from the local day of the last confirmation
+    and of the latest row before ``since``, and the last estimate before those. ``since = before``: just
+    enough for the figure on ``before``'s day."""
+    cur = await conn.execute(
+        _PROJECT_ROWS,
+        {"packages": list(packages), "project": project_id, "since": since, "before": before, "tz": timezone},
+    )
+    found: dict[str, list[ProgressRow]] = {package: [] for package in packages}
+    for package, day, time, pct, conf, confirmed, method, note, evidence in await cur.fetchall():
+        uris, digests = _evidence_of(evidence)
+        found[package].append(ProgressRow(day, time, frac(pct), frac(conf), confirmed, uris, method, note, digests))
+    return found
+
+
+async def critical_packages(conn: Conn, project_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """The packages the latest plan version of each project marks critical (projects with none are absent)."""
+    cur = await conn.execute(
+        "SELECT k.project_id, array_agg(k.package_id ORDER BY k.position) FROM project_plan_packages k "
+        "JOIN (SELECT project_id, max(plan_version) AS v FROM project_plans WHERE project_id = ANY(%s) GROUP BY 1) l "
+        "ON k.project_id = l.project_id AND k.plan_version = l.v WHERE k.critical GROUP BY 1",
+        (list(project_ids),),
+    )
+    return {project: tuple(packages) for project, packages in await cur.fetchall()}
+
+
 async def recent_readings(
     conn: Conn, source: SourceRef, metric: str, span_s: float, active_since: dt.datetime
 ) -> list[Reading]:

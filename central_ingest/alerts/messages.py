@@ -143,10 +143,48 @@ def _violation(rule: ViolationIncreaseRule, subject: Subject, f: Finding) -> tup
     )
 
 
-def _progress(rule: ProgressBehindRule, subject: Subject, f: Finding) -> tuple[str, str]:
+CAMERA_METHODS = frozenset({"camera_visual", "activity", "packages"})
+"""Methods whose unconfirmed figures come from cameras (``packages``: a project summed from its packages)."""
+
+
+def _progress_names(subject: Subject, f: Finding) -> tuple[str, str]:
+    """("Dự án X" | "Hạng mục Y của dự án X", the English) with the plan's names when it gives them."""
     project = subject.project_id or subject.label_vi
-    what_vi = f"Hạng mục {subject.package_id} của dự án {project}" if subject.package_id else f"Dự án {project}"
-    what_en = f"Package {subject.package_id} of project {project}" if subject.package_id else f"Project {project}"
+    project_vi = f.facts.get("project_name_vi") or f.facts.get("project_name_en") or project
+    project_en = f.facts.get("project_name_en") or f.facts.get("project_name_vi") or project
+    if not subject.package_id:
+        return f"Dự án {project_vi}", f"Project {project_en}"
+    package = f.facts.get("package_name") or subject.package_id
+    return f"Hạng mục {package} của dự án {project_vi}", f"Package {package} of project {project_en}"
+
+
+def _progress_basis(f: Finding) -> tuple[str, str]:
+    """What the actual figure rests on: a confirmation, a calibrated camera estimate, or an estimate."""
+    basis, method = f.facts.get("basis"), f.facts.get("method", "")
+    if basis == "confirmed" or (basis is None and f.facts.get("confirmed")):
+        vi, en = "số liệu đã xác nhận", "confirmed figure"
+    elif basis == "partly_confirmed":
+        vi, en = "một phần đã xác nhận, phần còn lại ước tính từ camera", "partly confirmed, the rest camera estimates"
+    elif basis == "calibrated":
+        vi, en = (
+            "ước tính từ camera, hiệu chỉnh theo lần xác nhận gần nhất",
+            "camera estimate calibrated to the last confirmation",
+        )
+    elif method in CAMERA_METHODS:
+        vi, en = "ước tính từ camera", "camera estimate"
+    else:
+        vi, en = "số liệu chưa xác nhận", "unconfirmed figure"
+    coverage = f.facts.get("coverage")
+    if coverage is not None and coverage < 1:
+        missing = (1 - Fraction(coverage)) * 100
+        vi += f"; {number(missing, 0, 'vi')}% khối lượng chưa có số liệu"
+        en += f"; no figure yet for {number(missing, 0, 'en')}% of the work"
+    return vi, en
+
+
+def _progress(rule: ProgressBehindRule, subject: Subject, f: Finding) -> tuple[str, str]:
+    what_vi, what_en = _progress_names(subject, f)
+    basis_vi, basis_en = _progress_basis(f)
     gap, actual, planned = f.facts["gap"], f.value or 0, f.baseline or 0
     day: dt.date = f.facts["date"]
     thr = rule.threshold_points
@@ -155,18 +193,19 @@ def _progress(rule: ProgressBehindRule, subject: Subject, f: Finding) -> tuple[s
         return (
             f"Cần xác nhận: ước tính cho thấy {what_vi[0].lower() + what_vi[1:]} có thể chậm tiến độ "
             f"{number(gap, 1, 'vi')} điểm phần trăm (thực tế {number(actual, 1, 'vi')}% so với kế hoạch "
-            f"{number(planned, 1, 'vi')}% ngày {day:%d/%m/%Y}); độ tin cậy {number(conf, 2, 'vi')} "
-            f"thấp hơn {number(least, 2, 'vi')}",
+            f"{number(planned, 1, 'vi')}% ngày {day:%d/%m/%Y}; {basis_vi}); độ tin cậy {number(conf, 2, 'vi')} "
+            f"thấp hơn {number(least, 2, 'vi')}: đề nghị Ban QLDA xác nhận",
             f"Needs confirmation: an estimate suggests {what_en[0].lower() + what_en[1:]} may be "
             f"{number(gap, 1, 'en')} percentage points behind schedule ({number(actual, 1, 'en')}% actual vs "
-            f"{number(planned, 1, 'en')}% planned on {day:%Y-%m-%d}); confidence {number(conf, 2, 'en')} "
-            f"below {number(least, 2, 'en')}",
+            f"{number(planned, 1, 'en')}% planned on {day:%Y-%m-%d}; {basis_en}); confidence {number(conf, 2, 'en')} "
+            f"below {number(least, 2, 'en')}: the PMU is asked to confirm",
         )
     return (
-        f"{what_vi} chậm tiến độ {number(gap, 1, 'vi')} điểm phần trăm: thực tế {number(actual, 1, 'vi')}% so với "
-        f"kế hoạch {number(planned, 1, 'vi')}% ngày {day:%d/%m/%Y} (ngưỡng {plain(thr, 'vi')} điểm)",
+        f"{what_vi} chậm tiến độ {number(gap, 1, 'vi')} điểm phần trăm: thực tế {number(actual, 1, 'vi')}% "
+        f"({basis_vi}) so với kế hoạch {number(planned, 1, 'vi')}% ngày {day:%d/%m/%Y} "
+        f"(ngưỡng {plain(thr, 'vi')} điểm)",
         f"{what_en} is {number(gap, 1, 'en')} percentage points behind schedule: {number(actual, 1, 'en')}% actual "
-        f"vs {number(planned, 1, 'en')}% planned on {day:%Y-%m-%d} (threshold {plain(thr, 'en')} points)",
+        f"({basis_en}) vs {number(planned, 1, 'en')}% planned on {day:%Y-%m-%d} (threshold {plain(thr, 'en')} points)",
     )
 
 

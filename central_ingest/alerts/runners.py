@@ -30,6 +30,7 @@ from central_ingest.alerts.rules import (
     SourceSilentRule,
     ViolationIncreaseRule,
 )
+from central_ingest.projects.actual import actual_on, as_point, plan_shape, progress_facts
 from event_contract import Event, ProgressEvent, SensorReadingEvent, ViolationEvent
 
 Conn = psycopg.AsyncConnection[Any]
@@ -52,9 +53,10 @@ def _source_subject(prefix: str, agent_id: str, source_id: str) -> Subject:
     return Subject(f"{prefix}:{agent_id}/{source_id}", agent_id=agent_id, source_id=source_id)
 
 
-def _project_subjects(rule: ProgressBehindRule, project_id: str) -> list[Subject]:
+def _project_subjects(rule: ProgressBehindRule, project_id: str, plan_critical: Sequence[str] = ()) -> list[Subject]:
+    """The project, then its critical packages: the rule's list for it, then those its plan marks critical."""
     subjects = [Subject(f"project:{project_id}", project_id=project_id)]
-    for package in rule.critical_packages.get(project_id, ()):
+    for package in dict.fromkeys([*rule.critical_packages.get(project_id, ()), *plan_critical]):
         subjects.append(Subject(f"project:{project_id}/{package}", project_id=project_id, package_id=package))
     return subjects
 
@@ -65,7 +67,8 @@ async def subjects(conn: Conn, config: AlertRulesConfig, rule: Rule, now: dt.dat
         return [Subject(f"junction:{j.id}", j.name_vi, j.name_en) for j in config.junctions_of(rule)]
     if isinstance(rule, ProgressBehindRule):
         projects = await planned_projects(conn) if rule.projects == "all" else list(rule.projects)
-        return [s for project in projects for s in _project_subjects(rule, project)]
+        critical = await inputs.critical_packages(conn, projects)
+        return [s for project in projects for s in _project_subjects(rule, project, critical.get(project, ()))]
     if isinstance(rule, SensorThresholdRule | SensorRateRule):
         if rule.sensors is not None:
             return [_source_subject("sensor", s.agent_id, s.source_id) for s in rule.sensors]
@@ -80,7 +83,12 @@ async def subjects(conn: Conn, config: AlertRulesConfig, rule: Rule, now: dt.dat
 
 
 def touched(config: AlertRulesConfig, rules: Sequence[Rule], event: Event) -> Iterable[tuple[Rule, Subject]]:
-    """The (rule, subject) pairs an arriving event may change; pure and cheap (called on the event loop)."""
+    """The (rule, subject) pairs an arriving event may change; pure and cheap (called on the event loop).
+
+    Progress: the project, and the package when the rule lists it as critical; a package only its plan
+    marks critical (which this cannot know without the database) is judged by the next full pass, within
+    ``alert_evaluate_every_s``: nothing for figures that arrive once a day.
+    """
     for rule in rules:
         if isinstance(rule, ViolationIncreaseRule) and isinstance(event, ViolationEvent):
             if event.category not in rule.categories:
@@ -185,10 +193,21 @@ async def _violation(
 
 
 async def _progress(conn: Conn, rule: ProgressBehindRule, subject: Subject, now: dt.datetime, tz: str) -> Finding:
+    """Planned vs actual today. A plan with packages: ``projects.actual`` (confirmations win and calibrate the
+    cameras; the project is the weighted sum of its packages). A plan without packages: the latest row."""
     project = subject.project_id or ""
     day = now.astimezone(ZoneInfo(tz)).date()
     end_of_day = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), ZoneInfo(tz))
     plan = await load_plan(conn, project)
+    shape = plan_shape(plan)
     points = plan.curve(subject.package_id) if plan is not None else []
-    rows = await inputs.latest_progress(conn, project, subject.package_id, end_of_day, tz)
-    return evaluate.progress_finding(rule, points, evaluate.pick_actual(rows, day), day)
+    if shape.has_packages:
+        wanted = [subject.package_id] if subject.package_id else [*shape.weights, ""]
+        rows = await inputs.project_rows(conn, project, wanted, since=end_of_day, before=end_of_day, timezone=tz)
+        actual = actual_on(rows, shape, subject.package_id, day)
+    else:
+        found = await inputs.latest_progress(conn, project, subject.package_id, end_of_day, tz)
+        picked = evaluate.pick_actual(found, day)
+        actual = None if picked is None else as_point(picked)
+    finding = evaluate.progress_finding(rule, points, None if actual is None else actual.as_row(), day)
+    return dataclasses.replace(finding, facts={**finding.facts, **progress_facts(shape, subject.package_id, actual)})

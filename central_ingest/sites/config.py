@@ -34,6 +34,13 @@ class SiteConfig(BaseModel):
     area: str | None = Field(
         default=None, min_length=1, max_length=200, description="District or ward, for grouping; optional."
     )
+    preview_url: str | None = Field(
+        default=None,
+        max_length=500,
+        pattern=r"^https?://\S+$",
+        description="Live view of the camera (the edge agent's MJPEG preview, e.g. through the centre's proxy), "
+        "shown in the construction projects' meeting view; optional.",
+    )
 
 
 class SitesFile(BaseModel):

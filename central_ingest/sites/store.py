@@ -20,16 +20,18 @@ SiteKey = tuple[str, str]
 """(agent_id, source id), as events carry them."""
 
 _UPSERT = b"""
-INSERT INTO camera_sites (agent_id, id, kind, name, lat, lon, area)
-VALUES (%(agent_id)s, %(id)s, %(kind)s, %(name)s, %(lat)s, %(lon)s, %(area)s)
+INSERT INTO camera_sites (agent_id, id, kind, name, lat, lon, area, preview_url)
+VALUES (%(agent_id)s, %(id)s, %(kind)s, %(name)s, %(lat)s, %(lon)s, %(area)s, %(preview_url)s)
 ON CONFLICT (agent_id, id) DO UPDATE
    SET kind = EXCLUDED.kind, name = EXCLUDED.name, lat = EXCLUDED.lat, lon = EXCLUDED.lon,
-       area = EXCLUDED.area, updated_at = now()
- WHERE (camera_sites.kind, camera_sites.name, camera_sites.lat, camera_sites.lon, camera_sites.area)
-       IS DISTINCT FROM (EXCLUDED.kind, EXCLUDED.name, EXCLUDED.lat, EXCLUDED.lon, EXCLUDED.area)
+       area = EXCLUDED.area, preview_url = EXCLUDED.preview_url, updated_at = now()
+ WHERE (camera_sites.kind, camera_sites.name, camera_sites.lat, camera_sites.lon, camera_sites.area,
+        camera_sites.preview_url)
+       IS DISTINCT FROM (EXCLUDED.kind, EXCLUDED.name, EXCLUDED.lat, EXCLUDED.lon, EXCLUDED.area,
+        EXCLUDED.preview_url)
 RETURNING (xmax = 0) AS inserted
 """
-_COLUMNS = "agent_id, id, kind, name, lat, lon, area"
+_COLUMNS = "agent_id, id, kind, name, lat, lon, area, preview_url"
 
 
 @dataclass(frozen=True, slots=True)

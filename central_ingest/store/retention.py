@@ -18,8 +18,10 @@ record: every step that removes any of it appends a ``retention_delete`` entry t
 the step's own transaction, so the deletion and its record commit together. For ``drop_chunks`` the
 rows are counted first (``count(*)`` over exactly the chunks about to go, in the same transaction).
 Evidence images (``evidence_blobs``, a plain table) go when older than the plate-pass period, except
-those a still-stored violation references, which stay until the violation period ends
-(``_EVIDENCE_DELETE``).
+those a still-stored violation references, which stay until the violation period ends, and those a
+still-stored progress row references (a construction camera's daily timelapse keyframe, a PMU's
+confirmation photo), which stay as long as that row: a project's timelapse must outlive the
+plate-pass period (``_EVIDENCE_DELETE``).
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ def raw_targets(settings: RetentionSettings) -> tuple[RetentionTarget, ...]:
         RetentionTarget("plate_passes", _days(settings.plate_passes_days), "drop_chunks"),
         RetentionTarget("congestion", _days(settings.congestion_days), "drop_chunks"),
         RetentionTarget("progress", _days(settings.progress_days), "drop_chunks"),
+        RetentionTarget("site_activity", _days(settings.site_activity_days), "drop_chunks"),
         RetentionTarget("sensor_readings", _days(settings.sensor_readings_days), "drop_chunks"),
     )
 
@@ -172,16 +175,25 @@ def clamp_counts(steps: tuple[RetentionStep, ...], oldest_unrolled: dt.datetime 
 # Images older than the plate-pass cutoff go unless a still-stored violation references them; those go
 # once past the violation cutoff. The reference check reads the evidence column of the violations
 # stored between the two cutoffs (hash anti-join); see docs/access_and_audit.md for its cost.
+# Images a stored progress row references stay while the row does, whatever the row's time (a PMU may
+# confirm a past day with a photo taken today); progress holds a few rows per package and day, so
+# reading the evidence of every row that has some is cheap.
 _EVIDENCE_DELETE = b"""
 WITH referenced AS (
     SELECT DISTINCT ref->>'sha256' AS sha256
     FROM violations AS v, jsonb_array_elements(v.evidence) AS ref
     WHERE v.time >= %(referenced_cutoff)s AND v.time < %(cutoff)s + %(window)s
+),
+progress_referenced AS (
+    SELECT DISTINCT ref->>'sha256' AS sha256
+    FROM progress AS p, jsonb_array_elements(p.evidence) AS ref
+    WHERE p.evidence <> '[]'::jsonb
 )
 DELETE FROM evidence_blobs AS e
 WHERE e.time < %(cutoff)s
   AND (e.time < %(referenced_cutoff)s - %(window)s
        OR NOT EXISTS (SELECT 1 FROM referenced AS r WHERE r.sha256 = e.sha256))
+  AND NOT EXISTS (SELECT 1 FROM progress_referenced AS r WHERE r.sha256 = e.sha256)
 """
 
 

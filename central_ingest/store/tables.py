@@ -19,6 +19,7 @@ from typing import Any
 
 from central_ingest.plates.vault import PlateVault, plate_aad
 from event_contract import (
+    ActivityGroup,
     CongestionEvent,
     CountIntervalEvent,
     Event,
@@ -27,6 +28,7 @@ from event_contract import (
     PlatePassEvent,
     ProgressEvent,
     SensorReadingEvent,
+    SiteActivityEvent,
     ViolationEvent,
     ZoneIntervalEvent,
 )
@@ -47,8 +49,9 @@ class TableSpec:
 
     @property
     def staging(self) -> str:
-        # The _v4 suffix keeps a pooled connection of an older version from reusing an old shape.
-        return f"staging_{self.name}_v4"
+        # The version suffix (_v5: the schema 1.5 columns) keeps a pooled connection of an older version from
+        # reusing an old shape.
+        return f"staging_{self.name}_v5"
 
     @property
     def column_list(self) -> str:
@@ -130,7 +133,16 @@ PROGRESS = TableSpec(
     "progress",
     _cols(
         f"{HEAD}, project_id text, package_id text, percent_complete float8, method text, confidence float8, "
-        "confirmed bool, note text, evidence jsonb, schema_version text"
+        "confirmed bool, note text, evidence jsonb, schema_version text, raw_percent float8, frames_used int4, "
+        "frames_rejected int4, quality float8"
+    ),
+)
+SITE_ACTIVITY = TableSpec(
+    "site_activity",
+    _cols(
+        f"{HEAD}, project_id text, zone_id text, start timestamptz, frames int4, covered_s float8, "
+        "activity_index float8, active_s float8, mean_workers float8, mean_machines float8, mean_trucks float8, "
+        "peak_workers int4, peak_machines int4, peak_trucks int4, schema_version text"
     ),
 )
 SENSOR_READINGS = TableSpec(
@@ -150,6 +162,7 @@ TABLES: tuple[TableSpec, ...] = (
     PROGRESS,
     SENSOR_READINGS,
     CONGESTION,
+    SITE_ACTIVITY,
 )
 ROOT_TABLES: tuple[TableSpec, ...] = tuple(t for t in TABLES if t.parent is None)
 
@@ -162,6 +175,7 @@ FAMILY_OF_KIND: dict[str, str] = {
     "progress": "progress",
     "sensor_reading": "sensor_readings",
     "congestion": "congestion",
+    "site_activity": "site_activity",
 }
 """The root table of each event kind (also the ``family`` of ``source_last_seen``)."""
 
@@ -279,6 +293,26 @@ def _congestion_row(head: Row, event: CongestionEvent) -> Row:
     )
 
 
+ACTIVITY_GROUPS: tuple[ActivityGroup, ...] = ("worker", "machine", "truck")
+"""The contract's activity groups, in the column order of ``site_activity`` (mean_*, then peak_*)."""
+
+
+def _site_activity_row(head: Row, event: SiteActivityEvent) -> Row:
+    return (
+        *head,
+        event.project_id,
+        event.zone_id,
+        event.start,
+        event.frames,
+        event.covered_s,
+        event.activity_index,
+        event.active_s,
+        *(event.mean_present.get(group) for group in ACTIVITY_GROUPS),
+        *(event.peak_present.get(group) for group in ACTIVITY_GROUPS),
+        event.schema_version,
+    )
+
+
 def stage_rows(events: Sequence[Event], vault: PlateVault | None = None) -> StagedRows:
     """Rows for the staging tables, plates sealed; an event_id seen earlier in the same batch is skipped."""
     rows: dict[str, list[Row]] = {table.name: [] for table in TABLES}
@@ -346,8 +380,14 @@ def stage_rows(events: Sequence[Event], vault: PlateVault | None = None) -> Stag
                     event.note,
                     _evidence(event.evidence),
                     event.schema_version,
+                    event.raw_percent,
+                    event.frames_used,
+                    event.frames_rejected,
+                    event.quality,
                 )
             )
+        elif isinstance(event, SiteActivityEvent):
+            rows["site_activity"].append(_site_activity_row(head, event))
         elif isinstance(event, SensorReadingEvent):
             kind, version = event.sensor_kind, event.schema_version
             rows["sensor_readings"].extend((*head, kind, m, v, version) for m, v in event.values.items())

@@ -11,6 +11,9 @@ column is in every unique key, as TimescaleDB requires):
   CONFLICT DO NOTHING RETURNING`` (see ``tables`` for which tables are roots and which are
   children). A racing twin waits on the first one's index entries and then skips them.
 
+Every event kind has its table (``tables.TABLES``), schema 1.5's ``site_activity`` windows and the
+measurement details of camera progress estimates included, so each family is idempotent the same way.
+
 In the same transaction: the hours of the batch's count intervals are marked dirty for the
 rollups, refused events go to ``dead_letters`` with their raw bytes, the agent's running totals
 are updated, and ``source_last_seen`` learns that each source spoke (for silence alerts).

@@ -256,8 +256,8 @@ def test_progress_behind_fires_above_ten_points_and_resolves(dsn: str) -> None:
         [behind] = notices[1:]
         assert (behind.subject, behind.level, behind.value, behind.baseline) == ("project:cau-1", "behind", 39.9, 50.0)
         assert behind.message_vi == (
-            "Dự án cau-1 chậm tiến độ 10,1 điểm phần trăm: thực tế 39,9% so với kế hoạch 50,0% ngày 31/05/2025 "
-            "(ngưỡng 10 điểm)"
+            "Dự án cau-1 chậm tiến độ 10,1 điểm phần trăm: thực tế 39,9% (số liệu đã xác nhận) so với kế hoạch "
+            "50,0% ngày 31/05/2025 (ngưỡng 10 điểm)"
         )
         progress("cau-1", "", NOW - dt.timedelta(minutes=30), 45.0, confirmed=True, confidence=1.0)
         await service.evaluate_all()

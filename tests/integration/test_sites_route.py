@@ -29,6 +29,7 @@ def test_sites_for_any_signed_in_user(pg_dsn: str, tmp_path: Path) -> None:
                     "lat": site.lat,
                     "lon": site.lon,
                     "area": site.area,
+                    "preview_url": site.preview_url,
                 }
                 for site in sorted(SITES, key=lambda s: s.id)
             ]

@@ -92,8 +92,8 @@ def test_other_messages() -> None:
     behind = Finding("breach", "breach", "behind", 2, value=Fraction(30), baseline=Fraction("40.5"), facts=facts)
     subject = Subject("project:cau-1", project_id="cau-1")
     assert render(progress, subject, behind)[0] == (
-        "Dự án cau-1 chậm tiến độ 10,5 điểm phần trăm: thực tế 30,0% so với kế hoạch 40,5% ngày 01/03/2025 "
-        "(ngưỡng 10 điểm)"
+        "Dự án cau-1 chậm tiến độ 10,5 điểm phần trăm: thực tế 30,0% (số liệu chưa xác nhận) so với kế hoạch "
+        "40,5% ngày 01/03/2025 (ngưỡng 10 điểm)"
     )
     unsure = Finding(
         "breach",

@@ -72,7 +72,7 @@ def test_every_bad_event_gets_its_own_reason_without_union_tags() -> None:
             2,
             "(event): Input tag 'teleport' found using 'kind' does not match any of the expected tags: "
             "'count_interval', 'zone_interval', 'health', 'violation', 'plate_pass', 'progress', 'sensor_reading', "
-            "'congestion'",
+            "'congestion', 'site_activity'",
         ),
     ]
 

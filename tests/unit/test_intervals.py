@@ -13,7 +13,7 @@ from edge_agent.analytics.epoch import epoch_us
 from edge_agent.analytics.intervals import IntervalAggregator, IntervalConfig, IntervalEvent
 from edge_agent.analytics.lines import Crossing
 from edge_agent.analytics.zones import ZoneEntry, ZoneExit, ZoneObservation
-from event_contract import CountIntervalEvent, Direction, EventBatch, ZoneIntervalEvent
+from event_contract import SCHEMA_VERSION, CountIntervalEvent, Direction, EventBatch, ZoneIntervalEvent
 
 NOON = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
 
@@ -391,4 +391,4 @@ def test_every_event_of_one_interval_fits_one_batch() -> None:
     assert [type(e).__name__ for e in events[:3]] == ["CountIntervalEvent", "CountIntervalEvent", "ZoneIntervalEvent"]
     batch = EventBatch(agent_id="agent-1", events=events)
     assert len(batch.events) == 9
-    assert {e.schema_version for e in batch.events} == {"1.4"}
+    assert {e.schema_version for e in batch.events} == {SCHEMA_VERSION}
