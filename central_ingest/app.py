@@ -25,7 +25,6 @@ from psycopg import AsyncConnection
 from psycopg_pool import PoolTimeout
 
 from central_ingest.access.routes import router as access_router
-from central_ingest.alerts.routes import plans_router
 from central_ingest.alerts.routes import router as alerts_router
 from central_ingest.alerts.rules import AlertRulesConfig, load_rules
 from central_ingest.alerts.service import AlertService
@@ -39,6 +38,8 @@ from central_ingest.plates.evidence_routes import router as evidence_router
 from central_ingest.plates.legacy import seal_legacy_plates
 from central_ingest.plates.routes import router as plate_search_router
 from central_ingest.plates.vault import vault_from_settings
+from central_ingest.projects.plan_routes import router as plans_router
+from central_ingest.projects.progress_routes import router as project_progress_router
 from central_ingest.query.families import router as families_router
 from central_ingest.query.ingest_status import router as ingest_status_router
 from central_ingest.query.routes import router as query_router
@@ -50,6 +51,8 @@ from central_ingest.store.maintenance import MaintenanceStats, maintenance_loop
 from central_ingest.store.migrate import apply_migrations, available_migrations
 from central_ingest.store.pool import open_pool
 from central_ingest.web.police_page import router as police_page_router
+from central_ingest.web.projects_page import router as projects_page_router
+from central_ingest.web.static_assets import router as common_assets_router
 from central_ingest.web.summary import router as web_router
 
 RETRY_AFTER_S = "5"
@@ -82,11 +85,14 @@ ROUTERS: tuple[APIRouter, ...] = (
     alert_stream_router,
     alerts_router,
     plans_router,
+    project_progress_router,
     web_router,
     plate_search_router,
     evidence_router,
     sites_router,
     police_page_router,
+    projects_page_router,
+    common_assets_router,
     access_router,
     audit_router,
 )

@@ -15,11 +15,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from psycopg.rows import dict_row
 
 from central_ingest.access.totp import totp
 from devstack.apps import CentralService, start_central
+from tests.e2e.browser import watched_page
 from tests.integration.test_police_search_support import (
     PASSWORD,
     TARGET,
@@ -30,9 +31,7 @@ from tests.integration.test_police_search_support import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "screenshots"
-TIMEOUT_MS = 15_000
 
 
 @pytest.fixture(scope="module")
@@ -49,18 +48,6 @@ def central(world: PoliceWorld, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield service
     finally:
         service.process.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is missing: apt-get install chromium (devstack/setup_system.sh installs it)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def audit_of(dsn: str, action: str) -> list[dict[str, Any]]:
@@ -81,22 +68,8 @@ def shot(page: Page, tmp_path: Path, name: str) -> None:
 def test_officer_searches_and_opens_evidence(
     world: PoliceWorld, central: CentralService, browser: Browser, tmp_path: Path, pg_dsn: str
 ) -> None:
-    context = browser.new_context(
-        locale="vi-VN", timezone_id="Asia/Ho_Chi_Minh", viewport={"width": 1280, "height": 900}
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
     problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(str(error)))
-    # Script errors and CSP refusals; expected HTTP refusals (401 before sign-in, the 404 image) are not.
-    page.on(
-        "console",
-        lambda message: (
-            problems.append(message.text)
-            if message.type == "error" and not message.text.startswith("Failed to load resource")
-            else None
-        ),
-    )
+    context, page = watched_page(browser, problems)
     page.goto(f"{central.url}/police")
     expect(page.locator("#login-section")).to_be_visible()
     expect(page.locator("#search-section")).to_be_hidden()

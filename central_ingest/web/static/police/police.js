@@ -5,7 +5,6 @@
 
 (() => {
   const VN_OFFSET = "+07:00"; // Vietnam keeps UTC+7 all year; the form's times are Vietnam time.
-  const SVG_NS = "http://www.w3.org/2000/svg";
   const CASE_NUMBER = /^[\p{L}\p{N}_][\p{L}\p{N}_./:# -]{0,63}$/u;
   const MIN_NOTE = 10;
   const MIN_KNOWN_RUN = 3;
@@ -23,37 +22,10 @@
     timeZone: "Asia/Ho_Chi_Minh", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false,
   });
 
-  const $ = (id) => document.getElementById(id);
-  let csrfFromLogin = null;
+  const { $, el, svg, csrfToken, showError, detailOf } = window.IOC;
   let evidenceObserver = null;
 
   // ---- small helpers ----------------------------------------------------------------------------
-  function el(tag, attrs = {}, text = null) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
-    if (text !== null) node.textContent = text;
-    return node;
-  }
-
-  function svg(tag, attrs = {}, text = null) {
-    const node = document.createElementNS(SVG_NS, tag);
-    for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
-    if (text !== null) node.textContent = text;
-    return node;
-  }
-
-  function csrfToken() {
-    // The session's double-submit token: the ioc_csrf cookie (readable by this page, unlike the session
-    // cookie), so a reload keeps working; the login answer's copy covers a browser that hides it.
-    const cookie = document.cookie.split("; ").find((c) => c.startsWith("ioc_csrf="));
-    return cookie ? decodeURIComponent(cookie.slice("ioc_csrf=".length)) : csrfFromLogin || "";
-  }
-
-  function showError(node, message) {
-    node.textContent = message;
-    node.hidden = !message;
-  }
-
   function formatTime(iso) { return timeFormat.format(new Date(iso)) + " (UTC+7)"; }
 
   function vietnamInputValue(date) {
@@ -61,28 +33,11 @@
     return new Date(date.getTime() + 7 * 3600 * 1000).toISOString().slice(0, 16);
   }
 
-  async function detailOf(response) {
-    try {
-      const body = await response.json();
-      if (typeof body.detail === "string") return body.detail;
-      if (Array.isArray(body.detail)) {
-        return body.detail.map((d) => `${(d.loc || []).slice(1).join(".")}: ${d.msg}`).join("; ");
-      }
-    } catch (_) { /* not JSON */ }
-    return response.statusText;
-  }
-
-  function messageFor(status, detail) {
-    const known = {
-      401: "Phiên đăng nhập đã hết hạn hoặc chưa đăng nhập. Vui lòng đăng nhập lại. / Session expired or not logged in.",
-      403: "Tài khoản này không có quyền tra cứu (cần vai trò cảnh sát). / This account may not search (police role needed).",
-      422: "Yêu cầu chưa hợp lệ / Invalid request",
-      500: "Lỗi máy chủ: tra cứu KHÔNG được thực hiện và không có kết quả nào được trả về. / Server error: the search was not performed.",
-      503: "Máy chủ tạm thời không sẵn sàng, thử lại sau. / Service unavailable, try again later.",
-    };
-    const base = known[status] || `Lỗi ${status} / Error ${status}`;
-    return detail && status !== 401 ? `${base}: ${detail}` : base;
-  }
+  const POLICE_STATUS = {
+    403: "Tài khoản này không có quyền tra cứu (cần vai trò cảnh sát). / This account may not search (police role needed).",
+    500: "Lỗi máy chủ: tra cứu KHÔNG được thực hiện và không có kết quả nào được trả về. / Server error: the search was not performed.",
+  };
+  const messageFor = (status, detail) => window.IOC.messageFor(status, detail, POLICE_STATUS);
 
   // ---- session ----------------------------------------------------------------------------------
   function showLoggedIn(me) {
@@ -94,7 +49,6 @@
   }
 
   function showLoggedOut() {
-    csrfFromLogin = null;
     $("who").hidden = true;
     $("login-section").hidden = false;
     $("search-section").hidden = true;
@@ -105,41 +59,22 @@
     event.preventDefault();
     const error = $("login-error");
     showError(error, "");
-    const body = {
-      username: $("login-username").value.trim(),
-      password: $("login-password").value,
-    };
-    const totp = $("login-totp").value.trim();
-    if (totp) body.totp = totp;
-    const response = await fetch("/api/v1/auth/login", {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-      credentials: "same-origin",
-    });
-    if (!response.ok) {
-      const detail = await detailOf(response);
-      showError(error, response.status === 401
-        ? `Sai tên đăng nhập, mật khẩu hoặc mã OTP. / Wrong username, password or code. (${detail})`
-        : messageFor(response.status, detail));
-      return;
-    }
-    const answer = await response.json();
-    csrfFromLogin = answer.csrf_token || null;
+    const result = await window.IOC.signIn(
+      $("login-username").value.trim(), $("login-password").value, $("login-totp").value.trim(), POLICE_STATUS);
+    if (!result.ok) { showError(error, result.message); return; }
     $("login-password").value = "";
     $("login-totp").value = "";
-    showLoggedIn({ username: body.username, roles: answer.roles });
+    showLoggedIn(result);
   }
 
   async function logout() {
-    await fetch("/api/v1/auth/logout", {
-      method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": csrfToken() },
-    });
+    await window.IOC.signOut();
     showLoggedOut();
   }
 
   async function restoreSession() {
-    const response = await fetch("/api/v1/auth/me", { credentials: "same-origin" });
-    if (!response.ok) { showLoggedOut(); return; }
-    showLoggedIn(await response.json());
+    const me = await window.IOC.currentUser();
+    if (me) showLoggedIn(me); else showLoggedOut();
   }
 
   async function loadCameras() {
