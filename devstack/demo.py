@@ -6,9 +6,14 @@ RTSP server, starts the central ingest service on a private PostgreSQL + Timesca
 alert rules, an MQTT ingest worker on the local mosquitto and a generated plate keyring) and an edge
 agent that reads both streams: the counting camera, and the traffic-police camera (plates, a red-light
 rule whose signal a simulated controller publishes over MQTT, evidence uploaded). A simulated
-water-level station publishes over MQTT too. It creates a demo police user (TOTP), prints the counts
+water-level station publishes over MQTT too. A construction site (``devstack.construction_site``) has two
+cameras: one replays five generated weeks of the site in seconds (daily progress per work package against
+reference images, timelapse keyframes), one loops the site as it stands (live view, hourly activity); its
+approved plan is imported from a PMU's CSV through the API, and the site ends more than 10 points behind it,
+so "chậm tiến độ 10%" opens. It creates a demo police user (TOTP) and a PMU user, prints the counts
 stored in the database beside the ground truth, the open alerts, the violations and plate passes
-stored, until Ctrl-C (or ``--duration``), then makes one audited plate search through the API.
+stored and the project's planned vs actual progress, until Ctrl-C (or ``--duration``), then makes one
+audited plate search through the API.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import signal
 import sys
 import time
+import zoneinfo
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -26,17 +32,20 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from devstack import construction_site
 from devstack.apps import (
     CentralService,
     CountKey,
     ManagedProcess,
     edge_config,
     provision_agent,
+    run_central_cli,
     start_central,
     start_edge,
     write_edge_config,
     write_secret,
 )
+from devstack.construction_site import DemoSite
 from devstack.demo_sensors import SimulatedStations, demo_sensor_section
 from devstack.errors import DevstackError
 from devstack.plate_clip import PlateClip, render_plate_clip
@@ -58,6 +67,8 @@ from devstack.traffic_site import (
     write_password_file,
 )
 from edge_agent.preview.config import DEFAULT_PREVIEW_PORT
+
+SITE_ZONE = zoneinfo.ZoneInfo("Asia/Ho_Chi_Minh")
 
 DEMO_RULES = Path(__file__).resolve().parent.parent / "configs" / "alert_rules.demo.yaml"
 AGENT_ID = "demo-agent"
@@ -148,7 +159,13 @@ class DemoTraffic:
 
 
 def print_summary(
-    central: CentralService, truth: SceneTruth, started: dt.datetime, elapsed_s: float, traffic: DemoTraffic
+    central: CentralService,
+    truth: SceneTruth,
+    started: dt.datetime,
+    elapsed_s: float,
+    traffic: DemoTraffic,
+    *,
+    pmu: DemoPmu,
 ) -> None:
     line_id = truth.line_id
     end = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
@@ -162,6 +179,7 @@ def print_summary(
     print(format_alerts(central))
     counts = traffic_counts(traffic.database_url, AGENT_ID, TRAFFIC_CAMERA_ID, started)
     print(format_traffic(counts, traffic.clip, elapsed_s))
+    print(construction_site.format_projects(PoliceApi(central.url), pmu.token))
     sys.stdout.flush()
 
 
@@ -224,15 +242,21 @@ def run_demo(state_dir: Path, duration_s: float, interval_s: int, report_every_s
         f"[demo] junction clip: {plates.path} ({plates.duration_s:.0f} s, {len(plates.vehicles)} plates per pass, "
         f"red light runner {red_light_runner(plates).plate})"
     )
+    site = construction_site.prepare_site(demo_dir / "site", dt.datetime.now(SITE_ZONE).date())
+    print(
+        f"[demo] construction site: {site.scenario.days} days replayed from {site.scenario.start} "
+        f"({site.video}), plan {site.plan_csv}"
+    )
 
     stack = Stack(state_dir / "stack")
     with ExitStack() as cleanup, _stop_on_signals():
         try:
             print("[demo] starting PostgreSQL+TimescaleDB, mosquitto and the RTSP server ...", flush=True)
             cleanup.callback(stack.stop)
-            info = stack.start([truth.video, plates.path], loop=True)
+            info = stack.start([truth.video, plates.path, site.live_clip], loop=True)
             camera_url = info.rtsp_urls[truth.video.stem]
             junction_url = info.rtsp_urls[plates.path.stem]
+            site_live_url = info.rtsp_urls[site.live_clip.stem]
             token = provision_agent(info.postgres_dsn, AGENT_ID)
             token_file = write_secret(demo_dir / "agent.token", token)
             traffic = _police_user(info.postgres_dsn, demo_dir, plates)
@@ -244,6 +268,7 @@ def run_demo(state_dir: Path, duration_s: float, interval_s: int, report_every_s
             )
             preview = f"http://{LOCALHOST}:{preview_port}"
             cleanup.callback(central.process.stop)
+            pmu = _pmu_session(central, info.postgres_dsn, demo_dir, site, preview)
             config = edge_config(
                 agent_id=AGENT_ID,
                 central_url=central.url,
@@ -263,7 +288,8 @@ def run_demo(state_dir: Path, duration_s: float, interval_s: int, report_every_s
                         camera_url=junction_url,
                         on_end="reconnect",
                         max_fps=TRAFFIC_MAX_FPS,
-                    )
+                    ),
+                    *construction_site.site_cameras(site, site_live_url),
                 ],
                 sections=traffic_sections(broker, upload="all"),
             )
@@ -293,17 +319,19 @@ def run_demo(state_dir: Path, duration_s: float, interval_s: int, report_every_s
                 flush=True,
             )
             print(format_police_access(central, traffic, junction_url, preview), flush=True)
+            print(format_pmu_access(central, pmu, preview), flush=True)
             elapsed_s = _watch(
                 edge,
                 central,
                 truth,
                 traffic,
+                pmu,
                 started=started,
                 duration_s=duration_s,
                 report_every_s=report_every_s,
             )
             _stop_edge(edge)  # flushes the open interval to central before the final summary
-            print_summary(central, truth, started, elapsed_s, traffic)
+            print_summary(central, truth, started, elapsed_s, traffic, pmu=pmu)
             audited_search(central, traffic, started)
         except _StopRequestedError as stop:
             print(f"\n[demo] {stop} received during start-up: stopping ...", flush=True)
@@ -318,6 +346,38 @@ def _police_user(database_url: str, demo_dir: Path, clip: PlateClip) -> DemoTraf
         write_password_file(password_file)
     secret = ensure_police_user(database_url, POLICE_USER, password_file)
     return DemoTraffic(clip, database_url, password_file, secret)
+
+
+@dataclass(frozen=True)
+class DemoPmu:
+    """The demo project management unit's user and its API session."""
+
+    password_file: Path
+    token: str
+    project_id: str
+    plan_version: int
+
+
+def _pmu_session(central: CentralService, database_url: str, demo_dir: Path, site: DemoSite, preview: str) -> DemoPmu:
+    """Create the PMU user, sign in, approve the site's plan from its CSV and register the site cameras."""
+    password_file = demo_dir / "pmu.password"
+    if not password_file.exists():
+        write_password_file(password_file)
+    ensure_police_user(database_url, construction_site.PMU_USER, password_file, role="project_unit")
+    token = PoliceApi(central.url).login(construction_site.PMU_USER, read_password(password_file))
+    version = construction_site.import_plan(PoliceApi(central.url), token, site)
+    sites = construction_site.write_sites_file(demo_dir / "site" / "sites.yaml", AGENT_ID, preview)
+    run_central_cli(database_url, "cameras", "import", str(sites))
+    return DemoPmu(password_file, token, site.project_id, version)
+
+
+def format_pmu_access(central: CentralService, pmu: DemoPmu, preview: str) -> str:
+    return (
+        f"[demo] công trường / construction site: plan version {pmu.plan_version} of project {pmu.project_id} "
+        f"imported from CSV; live: {preview}/cameras/{construction_site.LIVE_CAMERA_ID}/preview.mjpg\n"
+        f"[demo] tiến độ dự án / project progress page: {central.url}/projects\n"
+        f"[demo]   người dùng / username: {construction_site.PMU_USER}   mật khẩu / password: in {pmu.password_file}"
+    )
 
 
 def format_police_access(central: CentralService, traffic: DemoTraffic, junction_url: str, preview: str) -> str:
@@ -359,6 +419,7 @@ def _watch(
     central: CentralService,
     truth: SceneTruth,
     traffic: DemoTraffic,
+    pmu: DemoPmu,
     *,
     started: dt.datetime,
     duration_s: float,
@@ -373,7 +434,7 @@ def _watch(
                 if not process.running():
                     raise DevstackError(f"{process.name} stopped unexpectedly:\n{process.log_tail()}")
             if time.monotonic() >= next_report:
-                print_summary(central, truth, started, time.monotonic() - t0, traffic)
+                print_summary(central, truth, started, time.monotonic() - t0, traffic, pmu=pmu)
                 next_report += report_every_s
             time.sleep(0.5)
         print("\n[demo] duration reached: stopping ...", flush=True)

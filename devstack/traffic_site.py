@@ -312,13 +312,24 @@ class PoliceApi:
         self.url = url.rstrip("/")
         self._timeout_s = timeout_s
 
-    def call(self, method: str, path: str, *, token: str | None = None, body: object = None) -> ApiAnswer:
-        """One request; any HTTP status comes back as an answer (only network errors raise)."""
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        body: object = None,
+        raw: tuple[bytes, str] | None = None,
+    ) -> ApiAnswer:
+        """One request with a JSON ``body`` or ``raw`` (bytes, content type); any HTTP status comes back as an
+        answer (only network errors raise)."""
         headers = {"Accept": "application/json"}
         data = None
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
+        elif raw is not None:
+            data, headers["Content-Type"] = raw
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         request = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)  # noqa: S310
