@@ -218,8 +218,9 @@ def import_plan(api: PoliceApi, token: str, site: DemoSite) -> int:
     return int(answer.json()["plan_version"])
 
 
-def write_sites_file(path: Path, agent_id: str, preview: str) -> Path:
-    """The site registry entries of the two site cameras, with their live view (the agent's MJPEG preview)."""
+def write_sites_file(path: Path, agent_id: str, preview: str, project_id: str) -> Path:
+    """The site registry entries of the two site cameras, with their live view (the agent's MJPEG preview) and
+    the project they watch (so the live camera is in the project's live grid before it sends anything)."""
     entries = [
         {
             "id": camera_id,
@@ -230,6 +231,7 @@ def write_sites_file(path: Path, agent_id: str, preview: str) -> Path:
             "lon": SITE_LON + offset,
             "area": "Phường Phú Hội",
             "preview_url": f"{preview}/cameras/{camera_id}/preview.mjpg",
+            "project_id": project_id,
         }
         for camera_id, name, offset in (
             (SITE_CAMERA_ID, "Công trường trường học - toàn cảnh", 0.0),

@@ -366,7 +366,7 @@ def _pmu_session(central: CentralService, database_url: str, demo_dir: Path, sit
     ensure_police_user(database_url, construction_site.PMU_USER, password_file, role="project_unit")
     token = PoliceApi(central.url).login(construction_site.PMU_USER, read_password(password_file))
     version = construction_site.import_plan(PoliceApi(central.url), token, site)
-    sites = construction_site.write_sites_file(demo_dir / "site" / "sites.yaml", AGENT_ID, preview)
+    sites = construction_site.write_sites_file(demo_dir / "site" / "sites.yaml", AGENT_ID, preview, site.project_id)
     run_central_cli(database_url, "cameras", "import", str(sites))
     return DemoPmu(password_file, token, site.project_id, version)
 

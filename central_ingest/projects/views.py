@@ -29,7 +29,7 @@ from central_ingest.projects.actual import (
     plan_shape,
     project_actual,
 )
-from central_ingest.sites.store import sites_by_key
+from central_ingest.sites.store import project_sites, sites_by_key
 
 Conn = psycopg.AsyncConnection[Any]
 PMU_AGENT = "central"
@@ -260,7 +260,8 @@ async def timelapse(conn: Conn, project_id: str, first: dt.date, last: dt.date, 
 
 
 async def project_cameras(conn: Conn, project_id: str) -> list[dict[str, Any]]:
-    """The cameras that sent progress estimates or site activity for the project, with their registry entry."""
+    """The cameras that sent progress estimates or site activity for the project, then those the site registry
+    says watch it and have sent nothing yet (``last_seen`` null), with their registry entry."""
     cur = await conn.execute(
         "SELECT agent_id, source_id, max(time) FROM ("
         "  SELECT agent_id, source_id, time FROM progress WHERE project_id = %(p)s AND agent_id <> %(pmu)s"
@@ -268,8 +269,11 @@ async def project_cameras(conn: Conn, project_id: str) -> list[dict[str, Any]]:
         ") AS seen GROUP BY 1, 2 ORDER BY 1, 2",
         {"p": project_id, "pmu": PMU_AGENT},
     )
-    seen = await cur.fetchall()
-    sites = await sites_by_key(conn, ((agent, source) for agent, source, _ in seen))
+    seen: list[tuple[str, str, dt.datetime | None]] = list(await cur.fetchall())
+    registered = {(row["agent_id"], row["id"]): row for row in await project_sites(conn, project_id)}
+    seen_keys = {(agent, source) for agent, source, _ in seen}
+    seen += [(agent, source, None) for agent, source in sorted(registered) if (agent, source) not in seen_keys]
+    sites = {**await sites_by_key(conn, seen_keys), **registered}
     answer = []
     for agent, source, last in seen:
         site = sites.get((agent, source))
@@ -277,7 +281,7 @@ async def project_cameras(conn: Conn, project_id: str) -> list[dict[str, Any]]:
             {
                 "agent_id": agent,
                 "source_id": source,
-                "last_seen": last.isoformat(),
+                "last_seen": None if last is None else last.isoformat(),
                 "registered": site is not None,
                 "name": None if site is None else site["name"],
                 "lat": None if site is None else site["lat"],

@@ -38,8 +38,13 @@ class SiteConfig(BaseModel):
         default=None,
         max_length=500,
         pattern=r"^https?://\S+$",
-        description="Live view of the camera (the edge agent's MJPEG preview, e.g. through the centre's proxy), "
+        description="Live view of the camera (the edge agent's MJPEG preview as the operators' browsers reach it), "
         "shown in the construction projects' meeting view; optional.",
+    )
+    project_id: Identifier | None = Field(
+        default=None,
+        description="The construction project this camera watches: it is in the project's live view from the "
+        "start, before its first progress figure; optional (cameras that send figures are listed anyway).",
     )
 
 

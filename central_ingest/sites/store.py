@@ -20,18 +20,19 @@ SiteKey = tuple[str, str]
 """(agent_id, source id), as events carry them."""
 
 _UPSERT = b"""
-INSERT INTO camera_sites (agent_id, id, kind, name, lat, lon, area, preview_url)
-VALUES (%(agent_id)s, %(id)s, %(kind)s, %(name)s, %(lat)s, %(lon)s, %(area)s, %(preview_url)s)
+INSERT INTO camera_sites (agent_id, id, kind, name, lat, lon, area, preview_url, project_id)
+VALUES (%(agent_id)s, %(id)s, %(kind)s, %(name)s, %(lat)s, %(lon)s, %(area)s, %(preview_url)s, %(project_id)s)
 ON CONFLICT (agent_id, id) DO UPDATE
    SET kind = EXCLUDED.kind, name = EXCLUDED.name, lat = EXCLUDED.lat, lon = EXCLUDED.lon,
-       area = EXCLUDED.area, preview_url = EXCLUDED.preview_url, updated_at = now()
+       area = EXCLUDED.area, preview_url = EXCLUDED.preview_url, project_id = EXCLUDED.project_id,
+       updated_at = now()
  WHERE (camera_sites.kind, camera_sites.name, camera_sites.lat, camera_sites.lon, camera_sites.area,
-        camera_sites.preview_url)
+        camera_sites.preview_url, camera_sites.project_id)
        IS DISTINCT FROM (EXCLUDED.kind, EXCLUDED.name, EXCLUDED.lat, EXCLUDED.lon, EXCLUDED.area,
-        EXCLUDED.preview_url)
+        EXCLUDED.preview_url, EXCLUDED.project_id)
 RETURNING (xmax = 0) AS inserted
 """
-_COLUMNS = "agent_id, id, kind, name, lat, lon, area, preview_url"
+_COLUMNS = "agent_id, id, kind, name, lat, lon, area, preview_url, project_id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,3 +89,12 @@ async def sites_by_key(conn: AsyncConnection[Any], keys: Iterable[SiteKey]) -> d
             ([agent for agent, _ in wanted], [site_id for _, site_id in wanted]),
         )
         return {(row["agent_id"], row["id"]): row for row in await cursor.fetchall()}
+
+
+async def project_sites(conn: AsyncConnection[Any], project_id: str) -> list[dict[str, Any]]:
+    """The sites registered as watching ``project_id``, ordered by agent and id."""
+    async with conn.cursor(row_factory=dict_row) as cursor:
+        await cursor.execute(
+            f"SELECT {_COLUMNS} FROM camera_sites WHERE project_id = %s ORDER BY agent_id, id".encode(), (project_id,)
+        )
+        return await cursor.fetchall()

@@ -81,7 +81,7 @@ def chain(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cha
         api = PoliceApi(central.url)
         token = api.login(PMU, read_password(password_file))
         assert construction_site.import_plan(api, token, site) == 1
-        sites = construction_site.write_sites_file(tmp / "sites.yaml", AGENT_ID, "http://127.0.0.1:9")
+        sites = construction_site.write_sites_file(tmp / "sites.yaml", AGENT_ID, "http://127.0.0.1:9", site.project_id)
         run_central_cli(pg_dsn, "cameras", "import", str(sites))
         replay = construction_site.site_cameras(site, "rtsp://127.0.0.1:9/unused")[0]
         config = edge_config(

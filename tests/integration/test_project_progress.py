@@ -166,7 +166,13 @@ def world(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> World:
             [
                 SiteConfig(
                     id="cam-ct-1", agent_id=AGENT, name="Công trường mố M1", lat=16.47, lon=107.59, preview_url=PREVIEW
-                )
+                ),
+                # Registered for the project, silent so far: the live grid lists it from the start.
+                SiteConfig(
+                    id="cam-ct-3", agent_id=AGENT, name="Cổng công trường", lat=16.47, lon=107.59, project_id=PROJECT
+                ),
+                # Another project's camera: never listed here.
+                SiteConfig(id="cam-khac", agent_id=AGENT, name="Dự án khác", lat=16.4, lon=107.5, project_id="khac"),
             ],
         )
     asyncio.run(_populate(built, pg_dsn))
@@ -271,9 +277,12 @@ def test_cameras_with_registry_and_live_view(client: TestClient, world: World) -
     answer = client.get(f"/api/v1/projects/{PROJECT}/cameras", headers=world.bearer("pmu.lan"))
     assert answer.status_code == 200, answer.text
     cameras = {c["source_id"]: c for c in answer.json()}
-    assert set(cameras) == {"cam-ct-1", "cam-ct-2"}  # a PMU's confirmations are no camera
+    assert list(cameras) == ["cam-ct-1", "cam-ct-2", "cam-ct-3"]  # a PMU's confirmations are no camera
     assert (cameras["cam-ct-1"]["preview_url"], cameras["cam-ct-1"]["registered"]) == (PREVIEW, True)
     assert (cameras["cam-ct-2"]["preview_url"], cameras["cam-ct-2"]["registered"]) == (None, False)
+    silent = cameras["cam-ct-3"]
+    assert (silent["registered"], silent["last_seen"], silent["name"]) == (True, None, "Cổng công trường")
+    assert cameras["cam-ct-1"]["last_seen"] is not None
 
 
 def confirm_body(world: World, **fields: Any) -> dict[str, Any]:

@@ -30,6 +30,7 @@ def test_sites_for_any_signed_in_user(pg_dsn: str, tmp_path: Path) -> None:
                     "lon": site.lon,
                     "area": site.area,
                     "preview_url": site.preview_url,
+                    "project_id": site.project_id,
                 }
                 for site in sorted(SITES, key=lambda s: s.id)
             ]
