@@ -114,6 +114,10 @@ PROGRESS_COLUMNS = (
     "confirmed",
     "note",
     "evidence",
+    "raw_percent",
+    "frames_used",
+    "frames_rejected",
+    "quality",
     "received_at",
 )
 EXPORT_COLUMNS = (

@@ -224,6 +224,7 @@ def test_progress_pages_and_package_filter(pg_dsn: str, client: TestClient) -> N
             method="survey" if d % 4 == 0 else "camera_visual",
             confidence=1.0 if d % 4 == 0 else 0.6,
             confirmed=d % 4 == 0,
+            **({} if d % 4 == 0 else {"raw_percent": 51.0 - d, "frames_used": 5, "frames_rejected": 1, "quality": 0.8}),
         )
         for d in range(12)
         for package in (None, "bridge")
@@ -242,6 +243,14 @@ def test_progress_pages_and_package_filter(pg_dsn: str, client: TestClient) -> N
         50.0,
     )
     assert (items[2]["method"], items[2]["confidence"], items[2]["confirmed"]) == ("camera_visual", 0.6, False)
+    # A camera estimate carries its measurement (schema 1.5); a survey figure has none.
+    assert (items[2]["raw_percent"], items[2]["frames_used"], items[2]["frames_rejected"], items[2]["quality"]) == (
+        50.0,
+        5,
+        1,
+        0.8,
+    )
+    assert (first["raw_percent"], first["frames_used"], first["quality"]) == (None, None, None)
     whole, _ = walk(client, "/api/v1/progress", {"project_id": "road-7", "package_id": "", "end": RANGE["end"]})
     assert {item["package_id"] for item in whole} == {""}
     assert len(whole) == 12
