@@ -108,6 +108,13 @@ class ActivityMeter:
         self._last = (t, self._count(tracked, width, height))
         return tuple(closed)
 
+    def expire(self, now: dt.datetime) -> tuple[ActivityWindow, ...]:
+        """No frame came: close the open window once ``now`` is past its end by more than the last frame can
+        stand for, so a camera that went down still reports the hour it was seen in."""
+        if self._window is None or now < self._window.end + self._max_gap:
+            return ()
+        return self.flush(now)
+
     def flush(self, now: dt.datetime) -> tuple[ActivityWindow, ...]:
         """Close the open window (the agent stops): the last frame holds until ``now`` (at most the gap)."""
         if self._window is None:

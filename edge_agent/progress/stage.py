@@ -198,8 +198,12 @@ class SiteProgress:
         return tuple(events)
 
     def on_tick(self, now: dt.datetime) -> tuple[Event, ...]:
-        """No frame came (camera down, night without frames): days still close on source time."""
-        return tuple(self._figure_events(self._estimator.close_days(now)))
+        """No frame came (camera down, night without frames): days and activity windows still close on source
+        time."""
+        events = self._figure_events(self._estimator.close_days(now))
+        if self._meter is not None:
+            events.extend(self._activity_events(self._meter.expire(now)))
+        return tuple(events)
 
     def finish(self, now: dt.datetime, *, close_current_day: bool = False) -> tuple[Event, ...]:
         """The camera stops: closed days are reported, the open activity window is sent, the state saved.

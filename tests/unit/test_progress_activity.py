@@ -83,6 +83,19 @@ def test_coverage_follows_the_frames_and_spills_into_the_next_window() -> None:
     assert second[0].frames == 1
 
 
+def test_a_camera_that_goes_down_still_reports_the_hour_it_was_seen_in() -> None:
+    meter = ActivityMeter(ActivityConfig(window_s=3600), max_frame_gap_s=120.0)
+    meter.update(dets(("person", 10, 10)), at(50), W, H)
+    meter.update(dets(), at(51), W, H)
+    assert meter.expire(at(59)) == ()  # the hour is still open
+    assert meter.expire(at(61)) == ()  # its last frame could still stand for time up to 61:00 + a late one
+    (window,) = meter.expire(at(62.5))  # past the end by more than a frame can cover: closed without a frame
+    assert (window.start, window.end, window.frames) == (T0, at(60), 2)
+    assert window.covered_s == pytest.approx(60 + 120)
+    assert window.active_s == pytest.approx(60)
+    assert meter.expire(at(200)) == ()  # nothing open any more
+
+
 def test_zones_use_the_bottom_centre_of_each_box() -> None:
     zones = (
         ActivityZone(id="left", polygon=((0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0))),

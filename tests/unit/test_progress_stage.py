@@ -361,6 +361,14 @@ def test_workers_in_the_picture_become_hourly_site_activity_events(store: Eviden
     assert site.stats().working_hours_today == {"site": 1.0}, "an idle hour is not a working hour"
 
 
+def test_a_camera_that_goes_down_mid_hour_still_sends_that_hour(store: EvidenceStore) -> None:
+    site = stage(FakeEstimator({}), store, activity={"window_s": 3600})
+    assert site.on_frame(frame(local(DAY, 9.5), 80), objects(("person", (10, 10, 20, 60)))) == ()
+    assert [e for e in site.on_tick(local(DAY, 9.9)) if isinstance(e, SiteActivityEvent)] == []
+    (event,) = [e for e in site.on_tick(local(DAY, 10.1)) if isinstance(e, SiteActivityEvent)]
+    assert (event.start, event.time, event.frames, event.activity_index) == (local(DAY, 9), local(DAY, 10), 1, 1.0)
+
+
 def test_activity_can_be_turned_off(store: EvidenceStore) -> None:
     site = stage(FakeEstimator({}), store, activity={"enabled": False})
     run(site, [frame(local(DAY, 9), 1), frame(local(DAY, 11), 1)])
