@@ -238,6 +238,20 @@ class AlertRulesConfig(_Model):
     def rule(self, rule_id: str) -> Rule | None:
         return next((rule for rule in self.rules if rule.id == rule_id), None)
 
+    def progress_rule_for(self, project_id: str) -> ProgressBehindRule | None:
+        """The first enabled progress_behind rule watching ``project_id`` (its threshold is the one the
+        project pages draw), or None when no rule watches it."""
+        return next(
+            (
+                rule
+                for rule in self.rules
+                if isinstance(rule, ProgressBehindRule)
+                and rule.enabled
+                and (rule.projects == "all" or project_id in rule.projects)
+            ),
+            None,
+        )
+
     def junctions_of(self, rule: ViolationIncreaseRule) -> tuple[Junction, ...]:
         if rule.junctions == "all":
             return self.junctions

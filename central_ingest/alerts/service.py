@@ -247,6 +247,11 @@ class AlertService:
         self._emit(notice)
         return notice
 
+    @property
+    def config(self) -> AlertRulesConfig:
+        """The rules file the engine runs (read-only)."""
+        return self._config
+
     async def rules_status(self) -> list[dict[str, Any]]:
         """Every configured rule with each subject's last evaluation (insufficient baseline, low coverage...)."""
         async with self._pool.connection() as conn:

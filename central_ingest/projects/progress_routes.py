@@ -95,9 +95,20 @@ async def _require_project(app: AppState, project_id: str) -> None:
 
 
 @router.get("", summary="Projects with today's planned and actual % complete and the gap")
-async def get_projects(_principal: Reader, app: App) -> list[dict[str, Any]]:
+async def get_projects(_principal: Reader, app: App, request: Request) -> list[dict[str, Any]]:
     async with app.pool.connection() as conn:
-        return await project_list(conn, _today(app), app.settings.timezone)
+        projects = await project_list(conn, _today(app), app.settings.timezone)
+    return [project | _alert_limits(request, project["project_id"]) for project in projects]
+
+
+def _alert_limits(request: Request, project_id: str) -> dict[str, float | None]:
+    """The threshold and confidence floor of the rule that watches the project, so the page's status and its
+    shaded band agree with the alert (None when no progress_behind rule watches it)."""
+    service = _alerts_of(request)
+    rule = service.config.progress_rule_for(project_id) if service is not None else None
+    if rule is None:
+        return {"threshold_points": None, "min_confidence": None}
+    return {"threshold_points": float(rule.threshold_points), "min_confidence": float(rule.min_confidence)}
 
 
 @router.get(
@@ -108,7 +119,7 @@ async def get_projects(_principal: Reader, app: App) -> list[dict[str, Any]]:
     f"at most {MAX_PROGRESS_DAYS} days.",
 )
 async def get_progress(
-    project_id: ProjectId, _principal: Reader, app: App, start: StartDay = None, end: EndDay = None
+    project_id: ProjectId, _principal: Reader, app: App, request: Request, start: StartDay = None, end: EndDay = None
 ) -> dict[str, Any]:
     if start is not None and end is not None:
         _check_range(start, end, MAX_PROGRESS_DAYS)
@@ -119,7 +130,7 @@ async def get_progress(
     if found is None:
         raise HTTPException(404, UNKNOWN_PROJECT)
     _check_range(dt.date.fromisoformat(found["start"]), dt.date.fromisoformat(found["end"]), MAX_PROGRESS_DAYS)
-    return found
+    return found | _alert_limits(request, project_id)
 
 
 @router.get(

@@ -188,6 +188,7 @@ def test_the_project_falls_behind_and_a_pmu_confirmation_resolves_it(chain: Chai
     listing = chain.api.call("GET", "/api/v1/projects", token=chain.token).json()
     (listed,) = [p for p in listing if p["project_id"] == project]
     assert listed["gap_points"] > 10
+    assert (listed["threshold_points"], listed["min_confidence"]) == (10.0, 0.5), "the page draws the rule's limits"
     today = dt.date.fromisoformat(listed["date"])
     photo = cv2.imread(chain.site.progress["references"][0]["image"])
     assert photo is not None

@@ -138,3 +138,22 @@ def test_station_reported_levels_take_the_rule_names_and_need_three_water_levels
     assert rule.levels_for("a", "s") == rule.levels  # the station reported none
     with pytest.raises(ValueError, match="use_station_levels needs metric water_level_m"):
         SensorThresholdRule.model_validate(base | {"levels": levels[:2], "use_station_levels": True})
+
+
+def test_the_progress_rule_of_a_project_is_the_first_enabled_one_that_watches_it() -> None:
+    config = AlertRulesConfig.model_validate(
+        {
+            "rules": [
+                {"id": "off", "kind": "progress_behind", "enabled": False, "threshold_points": 1},
+                {"id": "bridge", "kind": "progress_behind", "projects": ["cau-1"], "threshold_points": 5},
+                {"id": "all", "kind": "progress_behind", "threshold_points": 15, "min_confidence": 0.7},
+            ]
+        }
+    )
+    chosen = config.progress_rule_for("cau-1")
+    assert chosen is not None
+    assert chosen.id == "bridge"
+    other = config.progress_rule_for("truong-hoc")
+    assert other is not None
+    assert (other.id, other.threshold_points, other.min_confidence) == ("all", Decimal(15), Decimal("0.7"))
+    assert AlertRulesConfig().progress_rule_for("cau-1") is None
