@@ -304,13 +304,14 @@ class SiteProgress:
         self._candidate = None
         if self._evidence is None:
             return
-        ref: EvidenceRef | None
-        try:
-            jpeg = keyframes.encode(candidate.image, self._evidence_config.jpeg_quality)
-            ref = self._evidence.put(jpeg, time=candidate.time, purpose="timelapse")
-        except Exception:  # evidence must never cost the day's events
-            log.exception("camera %s: could not store the timelapse keyframe of %s", self.camera_id, candidate.day)
-            ref = None
+        ref = keyframes.store(
+            self._evidence,
+            candidate.image,
+            time=candidate.time,
+            purpose="timelapse",
+            jpeg_quality=self._evidence_config.jpeg_quality,
+            what=f"the timelapse keyframe of camera {self.camera_id} for {candidate.day}",
+        )
         if ref is None:
             self._counters.keyframes_failed += 1
         else:

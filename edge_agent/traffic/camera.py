@@ -21,7 +21,6 @@ A keyframe the evidence store cannot write (disk full) leaves its event without 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -37,8 +36,6 @@ from edge_agent.violations.config import ViolationRulesConfig
 from edge_agent.violations.findings import CongestionReport, Finding
 from event_contract import Event
 from event_contract.evidence import EvidenceRef
-
-log = logging.getLogger(__name__)
 
 MAX_HELD = 256
 """Findings waiting for a plate at once; beyond it the oldest goes without waiting (never dropped)."""
@@ -258,12 +255,14 @@ class CameraTraffic:
     def _store(self, picture: keyframes.Image, time: dt.datetime, purpose: EvidencePurpose) -> EvidenceRef | None:
         if self._evidence is None:
             return None
-        try:
-            jpeg = keyframes.encode(picture, self._evidence_config.jpeg_quality)
-            ref = self._evidence.put(jpeg, time=time, purpose=purpose)
-        except Exception:  # evidence must never cost the event itself
-            log.exception("camera %s: could not make a keyframe", self.camera_id)
-            ref = None
+        ref = keyframes.store(
+            self._evidence,
+            picture,
+            time=time,
+            purpose=purpose,
+            jpeg_quality=self._evidence_config.jpeg_quality,
+            what=f"the {purpose} keyframe of camera {self.camera_id}",
+        )
         if ref is None:
             self._counters.keyframes_failed += 1
             return None

@@ -1,6 +1,7 @@
 """Evidence pictures: the frame of a violation with the vehicle boxed and the rule drawn, and a plate crop.
 
-Pure drawing on copies (the frame is shared with other readers); the pipeline encodes and stores them.
+Pure drawing on copies (the frame is shared with other readers); ``store`` encodes a picture and puts it in
+the evidence store for the camera stages (traffic evidence, the site timelapse).
 Rule shapes are found by name on the rule's config (``stop_line`` segments, ``lane``/``zone`` polygons,
 ``flow`` arrows), so every rule type of ``edge_agent.violations`` draws without a case per type.
 Labels are ASCII (OpenCV's Hershey fonts): see ``annotate.ascii_label``.
@@ -8,15 +9,25 @@ Labels are ASCII (OpenCV's Hershey fonts): see ``annotate.ascii_label``.
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
 from edge_agent.annotate import ascii_label
+from edge_agent.evidence.config import EvidencePurpose
 from edge_agent.preview.jpeg import downscale, encode_jpeg
+
+if TYPE_CHECKING:
+    from edge_agent.evidence.store import EvidenceStore
+    from event_contract.evidence import EvidenceRef
+
+log = logging.getLogger(__name__)
 
 Image = npt.NDArray[np.uint8]
 Point = tuple[float, float]
@@ -106,6 +117,24 @@ def plate_picture(crop: Image, plate_box: Sequence[int] | None, text: str) -> Im
 
 def encode(image: Image, quality: int) -> bytes:
     return encode_jpeg(image, quality)
+
+
+def store(
+    evidence: EvidenceStore,
+    picture: Image,
+    *,
+    time: dt.datetime,
+    purpose: EvidencePurpose,
+    jpeg_quality: int,
+    what: str,
+) -> EvidenceRef | None:
+    """Encode ``picture`` and put it in ``evidence``; None (logged with ``what``) when it could not be stored:
+    evidence must never cost the event it proves."""
+    try:
+        return evidence.put(encode(picture, jpeg_quality), time=time, purpose=purpose)
+    except Exception:
+        log.exception("could not store %s", what)
+        return None
 
 
 def _box(out: Image, box: Sequence[float], scale: float, colour: tuple[int, int, int], thickness: int) -> None:
