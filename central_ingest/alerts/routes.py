@@ -25,9 +25,15 @@ router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 MAX_PAGE = 1000
 
 
-def get_alert_service(request: Request) -> AlertService:
+def running_alert_service(request: Request) -> AlertService | None:
+    """The app's alert engine, or None before the lifespan started it (routes that only notify it go on)."""
     service = getattr(request.app.state, "ioc_alerts", None)
-    if not isinstance(service, AlertService):  # only before the lifespan ran, i.e. a wiring bug
+    return service if isinstance(service, AlertService) else None
+
+
+def get_alert_service(request: Request) -> AlertService:
+    service = running_alert_service(request)
+    if service is None:  # only before the lifespan ran, i.e. a wiring bug
         raise RuntimeError("the alert engine was used before the app's lifespan started it")
     return service
 

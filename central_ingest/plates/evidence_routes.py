@@ -258,16 +258,25 @@ async def get_evidence(
         search, record = await _own_search_with_image(
             conn, vault, principal, search_id=search_id, sha256=sha256, settings=settings
         )
-        try:
-            loaded = await load_evidence(conn, vault, sha256)
-        except PlateVaultError as error:
-            logger.error("evidence %s does not open: %s", sha256, error)
-            raise HTTPException(500, "the image is stored but does not open with the configured keys") from None
-        if loaded is None:
-            raise HTTPException(404, "the agent has not uploaded this image (yet), or retention deleted it")
-        content_type, data = loaded
+        image = await sealed_image(
+            conn, vault, sha256, missing="the agent has not uploaded this image (yet), or retention deleted it"
+        )
         target = {"sha256": sha256, "event_id": str(record.event_id)}
         await append_audit(conn, _evidence_audit(principal, request, VIEW_ACTION, search, target))
+    return image
+
+
+async def sealed_image(conn: AsyncConnection[Any], vault: PlateVault, sha256: str, *, missing: str) -> Response:
+    """A stored evidence image, opened, as a response never to be cached; 404 ``missing`` when it is not stored
+    (not uploaded yet, or deleted by retention), 500 when it does not open with the configured keys."""
+    try:
+        loaded = await load_evidence(conn, vault, sha256)
+    except PlateVaultError as error:
+        logger.error("evidence %s does not open: %s", sha256, error)
+        raise HTTPException(500, "the image is stored but does not open with the configured keys") from None
+    if loaded is None:
+        raise HTTPException(404, missing)
+    content_type, data = loaded
     return Response(data, media_type=content_type, headers=NO_STORE)
 
 

@@ -41,15 +41,15 @@ def evidence_aad(sha256: str, agent_id: str, content_type: str) -> bytes:
     return EVIDENCE_AAD_LABEL + b"\x00".join(part.encode("utf-8") for part in (sha256, agent_id, content_type))
 
 
-def _check(sha256: str, content_type: str, data: bytes) -> None:
+def _check(sha256: str, content_type: str, data: bytes, max_bytes: int) -> None:
     if not SHA256_PATTERN.fullmatch(sha256):
         raise EvidenceError("sha256 must be 64 lower-case hexadecimal characters")
     if not CONTENT_TYPE_PATTERN.fullmatch(content_type):
         raise EvidenceError(f"content type {content_type!r} is not a media type such as image/jpeg")
     if not data:
         raise EvidenceError("the evidence is empty")
-    if len(data) > MAX_EVIDENCE_BYTES:
-        raise EvidenceError(f"the evidence is {len(data)} bytes; at most {MAX_EVIDENCE_BYTES}")
+    if len(data) > max_bytes:
+        raise EvidenceError(f"the evidence is {len(data)} bytes; at most {max_bytes}")
     actual = hashlib.sha256(data).hexdigest()
     if actual != sha256:
         raise EvidenceError(f"the bytes hash to {actual}, not {sha256}: upload damaged or wrong digest")
@@ -64,9 +64,11 @@ async def store_evidence(
     content_type: str,
     time: dt.datetime,
     data: bytes,
+    max_bytes: int = MAX_EVIDENCE_BYTES,
 ) -> bool:
-    """Seal and store one image; False when an image with this digest is already stored."""
-    _check(sha256, content_type, data)
+    """Seal and store one image (at most ``max_bytes``: an agent's keyframe by default, a PMU's photo may be
+    larger); False when an image with this digest is already stored."""
+    _check(sha256, content_type, data, max_bytes)
     key_id, sealed = vault.seal_blob(data, evidence_aad(sha256, agent_id, content_type))
     cursor = await conn.execute(STORE, (sha256, agent_id, content_type, time, key_id, sealed))
     return cursor.rowcount == 1

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from central_ingest.audit import AuditEntry, append_audit
 from central_ingest.plates.evidence_routes import image_type
-from central_ingest.plates.evidence_store import STORE, evidence_aad
+from central_ingest.plates.evidence_store import store_evidence
 from central_ingest.plates.vault import PlateVault
 from central_ingest.projects.views import PMU_AGENT, keyframe_url
 from event_contract import EvidenceRef, ProgressEvent
@@ -168,8 +168,16 @@ async def store_confirmation(
     async with conn.transaction():
         if photo is not None:
             assert vault is not None
-            key_id, sealed = vault.seal_blob(photo.data, evidence_aad(photo.sha256, PMU_AGENT, photo.content_type))
-            await conn.execute(STORE, (photo.sha256, PMU_AGENT, photo.content_type, now, key_id, sealed))
+            await store_evidence(
+                conn,
+                vault,
+                agent_id=PMU_AGENT,
+                sha256=photo.sha256,
+                content_type=photo.content_type,
+                time=now,
+                data=photo.data,
+                max_bytes=MAX_PHOTO_BYTES,
+            )
         evidence = [ref.model_dump(mode="json", exclude_none=True) for ref in event.evidence]
         await conn.execute(
             _INSERT,

@@ -20,10 +20,8 @@ from fastapi.responses import JSONResponse, Response
 from central_ingest.access.dependencies import client_address, require_role
 from central_ingest.access.principal import Principal
 from central_ingest.access.roles import Role
-from central_ingest.alerts.service import AlertService
-from central_ingest.plates.evidence_routes import NO_STORE, SHA256_PATTERN
-from central_ingest.plates.evidence_store import load_evidence
-from central_ingest.plates.vault import PlateVaultError
+from central_ingest.alerts.routes import running_alert_service
+from central_ingest.plates.evidence_routes import SHA256_PATTERN, sealed_image
 from central_ingest.projects.activity import activity_days
 from central_ingest.projects.confirm import (
     Confirmer,
@@ -104,7 +102,7 @@ async def get_projects(_principal: Reader, app: App, request: Request) -> list[d
 def _alert_limits(request: Request, project_id: str) -> dict[str, float | None]:
     """The threshold and confidence floor of the rule that watches the project, so the page's status and its
     shaded band agree with the alert (None when no progress_behind rule watches it)."""
-    service = _alerts_of(request)
+    service = running_alert_service(request)
     rule = service.config.progress_rule_for(project_id) if service is not None else None
     if rule is None:
         return {"threshold_points": None, "min_confidence": None}
@@ -187,20 +185,7 @@ async def get_keyframe(
     async with app.pool.connection() as conn:
         if not await keyframe_referenced(conn, project_id, sha256):
             raise HTTPException(404, NOT_REFERENCED)
-        try:
-            loaded = await load_evidence(conn, app.plate_vault, sha256)
-        except PlateVaultError as error:
-            logger.error("keyframe %s of project %s does not open: %s", sha256, project_id, error)
-            raise HTTPException(500, "the image is stored but does not open with the configured keys") from None
-    if loaded is None:
-        raise HTTPException(404, NOT_UPLOADED)
-    content_type, data = loaded
-    return Response(data, media_type=content_type, headers=NO_STORE)
-
-
-def _alerts_of(request: Request) -> AlertService | None:
-    service = getattr(request.app.state, "ioc_alerts", None)
-    return service if isinstance(service, AlertService) else None
+        return await sealed_image(conn, app.plate_vault, sha256, missing=NOT_UPLOADED)
 
 
 @router.post(
@@ -236,7 +221,7 @@ async def post_confirm(
                 422, f"package {body.package_id!r} is not in the project's plan; packages: {', '.join(packages)}"
             )
         await store_confirmation(conn, project_id, event, who, photo=photo, vault=app.plate_vault, now=now)
-    alerts = _alerts_of(request)
+    alerts = running_alert_service(request)
     if alerts is not None:
         alerts.notify_ingested([event])  # the confirmed figure may open or resolve an alert at once
     return JSONResponse(
