@@ -34,7 +34,7 @@ from devstack.site_scenes import (
     true_alert_day,
 )
 from devstack.site_video import first_frame_time, write_site_video
-from devstack.traffic_site import PoliceApi
+from devstack.traffic_site import CentralApi
 from devstack.video_files import write_video
 
 SITE_CAMERA_ID = "cam-cong-truong"
@@ -191,7 +191,7 @@ SITE_LAT, SITE_LON = 16.4702, 107.5921
 """Where the demo site stands (Huế), for the map and the registry."""
 
 
-def import_plan(api: PoliceApi, token: str, site: DemoSite) -> int:
+def import_plan(api: CentralApi, token: str, site: DemoSite) -> int:
     """Approve the plan from its CSV through the API, as the PMU would upload it; returns the version.
 
     A second demo run on the same day finds the same file approved already and keeps that version."""
@@ -242,7 +242,7 @@ def write_sites_file(path: Path, agent_id: str, preview: str, project_id: str) -
     return path
 
 
-def format_projects(api: PoliceApi, token: str) -> str:
+def format_projects(api: CentralApi, token: str) -> str:
     """Each project's planned vs actual % today, as central computes them for the alert."""
     answer = api.call("GET", "/api/v1/projects", token=token)
     if answer.status != 200:

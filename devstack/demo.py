@@ -54,8 +54,8 @@ from devstack.scene import SceneParams, render_scene
 from devstack.stack import DEFAULT_STATE_DIR, Stack, StackInfo
 from devstack.traffic_site import (
     BrokerLogin,
+    CentralApi,
     LampController,
-    PoliceApi,
     TrafficCounts,
     audit_head,
     ensure_police_user,
@@ -179,7 +179,7 @@ def print_summary(
     print(format_alerts(central))
     counts = traffic_counts(traffic.database_url, AGENT_ID, TRAFFIC_CAMERA_ID, started)
     print(format_traffic(counts, traffic.clip, elapsed_s))
-    print(construction_site.format_projects(PoliceApi(central.url), pmu.token))
+    print(construction_site.format_projects(CentralApi(central.url), pmu.token))
     sys.stdout.flush()
 
 
@@ -364,8 +364,8 @@ def _pmu_session(central: CentralService, database_url: str, demo_dir: Path, sit
     if not password_file.exists():
         write_password_file(password_file)
     ensure_police_user(database_url, construction_site.PMU_USER, password_file, role="project_unit")
-    token = PoliceApi(central.url).login(construction_site.PMU_USER, read_password(password_file))
-    version = construction_site.import_plan(PoliceApi(central.url), token, site)
+    token = CentralApi(central.url).login(construction_site.PMU_USER, read_password(password_file))
+    version = construction_site.import_plan(CentralApi(central.url), token, site)
     sites = construction_site.write_sites_file(demo_dir / "site" / "sites.yaml", AGENT_ID, preview, site.project_id)
     run_central_cli(database_url, "cameras", "import", str(sites))
     return DemoPmu(password_file, token, site.project_id, version)
@@ -393,7 +393,7 @@ def format_police_access(central: CentralService, traffic: DemoTraffic, junction
 def audited_search(central: CentralService, traffic: DemoTraffic, started: dt.datetime) -> None:
     """One police search through the API, as the demo police user: the red-light runner's plate since start."""
     plate = red_light_runner(traffic.clip).plate
-    api = PoliceApi(central.url)
+    api = CentralApi(central.url)
     token = api.login(POLICE_USER, read_password(traffic.police_password_file), traffic.police_totp_secret)
     answer = api.search(
         token,

@@ -6,7 +6,7 @@ One module so the test and ``./run demo`` configure, drive and check the chain t
   ``devstack.plate_clip``: moving-blob detector, a pass line, plates, a red-light rule whose signal comes
   from the controller feed) and the agent sections it needs (``signal_feed``, ``evidence``, ``plate_worker``).
 - ``LampController``: a simulated signal controller publishing ``ioc.signal_state/1`` over MQTT.
-- ``ensure_police_user`` / ``PoliceApi`` / ``audit_head``: a police account made with the real CLI, sign-in
+- ``ensure_police_user`` / ``CentralApi`` / ``audit_head``: a police account made with the real CLI, sign-in
   with its TOTP code, audited searches and evidence views through the HTTP API, the audit chain's head.
 - ``traffic_counts``: what central stored for the camera (violations by type, plate passes, images).
 
@@ -305,8 +305,9 @@ class ApiAnswer:
         return json.loads(self.body)
 
 
-class PoliceApi:
-    """The police and sign-in routes of a central service, as an officer's script would call them."""
+class CentralApi:
+    """A central service's API as a user's script calls it: sign-in, then the police or project routes (JSON or raw
+    bodies such as a plan file)."""
 
     def __init__(self, url: str, timeout_s: float = 30.0) -> None:
         self.url = url.rstrip("/")

@@ -43,8 +43,8 @@ from devstack.traffic_site import (
     RED_LIGHT_RULE_ID,
     ApiAnswer,
     BrokerLogin,
+    CentralApi,
     LampController,
-    PoliceApi,
     TrafficCounts,
     audit_head,
     ensure_police_user,
@@ -154,7 +154,7 @@ def opened_plate(chain: Chain, row: dict[str, Any]) -> str:
 
 
 def search(
-    api: PoliceApi, token: str, chain: Chain, *, plate: str | None = None, pattern: str | None = None
+    api: CentralApi, token: str, chain: Chain, *, plate: str | None = None, pattern: str | None = None
 ) -> ApiAnswer:
     """A search over the run's window, with the case number and note of this investigation."""
     until = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
@@ -219,7 +219,7 @@ def test_passes_and_the_violation_are_stored_sealed_with_their_evidence(chain: C
 
 
 def test_an_officer_finds_the_runner_and_every_step_is_audited(chain: Chain) -> None:
-    api = PoliceApi(chain.central.url)
+    api = CentralApi(chain.central.url)
     stored = rows(chain.dsn, "SELECT * FROM plate_passes WHERE agent_id = %s", AGENT_ID)
     runner_passes = [str(p["event_id"]) for p in stored if opened_plate(chain, p) == chain.runner.plate]
     assert len(runner_passes) == 1

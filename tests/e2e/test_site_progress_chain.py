@@ -40,7 +40,7 @@ from devstack.apps import (
 )
 from devstack.construction_site import DemoSite
 from devstack.site_scenes import true_percent, true_project
-from devstack.traffic_site import PoliceApi, ensure_police_user, read_password, write_password_file
+from devstack.traffic_site import CentralApi, ensure_police_user, read_password, write_password_file
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -63,7 +63,7 @@ class Chain:
     dsn: str
     site: DemoSite
     central: CentralService
-    api: PoliceApi
+    api: CentralApi
     token: str
 
 
@@ -78,7 +78,7 @@ def chain(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cha
     rules.write_text(RULES, encoding="utf-8")
     central = start_central(pg_dsn, tmp / "central.log", env={"IOC_CENTRAL_ALERT_RULES_PATH": str(rules)})
     try:
-        api = PoliceApi(central.url)
+        api = CentralApi(central.url)
         token = api.login(PMU, read_password(password_file))
         assert construction_site.import_plan(api, token, site) == 1
         sites = construction_site.write_sites_file(tmp / "sites.yaml", AGENT_ID, "http://127.0.0.1:9", site.project_id)
