@@ -201,7 +201,8 @@ class AnalyticsStep:
             # Nothing moved since the detector last ran, so its boxes still describe the scene.
             detections = self._last_detections
         t2 = self._clock()
-        tracked = self._vehicles_of(self._tracker.update(detections, frame.timestamp.timestamp()))
+        # Only vehicles are tracked: workers on a site camera are counted per frame, never followed.
+        tracked = self._tracker.update(self._vehicles_of(detections), frame.timestamp.timestamp())
         t3 = self._clock()
         crossings = tuple(crossing for line in lines for crossing in line.update(tracked, frame.timestamp))
         observations = tuple(zone.update(tracked, frame.timestamp) for zone in zones)
@@ -232,15 +233,15 @@ class AnalyticsStep:
             detections=detections,
         )
 
-    def _vehicles_of(self, tracked: Detections) -> Detections:
-        """The vehicles among ``tracked`` (the object itself when the detector reports vehicle classes only)."""
-        names = tracked.class_names
+    def _vehicles_of(self, detections: Detections) -> Detections:
+        """The vehicles among ``detections`` (the object itself when the detector reports vehicle classes only)."""
+        names = detections.class_names
         if self._vehicle_ids is None or self._vehicle_ids[0] != names:
             others = [name for name in names if name not in VEHICLE_CLASSES]
             ids = np.array([i for i, name in enumerate(names) if name in VEHICLE_CLASSES], np.int64)
             self._vehicle_ids = (names, ids if others else None)
         vehicle_ids = self._vehicle_ids[1]
-        return tracked if vehicle_ids is None else tracked[np.isin(tracked.class_id, vehicle_ids)]
+        return detections if vehicle_ids is None else detections[np.isin(detections.class_id, vehicle_ids)]
 
     def tick(
         self, now: dt.datetime, source_state: SourceState, *, frames_dropped: int = 0
