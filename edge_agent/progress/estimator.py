@@ -98,11 +98,8 @@ class ProgressEstimator:
         self._source_size = (width, height)
         self._size = working_size(width, height, config.appearance.working_width)
         working = {name: to_working(references[name], self._size) for name in sizes}
-        self._appearance = AppearanceModel(
-            config,
-            [(s, p, to_working(img, self._size)) for s, p, img in reference_sets(config, references)],
-            self._size,
-        )
+        # Each reference is resized to the working size once; a picture named by several references is shared.
+        self._appearance = AppearanceModel(config, reference_sets(config, working), self._size)
         self._quality_ref = QualityReference.from_measures([measure(img, 1.0) for img in working.values()])
         self._smoothers = {p.id: DaySmoother(config.smoothing) for p in config.packages}
         self._confidence: dict[str, float] = {p.id: 0.0 for p in config.packages}
