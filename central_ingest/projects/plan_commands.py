@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import datetime as dt
 import getpass
-import hashlib
 import re
 import sys
 from fractions import Fraction
@@ -29,7 +28,7 @@ import psycopg
 from central_ingest.alerts.evaluate import planned_at
 from central_ingest.alerts.plans import PlanSource, list_versions, load_plan
 from central_ingest.projects.plan_approval import Approver, approve_plan
-from central_ingest.projects.plan_import import MAX_FILE_BYTES, PlanImportError, parse_plan_file
+from central_ingest.projects.plan_import import MAX_FILE_BYTES, ApprovalDetails, PlanImportError, plan_from_file
 from central_ingest.projects.plan_model import PROJECT, PlanIn, StoredPlan
 from central_ingest.settings import Settings
 from event_contract.models import IDENTIFIER_PATTERN
@@ -82,15 +81,8 @@ def read_plan_file(path: Path, args: argparse.Namespace) -> tuple[PlanIn, PlanSo
         raise ValueError(f"{path}: the file must end in .csv or .xlsx")
     if path.stat().st_size > MAX_FILE_BYTES:
         raise ValueError(f"{path}: larger than the {MAX_FILE_BYTES} bytes accepted")
-    data = path.read_bytes()
-    parsed = parse_plan_file(data, path.name, kind)
-    meta = {
-        "note": args.note,
-        "approved_at": _approved_at(args.approved_at),
-        "project_name_vi": args.name_vi,
-        "project_name_en": args.name_en,
-    }
-    return PlanIn.model_validate(parsed.model_dump() | meta), PlanSource(path.name, hashlib.sha256(data).hexdigest())
+    details = ApprovalDetails(args.note, _approved_at(args.approved_at), args.name_vi, args.name_en)
+    return plan_from_file(path.read_bytes(), path.name, kind, details)
 
 
 def _pct(value: Fraction) -> str:

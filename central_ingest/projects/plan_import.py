@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 import math
 import re
@@ -45,6 +46,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.utils.exceptions import InvalidFileException
 from pydantic import ValidationError
 
+from central_ingest.alerts.plans import PlanSource
 from central_ingest.projects.plan_model import MAX_NAME_CHARS, PROJECT, PackageIn, PlanIn, PlanPointIn
 from event_contract.models import IDENTIFIER_PATTERN
 
@@ -557,3 +559,32 @@ def parse_plan_file(data: bytes, source: str, kind: Literal["csv", "xlsx"]) -> P
     if kind == "xlsx":
         return parse_plan_xlsx(data, source)
     return parse_plan_csv(decode_csv(data, source), source)
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalDetails:
+    """What the approver adds to a plan file: the decision's note, when, and the project's names."""
+
+    note: str = ""
+    approved_at: dt.datetime | None = None
+    project_name_vi: str = ""
+    project_name_en: str = ""
+
+
+def plan_from_file(
+    data: bytes, source: str, kind: Literal["csv", "xlsx"], details: ApprovalDetails
+) -> tuple[PlanIn, PlanSource]:
+    """The plan a file holds with the approver's details, and the file's name and SHA-256 for the version;
+    ``PlanImportError`` for a bad file, ``ValidationError`` for details the plan refuses (the HTTP route and the
+    CLI both come through here)."""
+    parsed = parse_plan_file(data, source, kind)
+    plan = PlanIn.model_validate(
+        parsed.model_dump()
+        | {
+            "note": details.note,
+            "approved_at": details.approved_at,
+            "project_name_vi": details.project_name_vi,
+            "project_name_en": details.project_name_en,
+        }
+    )
+    return plan, PlanSource(source, hashlib.sha256(data).hexdigest())

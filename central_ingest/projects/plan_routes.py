@@ -9,7 +9,6 @@ every problem and its place (422), and counted.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -20,14 +19,15 @@ from pydantic import ValidationError
 
 from central_ingest.access.dependencies import client_address, require_role, require_signed_in
 from central_ingest.access.principal import Principal
-from central_ingest.alerts.plans import PlanSource, list_versions, load_plan
+from central_ingest.alerts.plans import list_versions, load_plan
 from central_ingest.ingest.body import BodyError, check_declared_length, read_limited
 from central_ingest.projects.plan_approval import Approver, approve_plan
 from central_ingest.projects.plan_import import (
     MAX_FILE_BYTES,
     XLSX_CONTENT_TYPE,
+    ApprovalDetails,
     PlanImportError,
-    parse_plan_file,
+    plan_from_file,
 )
 from central_ingest.projects.plan_model import PlanIn
 from central_ingest.state import AppState, get_app_state
@@ -124,9 +124,8 @@ async def import_plan(
         raise HTTPException(error.status_code, error.message) from None
     source = source_name(filename, kind)
     try:
-        parsed = await anyio.to_thread.run_sync(parse_plan_file, data, source, kind)
-        meta = {"note": note, "approved_at": approved_at, "project_name_vi": name_vi, "project_name_en": name_en}
-        plan = PlanIn.model_validate(parsed.model_dump() | meta)
+        details = ApprovalDetails(note, approved_at, name_vi, name_en)
+        plan, plan_source = await anyio.to_thread.run_sync(plan_from_file, data, source, kind, details)
     except PlanImportError as error:
         stats.refused += 1
         raise HTTPException(422, {"message": REFUSED, "issues": list(error.issues)}) from None
@@ -134,7 +133,6 @@ async def import_plan(
         stats.refused += 1
         issues = [f"{source}: {e['msg']}" for e in error.errors()]
         raise HTTPException(422, {"message": REFUSED, "issues": issues}) from None
-    plan_source = PlanSource(source, hashlib.sha256(data).hexdigest())
     async with app.pool.connection() as conn:
         stored = await approve_plan(
             conn, project_id, plan, dt.datetime.now(dt.UTC), _approver(principal, request), source=plan_source
