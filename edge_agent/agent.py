@@ -16,7 +16,6 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import os
 import signal
 import threading
 import time
@@ -55,6 +54,7 @@ from edge_agent.traffic.plate_stage import PlateStage
 from edge_agent.traffic.plate_worker import PlateWorker
 from edge_agent.traffic.signal_feed import SharedSignalBoard, SignalFeedSubscriber
 from event_contract import SensorReadingEvent
+from ioc_common.atomic_files import replace_text
 from ioc_common.sensors.normalise import SensorNormaliser
 from ioc_common.sensors.subscriber import SensorSubscriber
 
@@ -452,9 +452,7 @@ class Agent:
 
     def _write_status(self, path: Path) -> None:
         try:
-            temporary = path.with_name(path.name + ".tmp")
-            temporary.write_text(json.dumps(self.status(), indent=2), encoding="utf-8")
-            os.replace(temporary, path)  # readers never see a half-written file
+            replace_text(path, json.dumps(self.status(), indent=2))  # readers never see a half-written file
         except OSError as error:
             log.warning("cannot write status file %s: %s", path, error)
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
+
+from ioc_common.atomic_files import replace_text
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,6 @@ def load_last_times(path: Path) -> dict[str, dt.datetime]:
 def save_last_times(path: Path, times: Mapping[str, dt.datetime]) -> None:
     """Atomic rewrite (a reader never sees half a file); a failure is logged, never raised."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(json.dumps({s: t.isoformat() for s, t in sorted(times.items())}), encoding="utf-8")
-        os.replace(temporary, path)
+        replace_text(path, json.dumps({s: t.isoformat() for s, t in sorted(times.items())}))
     except OSError as error:
         log.warning("cannot save sensor last times to %s: %s", path, error)

@@ -49,6 +49,7 @@ from edge_agent.progress.events import activity_event, progress_event
 from edge_agent.traffic import keyframes
 from event_contract import Event
 from event_contract.evidence import EvidenceRef
+from ioc_common.atomic_files import replace_text
 
 log = logging.getLogger(__name__)
 
@@ -367,7 +368,7 @@ class SiteProgress:
             "estimator": self._estimator.export_state(),
         }
         try:
-            write_json_atomically(self._state_path, document)
+            replace_text(self._state_path, json.dumps(document, indent=1, sort_keys=True), durable=True)
         except (OSError, TypeError, ValueError) as error:
             self._counters.state_errors += 1
             log.error("camera %s: cannot save progress state %s: %s", self.camera_id, self._state_path, error)
@@ -413,14 +414,3 @@ class SiteProgress:
             return False
         log.info("camera %s: progress state restored from %s", self.camera_id, path)
         return True
-
-
-def write_json_atomically(path: Path, document: Mapping[str, object]) -> None:
-    """Write ``document`` so that a reader (or a power cut) sees the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=1, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
