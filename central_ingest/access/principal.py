@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from central_ingest.access.roles import Role
+from central_ingest.access.scope import AreaScope
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,6 +15,12 @@ class Principal:
     roles: frozenset[Role]
     session_id: str
     """The session's public id (not its token): what audit entries and logs may name."""
+    areas: tuple[str, ...] | None = None
+    """The area paths this user may see; None is the whole province (``access.scope``)."""
+
+    @property
+    def scope(self) -> AreaScope:
+        return AreaScope(self.areas)
 
     def has_any(self, *roles: Role) -> bool:
         return not self.roles.isdisjoint(roles)

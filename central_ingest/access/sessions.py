@@ -84,7 +84,7 @@ async def session_principal(
         b"UPDATE user_sessions AS s SET last_seen_at = %(now)s FROM users AS u"
         b" WHERE s.token_sha256 = %(digest)s AND u.user_id = s.user_id AND NOT u.disabled"
         b" AND s.revoked_at IS NULL AND s.expires_at > %(now)s AND s.last_seen_at > %(idle_since)s"
-        b" RETURNING s.session_id, u.user_id, u.username, u.roles",
+        b" RETURNING s.session_id, u.user_id, u.username, u.roles, u.areas",
         {
             "now": now,
             "digest": hash_token(token),
@@ -94,8 +94,14 @@ async def session_principal(
     row = await cursor.fetchone()
     if row is None:
         return None
-    session_id, user_id, username, roles = row
-    return Principal(int(user_id), str(username), frozenset(r for r in ROLES if r in roles), str(session_id))
+    session_id, user_id, username, roles, areas = row
+    return Principal(
+        int(user_id),
+        str(username),
+        frozenset(r for r in ROLES if r in roles),
+        str(session_id),
+        None if areas is None else tuple(str(area) for area in areas),
+    )
 
 
 async def revoke_session(conn: AsyncConnection[Any], session_id: str, now: dt.datetime) -> bool:

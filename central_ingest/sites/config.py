@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from event_contract.models import Identifier
 from ioc_common.yaml_files import ConfigError, ConfigIssue, load_model, locate
 
 SiteKind = Literal["camera", "sensor"]
+PLACE_PATTERN = r"^[^/]*[^/\s][^/]*$"
+"""A place name: not blank and without "/", which separates the levels of an area path (access.scope)."""
 
 
 class SiteConfig(BaseModel):
@@ -32,7 +34,35 @@ class SiteConfig(BaseModel):
     lat: float = Field(ge=-90, le=90, description="Latitude, WGS 84 degrees.")
     lon: float = Field(ge=-180, le=180, description="Longitude, WGS 84 degrees.")
     area: str | None = Field(
-        default=None, min_length=1, max_length=200, description="District or ward, for grouping; optional."
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Free place label shown with the name (e.g. a ward); optional. Scoping and the map's filters "
+        "use province/district/commune.",
+    )
+    province: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=PLACE_PATTERN,
+        description="Province (tỉnh, thành phố) the site is in; optional.",
+    )
+    district: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=PLACE_PATTERN,
+        description="District (quận, huyện, thị xã) within the province; optional (most provinces have none "
+        "since 2025), needs province.",
+    )
+    commune: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=PLACE_PATTERN,
+        description="Commune or ward (xã, phường); optional, needs province. Users scoped to an area path "
+        "(Province[/District]/Commune) see only the sites under it; a site with no province is visible only to "
+        "users of the whole province.",
     )
     preview_url: str | None = Field(
         default=None,
@@ -41,11 +71,25 @@ class SiteConfig(BaseModel):
         description="Live view of the camera (the edge agent's MJPEG preview as the operators' browsers reach it), "
         "shown in the construction projects' meeting view; optional.",
     )
+    live_url: str | None = Field(
+        default=None,
+        max_length=500,
+        pattern=r"^https?://\S+$",
+        description="The edge agent's live record stream of this camera as central reaches it "
+        "(http://AGENT:8091/cameras/ID/live); central proxies it to the live view after checking access. "
+        "Default: preview_url with its trailing /preview.mjpg replaced by /live.",
+    )
     project_id: Identifier | None = Field(
         default=None,
         description="The construction project this camera watches: it is in the project's live view from the "
         "start, before its first progress figure; optional (cameras that send figures are listed anyway).",
     )
+
+    @model_validator(mode="after")
+    def _levels_from_the_top(self) -> SiteConfig:
+        if self.province is None and (self.district is not None or self.commune is not None):
+            raise ValueError("district and commune need a province (the area path starts at the province)")
+        return self
 
 
 class SitesFile(BaseModel):

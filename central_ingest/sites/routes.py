@@ -1,7 +1,7 @@
 """``GET /api/v1/sites``: every registered camera and sensor site, for any logged-in user's maps.
 
 Site positions are not personal data, but they are the centre's inventory, so the route needs a
-session (any role) rather than being public.
+session (any role) rather than being public, and a user scoped to some communes sees only their sites.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from central_ingest.state import AppState, get_app_state
 router = APIRouter(prefix="/api/v1/sites", tags=["sites"])
 
 
-@router.get("", summary="Camera and sensor sites with coordinates (any logged-in user)")
+@router.get("", summary="Camera and sensor sites with coordinates in the caller's area (any logged-in user)")
 async def get_sites(
-    _principal: Annotated[Principal, Depends(require_signed_in)],
+    principal: Annotated[Principal, Depends(require_signed_in)],
     app: Annotated[AppState, Depends(get_app_state)],
 ) -> list[dict[str, Any]]:
     async with app.pool.connection() as conn:
-        return await list_sites(conn)
+        return await list_sites(conn, principal.scope)

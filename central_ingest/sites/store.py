@@ -14,25 +14,26 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
+from central_ingest.access.scope import AreaScope, site_area_path
 from central_ingest.sites.config import SiteConfig
 
 SiteKey = tuple[str, str]
 """(agent_id, source id), as events carry them."""
 
-_UPSERT = b"""
-INSERT INTO camera_sites (agent_id, id, kind, name, lat, lon, area, preview_url, project_id)
-VALUES (%(agent_id)s, %(id)s, %(kind)s, %(name)s, %(lat)s, %(lon)s, %(area)s, %(preview_url)s, %(project_id)s)
-ON CONFLICT (agent_id, id) DO UPDATE
-   SET kind = EXCLUDED.kind, name = EXCLUDED.name, lat = EXCLUDED.lat, lon = EXCLUDED.lon,
-       area = EXCLUDED.area, preview_url = EXCLUDED.preview_url, project_id = EXCLUDED.project_id,
-       updated_at = now()
- WHERE (camera_sites.kind, camera_sites.name, camera_sites.lat, camera_sites.lon, camera_sites.area,
-        camera_sites.preview_url, camera_sites.project_id)
-       IS DISTINCT FROM (EXCLUDED.kind, EXCLUDED.name, EXCLUDED.lat, EXCLUDED.lon, EXCLUDED.area,
-        EXCLUDED.preview_url, EXCLUDED.project_id)
-RETURNING (xmax = 0) AS inserted
-"""
-_COLUMNS = "agent_id, id, kind, name, lat, lon, area, preview_url, project_id"
+_FIELDS = (
+    "kind", "name", "lat", "lon", "area", "province", "district", "commune", "preview_url", "live_url", "project_id"
+)  # fmt: skip
+_UPSERT = (
+    "INSERT INTO camera_sites (agent_id, id, " + ", ".join(_FIELDS) + ")"
+    " VALUES (%(agent_id)s, %(id)s, " + ", ".join(f"%({name})s" for name in _FIELDS) + ")"
+    " ON CONFLICT (agent_id, id) DO UPDATE SET "
+    + ", ".join(f"{name} = EXCLUDED.{name}" for name in _FIELDS)
+    + ", updated_at = now()"
+    " WHERE (" + ", ".join(f"camera_sites.{name}" for name in _FIELDS) + ")"
+    " IS DISTINCT FROM (" + ", ".join(f"EXCLUDED.{name}" for name in _FIELDS) + ")"
+    " RETURNING (xmax = 0) AS inserted"
+).encode()
+_COLUMNS = "agent_id, id, " + ", ".join(_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +71,26 @@ def import_sites(conn: psycopg.Connection[Any], sites: Iterable[SiteConfig], *, 
     return ImportCounts(added, updated, unchanged, removed)
 
 
-async def list_sites(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:
-    """Every site, ordered by agent and id."""
+def _with_path(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "area_path": site_area_path(row["province"], row["district"], row["commune"])}
+
+
+async def list_sites(conn: AsyncConnection[Any], scope: AreaScope | None = None) -> list[dict[str, Any]]:
+    """Every site (those ``scope`` allows, when given), ordered by agent and id, each with its ``area_path``."""
     async with conn.cursor(row_factory=dict_row) as cursor:
         await cursor.execute(f"SELECT {_COLUMNS} FROM camera_sites ORDER BY agent_id, id".encode())
-        return await cursor.fetchall()
+        rows = [_with_path(row) for row in await cursor.fetchall()]
+    return rows if scope is None else [row for row in rows if scope.allows(row["area_path"])]
+
+
+async def get_site(conn: AsyncConnection[Any], agent_id: str, source_id: str) -> dict[str, Any] | None:
+    """One registered site with its ``area_path``, or None."""
+    async with conn.cursor(row_factory=dict_row) as cursor:
+        await cursor.execute(
+            f"SELECT {_COLUMNS} FROM camera_sites WHERE agent_id = %s AND id = %s".encode(), (agent_id, source_id)
+        )
+        row = await cursor.fetchone()
+    return None if row is None else _with_path(row)
 
 
 async def sites_by_key(conn: AsyncConnection[Any], keys: Iterable[SiteKey]) -> dict[SiteKey, dict[str, Any]]:
@@ -88,7 +104,7 @@ async def sites_by_key(conn: AsyncConnection[Any], keys: Iterable[SiteKey]) -> d
             "WHERE (agent_id, id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))".encode(),
             ([agent for agent, _ in wanted], [site_id for _, site_id in wanted]),
         )
-        return {(row["agent_id"], row["id"]): row for row in await cursor.fetchall()}
+        return {(row["agent_id"], row["id"]): _with_path(row) for row in await cursor.fetchall()}
 
 
 async def project_sites(conn: AsyncConnection[Any], project_id: str) -> list[dict[str, Any]]:
@@ -97,4 +113,4 @@ async def project_sites(conn: AsyncConnection[Any], project_id: str) -> list[dic
         await cursor.execute(
             f"SELECT {_COLUMNS} FROM camera_sites WHERE project_id = %s ORDER BY agent_id, id".encode(), (project_id,)
         )
-        return await cursor.fetchall()
+        return [_with_path(row) for row in await cursor.fetchall()]
