@@ -376,15 +376,20 @@ rules:
 class _AlertStream:
     """Reads the SSE stream in a thread and notes when each subject's alert arrived."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, token: str) -> None:
         self.arrived: dict[str, float] = {}
         self.ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(url,), daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(url, token), daemon=True)
         self._thread.start()
 
-    def _run(self, url: str) -> None:
+    def _run(self, url: str, token: str) -> None:
+        headers = {"Authorization": f"Bearer {token}"}  # the stream needs a signed-in reader
         try:
-            with httpx.Client(timeout=httpx.Timeout(5.0, read=None)) as client, client.stream("GET", url) as response:
+            with (
+                httpx.Client(timeout=httpx.Timeout(5.0, read=None), headers=headers) as client,
+                client.stream("GET", url) as response,
+            ):
+                response.raise_for_status()
                 for line in response.iter_lines():
                     self.ready.set()
                     if line.startswith("data:"):
@@ -420,7 +425,7 @@ def measure_alert_latency(
     rules = workdir / "alert_rules.yaml"
     rules.write_text(ALERT_RULES, encoding="utf-8")
     central = start_central(dsn, workdir / "central-alerts.log", env={"IOC_CENTRAL_ALERT_RULES_PATH": str(rules)})
-    stream = _AlertStream(f"{central.url}/api/v1/alerts/stream")
+    stream = _AlertStream(f"{central.url}/api/v1/alerts/stream", central.reader_token())
     stop = threading.Event()
     load_result: dict[str, float] = {}
     bodies = [batch_body(batch) for batch in load]

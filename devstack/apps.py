@@ -2,19 +2,24 @@
 
 The demo and the end-to-end test both go through here, so they start, provision and
 stop the services the same way a deployment would: as separate processes talking HTTP.
+
+The central read APIs need a signed-in user: ``CentralService`` makes an operator account of the whole
+province (``API_READER``) with the real CLI the first time it reads, signs in once and sends the session
+as a bearer token from then on.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlencode
@@ -27,6 +32,8 @@ from devstack.ports import LOCALHOST, free_port, wait_until
 
 CountKey = tuple[str, str, str]
 """(line_id, vehicle_class, direction)."""
+API_READER = "devstack.reader"
+"""The operator account the devstack reads the central APIs as (whole province, no TOTP)."""
 
 
 def _cli(module: str) -> list[str]:
@@ -88,8 +95,19 @@ class ManagedProcess:
             self.log_file.close()
 
 
-def _get_json(url: str, timeout_s: float = 5.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 - our own local service
+def _get_json(url: str, timeout_s: float = 5.0, token: str | None = None) -> Any:
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - our own local service
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - our own local service
+        return json.load(response)
+
+
+def _post_json(url: str, body: object, timeout_s: float = 10.0) -> Any:
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(  # noqa: S310 - our own local service
+        url, data=data, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - our own local service
         return json.load(response)
 
 
@@ -113,14 +131,40 @@ def provision_agent(database_url: str, agent_id: str) -> str:
     return output[-1].strip()
 
 
+def ensure_cli_user(database_url: str, username: str, role: str, password_file: Path) -> None:
+    """Create ``username`` with ``role`` through the CLI, or (already there) give it the file's password."""
+    listing = run_central_cli(database_url, "user", "list")
+    if any(line.split("\t")[:1] == [username] for line in listing.splitlines()):
+        run_central_cli(database_url, "user", "set-password", username, "--password-file", str(password_file))
+    else:
+        run_central_cli(database_url, "user", "add", username, "--role", role, "--password-file", str(password_file))
+
+
 @dataclass
 class CentralService:
     process: ManagedProcess
     url: str
+    database_url: str = ""
+    workdir: Path | None = None
+    """Where the reader's password file goes (beside the service's log)."""
+    _token: str | None = field(default=None, repr=False)
+
+    def reader_token(self) -> str:
+        """The bearer session of ``API_READER`` (an operator), made and signed in on first use."""
+        if self._token is None:
+            if not self.database_url or self.workdir is None:
+                raise DevstackError("this CentralService was made without database_url and workdir: cannot sign in")
+            password = secrets.token_urlsafe(18)
+            ensure_cli_user(
+                self.database_url, API_READER, "operator", write_secret(self.workdir / "reader.pw", password)
+            )
+            answer = _post_json(f"{self.url}/api/v1/auth/login", {"username": API_READER, "password": password})
+            self._token = str(answer["token"])
+        return self._token
 
     def totals(self, **filters: str) -> dict[CountKey, int]:
         """Stored crossings per (line, class, direction) over the filters' range (see /api/v1/counts/totals)."""
-        rows = _get_json(f"{self.url}/api/v1/counts/totals?{urlencode(filters)}")
+        rows = _get_json(f"{self.url}/api/v1/counts/totals?{urlencode(filters)}", token=self.reader_token())
         totals: dict[CountKey, int] = {}
         for row in rows:
             if row["vehicle_class"] is None:
@@ -131,7 +175,7 @@ class CentralService:
 
     def alerts(self, **filters: str) -> list[dict[str, Any]]:
         """Alerts as ``GET /api/v1/alerts`` lists them (first page, newest first)."""
-        page = _get_json(f"{self.url}/api/v1/alerts?{urlencode(filters)}")
+        page = _get_json(f"{self.url}/api/v1/alerts?{urlencode(filters)}", token=self.reader_token())
         return list(page["items"])
 
 
@@ -163,7 +207,7 @@ def start_central(
         return True
 
     if wait_until(ready, timeout_s=timeout_s, still_worth_waiting=process.running):
-        return CentralService(process=process, url=url)
+        return CentralService(process=process, url=url, database_url=database_url, workdir=log_path.parent)
     exited = not process.running()
     code = process.stop()
     reason = f"exited at start ({code})" if exited else f"was not ready in {timeout_s:.0f} s"

@@ -1,14 +1,18 @@
 """Account administration, each action and its audit entry in one transaction.
 
 Used by the CLI (``central-ingest user ...``) and meant for a later admin page. Audit actions:
-``user_created``, ``user_roles_changed``, ``user_disabled``, ``user_enabled``,
-``user_password_set``, ``user_totp_reset``. The audit target names the user and the roles; it
-never holds a password, hash or TOTP secret.
+``user_created``, ``user_roles_changed``, ``user_areas_changed``, ``user_disabled``, ``user_enabled``,
+``user_password_set``, ``user_totp_reset``. The audit target names the user, the roles and the area
+scope; it never holds a password, hash or TOTP secret.
+
+Area scope: a user's ``areas`` are area paths (``access.scope.parse_area_path``); none at all is the whole
+province. A change takes effect at the user's next request (sessions read the areas every time).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +21,7 @@ from psycopg import AsyncConnection
 
 from central_ingest.access.passwords import KdfParams, check_password_policy, hash_password
 from central_ingest.access.roles import Role
+from central_ingest.access.scope import parse_area_path
 from central_ingest.access.sessions import revoke_user_sessions
 from central_ingest.access.settings import AccessSettings
 from central_ingest.access.totp import generate_secret
@@ -43,6 +48,15 @@ class UserChange:
         return f"UserChange(user={self.user.username!r}, new_totp={self.totp_secret is not None})"
 
 
+def normalise_areas(areas: Iterable[str]) -> tuple[str, ...] | None:
+    """The stored form of an area scope: normalised paths without repeats, or None (whole province) for none.
+
+    ``AreaError`` (a ValueError) for a malformed path.
+    """
+    paths = tuple(dict.fromkeys(parse_area_path(area) for area in areas))
+    return paths or None
+
+
 def needs_totp(roles: frozenset[Role], settings: AccessSettings) -> bool:
     return not roles.isdisjoint(settings.totp_roles)
 
@@ -53,7 +67,13 @@ async def _hash(password: str, settings: AccessSettings) -> str:
 
 
 async def _audit(conn: AsyncConnection[Any], actor: Actor, action: str, user: UserRecord, **extra: Any) -> None:
-    target = {"username": user.username, "user_id": user.user_id, "roles": sorted(user.roles), **extra}
+    target = {
+        "username": user.username,
+        "user_id": user.user_id,
+        "roles": sorted(user.roles),
+        "areas": None if user.areas is None else list(user.areas),
+        **extra,
+    }
     await append_audit(conn, AuditEntry(actor.name, actor.role, action, target, None, None, actor.client))
 
 
@@ -66,13 +86,18 @@ async def create_user(
     password: str,
     roles: frozenset[Role],
     display_name: str = "",
+    areas: Iterable[str] = (),
 ) -> UserChange:
-    """Add a user; a TOTP secret is made when a role needs one (return it to show once)."""
+    """Add a user (``areas``: its area paths; none: the whole province); a TOTP secret is made when a role needs
+    one (return it to show once)."""
     normal = normalise_username(username)
+    scope = normalise_areas(areas)
     password_hash = await _hash(password, settings)
     secret = generate_secret() if needs_totp(roles, settings) else None
     async with conn.transaction():
-        user = await insert_user(conn, normal, display_name, password_hash, roles=roles, totp_secret=secret)
+        user = await insert_user(
+            conn, normal, display_name, password_hash, roles=roles, totp_secret=secret, areas=scope
+        )
         await _audit(conn, actor, "user_created", user, display_name=display_name, totp=secret is not None)
     return UserChange(user, secret)
 
@@ -90,6 +115,17 @@ async def set_roles(
         user = await update_user(conn, before.user_id, **columns)
         await _audit(conn, actor, "user_roles_changed", user, previous_roles=sorted(before.roles))
     return UserChange(user, secret)
+
+
+async def set_areas(conn: AsyncConnection[Any], actor: Actor, username: str, areas: Iterable[str]) -> UserChange:
+    """Replace a user's area scope (none: the whole province)."""
+    scope = normalise_areas(areas)
+    async with conn.transaction():
+        before = await require_user(conn, username)
+        user = await update_user(conn, before.user_id, areas=None if scope is None else list(scope))
+        previous = None if before.areas is None else list(before.areas)
+        await _audit(conn, actor, "user_areas_changed", user, previous_areas=previous)
+    return UserChange(user)
 
 
 async def set_disabled(

@@ -21,6 +21,7 @@ from central_ingest.access.login import LoginLocked, LoginRefused, sign_in
 from central_ingest.access.principal import Principal
 from central_ingest.access.runtime import AccessRuntime, KdfBusyError, get_access_runtime
 from central_ingest.access.sessions import revoke_session
+from central_ingest.access.users import get_user
 from central_ingest.audit import AuditEntry, append_audit
 from central_ingest.state import AppState, get_app_state
 
@@ -49,7 +50,9 @@ class LoginResponse(BaseModel):
 class Me(BaseModel):
     user_id: int
     username: str
+    display_name: str
     roles: list[str]
+    areas: list[str] | None = Field(description="Area paths the user may see; null: the whole province.")
     session_id: str
 
 
@@ -123,11 +126,18 @@ async def logout(
     return response
 
 
-@router.get("/me", response_model=Me, summary="The signed-in user and roles")
-async def me(principal: Annotated[Principal, Depends(require_signed_in)]) -> Me:
+@router.get("/me", response_model=Me, summary="The signed-in user: name, roles and area scope")
+async def me(
+    principal: Annotated[Principal, Depends(require_signed_in)],
+    state: Annotated[AppState, Depends(get_app_state)],
+) -> Me:
+    async with state.pool.connection() as conn:
+        user = await get_user(conn, principal.username)
     return Me(
         user_id=principal.user_id,
         username=principal.username,
+        display_name="" if user is None else user.display_name,
         roles=sorted(principal.roles),
+        areas=None if principal.areas is None else list(principal.areas),
         session_id=principal.session_id,
     )

@@ -108,13 +108,31 @@ def source_condition(
     """
     if visible is None:
         return sql.SQL("TRUE"), ()
-    agent = sql.Identifier(*agent_column.split("."))
-    source = sql.Identifier(*source_column.split("."))
+    agents, sources = _columns(visible)
+    return _pairs_in(agent_column, source_column, sql.SQL("%s"), sql.SQL("%s")), (agents, sources)
+
+
+def named_source_condition(
+    visible: frozenset[Source] | None, agent_column: str, source_column: str
+) -> tuple[sql.Composable, dict[str, Any]]:
+    """``source_condition`` with NAMED parameters (``visible_agents``, ``visible_sources``), for statements that
+    use ``%(name)s`` placeholders throughout (psycopg does not mix them with positional ones)."""
+    if visible is None:
+        return sql.SQL("TRUE"), {}
+    agents, sources = _columns(visible)
+    condition = _pairs_in(agent_column, source_column, sql.SQL("%(visible_agents)s"), sql.SQL("%(visible_sources)s"))
+    return condition, {"visible_agents": agents, "visible_sources": sources}
+
+
+def _columns(visible: frozenset[Source]) -> tuple[list[str], list[str]]:
     ordered = sorted(visible)
-    condition = sql.SQL("({}, {}) IN (SELECT a, s FROM unnest(%s::text[], %s::text[]) AS v(a, s))").format(
-        agent, source
+    return [agent for agent, _ in ordered], [source for _, source in ordered]
+
+
+def _pairs_in(agent_column: str, source_column: str, agents: sql.SQL, sources: sql.SQL) -> sql.Composable:
+    return sql.SQL("({}, {}) IN (SELECT a, s FROM unnest({}::text[], {}::text[]) AS v(a, s))").format(
+        sql.Identifier(*agent_column.split(".")), sql.Identifier(*source_column.split(".")), agents, sources
     )
-    return condition, ([a for a, _ in ordered], [s for _, s in ordered])
 
 
 async def require_visible_source(conn: AsyncConnection[Any], scope: AreaScope, agent_id: str, source_id: str) -> None:

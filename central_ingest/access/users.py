@@ -1,7 +1,8 @@
 """The ``users`` table: people who sign in, their roles, password hash and TOTP secret.
 
 Plain storage, no policy and no audit: ``admin`` combines these with the audit log, and the
-sign-in reads ``find_credentials``. Usernames are stored lower-case.
+sign-in reads ``find_credentials``. Usernames are stored lower-case. ``areas`` is the user's area
+scope (``access.scope``): area paths, or NULL for the whole province.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from central_ingest.access.roles import ROLES, Role
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 MAX_DISPLAY_NAME_CHARS = 200
-_USER_COLUMNS = b"user_id, username, display_name, roles, disabled, totp_secret IS NOT NULL, created_at, updated_at"
+_USER_COLUMNS = (
+    b"user_id, username, display_name, roles, disabled, totp_secret IS NOT NULL, created_at, updated_at, areas"
+)
 
 
 class UserError(ValueError):
@@ -34,6 +37,8 @@ class UserRecord:
     has_totp: bool
     created_at: dt.datetime
     updated_at: dt.datetime
+    areas: tuple[str, ...] | None = None
+    """Area paths the user may see; None: the whole province."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +67,7 @@ def _roles(values: list[str]) -> frozenset[Role]:
 
 
 def _user(row: tuple[Any, ...]) -> UserRecord:
-    user_id, username, display_name, roles, disabled, has_totp, created_at, updated_at = row
+    user_id, username, display_name, roles, disabled, has_totp, created_at, updated_at, areas = row
     return UserRecord(
         int(user_id),
         str(username),
@@ -72,6 +77,7 @@ def _user(row: tuple[Any, ...]) -> UserRecord:
         bool(has_totp),
         created_at,
         updated_at,
+        None if areas is None else tuple(str(area) for area in areas),
     )
 
 
@@ -83,13 +89,21 @@ async def insert_user(
     *,
     roles: frozenset[Role],
     totp_secret: bytes | None,
+    areas: tuple[str, ...] | None = None,
 ) -> UserRecord:
     if len(display_name) > MAX_DISPLAY_NAME_CHARS:
         raise UserError(f"display name must have at most {MAX_DISPLAY_NAME_CHARS} characters")
     cursor = await conn.execute(
-        b"INSERT INTO users (username, display_name, password_hash, roles, totp_secret) VALUES (%s, %s, %s, %s, %s)"
-        b" ON CONFLICT (username) DO NOTHING RETURNING " + _USER_COLUMNS,
-        (normalise_username(username), display_name, password_hash, sorted(roles), totp_secret),
+        b"INSERT INTO users (username, display_name, password_hash, roles, totp_secret, areas)"
+        b" VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (username) DO NOTHING RETURNING " + _USER_COLUMNS,
+        (
+            normalise_username(username),
+            display_name,
+            password_hash,
+            sorted(roles),
+            totp_secret,
+            None if areas is None else list(areas),
+        ),
     )
     row = await cursor.fetchone()
     if row is None:
@@ -133,8 +147,9 @@ async def find_credentials(conn: AsyncConnection[Any], username: str) -> Credent
 
 
 async def update_user(conn: AsyncConnection[Any], user_id: int, **columns: Any) -> UserRecord:
-    """Set the given columns (``disabled``, ``roles``, ``password_hash``, ``totp_secret``, ...) and ``updated_at``."""
-    allowed = {"disabled", "roles", "password_hash", "totp_secret", "totp_last_step", "display_name"}
+    """Set the given columns (``disabled``, ``roles``, ``password_hash``, ``totp_secret``, ``areas`` as a list or
+    None, ...) and ``updated_at``."""
+    allowed = {"disabled", "roles", "password_hash", "totp_secret", "totp_last_step", "display_name", "areas"}
     if not columns or not set(columns) <= allowed:
         raise ValueError(f"update_user sets some of {sorted(allowed)}, got {sorted(columns)}")
     assignments = b", ".join(name.encode() + b" = %s" for name in columns)

@@ -3,6 +3,9 @@
 Pages are newest first on (opened_at, alert_id); the cursor is that pair of the last item, in the
 opaque form of ``query.pagination`` (its time and id), so a page is stable while new alerts arrive
 (they sort before it).
+
+Area scope: ``list_alerts`` takes ``visible``, the subject keys the caller may see
+(``alerts.scope.visible_subjects``; None: all), and leaves the others out.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
+from central_ingest.alerts.scope import subject_condition
 from central_ingest.query.export import row_as_json
 from central_ingest.query.pagination import Cursor, decode_cursor, encode_cursor
 
@@ -34,26 +39,32 @@ class AlertFilters:
     subject: str | None = None
     since: dt.datetime | None = None
     until: dt.datetime | None = None
+    severity: str | None = None
 
 
 async def list_alerts(
-    conn: Conn, filters: AlertFilters, limit: int, cursor: str | None
+    conn: Conn, filters: AlertFilters, limit: int, cursor: str | None, visible: frozenset[str] | None = None
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of alerts newest first, and the cursor of the next page (None on the last one)."""
+    """One page of alerts newest first (of ``visible`` subjects when given), and the next page's cursor (None on
+    the last one)."""
     after = decode_cursor(cursor) if cursor else None
     after_at, after_id = (after.time, after.event_id) if after else (None, None)
+    scope_sql, scope_params = subject_condition(visible)
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(
-        f"SELECT {ALERT_COLUMNS} FROM alerts WHERE "
+    statement = sql.SQL(
+        f"SELECT {ALERT_COLUMNS} FROM alerts WHERE {{scope}} AND "
         "(%(status)s::text IS NULL OR status = %(status)s) "
         "AND (%(rule_kind)s::text IS NULL OR rule_kind = %(rule_kind)s) "
         "AND (%(rule_id)s::text IS NULL OR rule_id = %(rule_id)s) "
         "AND (%(subject)s::text IS NULL OR subject = %(subject)s) "
+        "AND (%(severity)s::text IS NULL OR severity = %(severity)s) "
         "AND (%(since)s::timestamptz IS NULL OR opened_at >= %(since)s) "
         "AND (%(until)s::timestamptz IS NULL OR opened_at < %(until)s) "
         "AND (%(after_at)s::timestamptz IS NULL OR (opened_at, alert_id) < (%(after_at)s, %(after_id)s::uuid)) "
-        "ORDER BY opened_at DESC, alert_id DESC LIMIT %(limit)s",
-        {**filters.__dict__, "after_at": after_at, "after_id": after_id, "limit": limit + 1},
+        "ORDER BY opened_at DESC, alert_id DESC LIMIT %(limit)s"
+    ).format(scope=scope_sql)
+    await cur.execute(
+        statement, {**filters.__dict__, "after_at": after_at, "after_id": after_id, "limit": limit + 1, **scope_params}
     )
     rows = await cur.fetchall()
     next_cursor = (

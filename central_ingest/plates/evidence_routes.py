@@ -33,6 +33,7 @@ from pydantic import AwareDatetime
 
 from central_ingest.access.dependencies import client_address, require_role
 from central_ingest.access.principal import Principal
+from central_ingest.access.scope import require_visible_source
 from central_ingest.audit import AuditEntry, AuditRecord, append_audit
 from central_ingest.audit.log import record_at
 from central_ingest.auth_tokens import bearer_token
@@ -214,6 +215,8 @@ async def _own_search_with_image(
     record, why = await _find_in_search(conn, vault, search, sha256)
     if record is None:
         raise HTTPException(403, why or "not among the search's results")
+    # A search narrows cameras by id; ids are unique per agent only, so check the pass's own camera too.
+    await require_visible_source(conn, principal.scope, record.agent_id, record.source_id)
     return search, record
 
 

@@ -10,6 +10,10 @@ image.
 The answer is ready for the page: ``records`` newest first, a ``timeline`` oldest first with step
 numbers (the route on the map), and the ``cameras`` involved with their registered coordinates
 (null when the site registry does not know the camera).
+
+Area scope: an officer scoped to some communes searches only the cameras there (``scoped_query``
+narrows the cameras asked for to the visible ones, and the passes of another agent's camera with the
+same id are dropped); the audit record holds the narrowed query, so re-running it gives what was shown.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 
 from central_ingest.access.dependencies import client_address, require_role
 from central_ingest.access.principal import Principal
+from central_ingest.access.scope import Source, visible_sources
 from central_ingest.audit import AuditEntry, append_audit
 from central_ingest.plates.partial import PatternError, PlatePattern, compact_plate
 from central_ingest.plates.police_settings import PoliceSettings
@@ -219,16 +224,38 @@ def query_from_target(target: dict[str, Any]) -> PassQuery:
     )
 
 
+NO_CAMERA = "-"
+"""The camera list of a scoped search with no camera left: not a valid source id, so it matches nothing (an empty
+list would mean every camera), also when the evidence route re-runs the audited query."""
+
+
+def scoped_query(query: PassQuery, visible: frozenset[Source] | None) -> PassQuery:
+    """``query`` limited to the cameras (ids) of ``visible``; unchanged when ``visible`` is None."""
+    if visible is None:
+        return query
+    ids = {source for _, source in visible}
+    wanted = sorted(ids.intersection(query.source_ids) if query.source_ids else ids)
+    return dataclasses.replace(query, source_ids=tuple(wanted) or (NO_CAMERA,))
+
+
 class AuditAppendFailedError(RuntimeError):
     """The audit record could not be written; the search's transaction is rolled back with it."""
 
 
 async def audited_search(
-    conn: psycopg.AsyncConnection[Any], vault: PlateVault, query: PassQuery, entry: AuditEntry
+    conn: psycopg.AsyncConnection[Any],
+    vault: PlateVault,
+    query: PassQuery,
+    entry: AuditEntry,
+    visible: frozenset[Source] | None = None,
 ) -> tuple[PassSearchResult, int, dt.datetime]:
-    """Search and append the audit record in one transaction; (result, audit seq, audit time)."""
+    """Search (only the ``visible`` cameras when given) and append the audit record in one transaction;
+    (result, audit seq, audit time)."""
     async with conn.transaction():
-        result = await search_passes(conn, vault, query)
+        result = await search_passes(conn, vault, scoped_query(query, visible))
+        if visible is not None:
+            kept = tuple(record for record in result.records if (record.agent_id, record.source_id) in visible)
+            result = dataclasses.replace(result, records=kept)
         try:
             record = await append_audit(conn, dataclasses.replace(entry, result_count=len(result.records)))
         except Exception as error:  # any failure: the search must not outlive its missing record
@@ -342,18 +369,21 @@ async def search(
         query = body.query()
     except PassQueryError as error:
         raise HTTPException(422, str(error)) from None
-    entry = AuditEntry(
-        actor=principal.username,
-        role=POLICE_ROLE,
-        action=SEARCH_ACTION,
-        target=query_target(query),
-        reason=body.reason.as_text(),
-        result_count=None,  # set inside the transaction, once the search has run
-        client=client_address(request),
-    )
     async with app.pool.connection() as conn:
+        visible = await visible_sources(conn, principal.scope)
+        entry = AuditEntry(
+            actor=principal.username,
+            role=POLICE_ROLE,
+            action=SEARCH_ACTION,
+            target=query_target(scoped_query(query, visible)),
+            reason=body.reason.as_text(),
+            result_count=None,  # set inside the transaction, once the search has run
+            client=client_address(request),
+        )
+        if visible is not None:
+            entry = dataclasses.replace(entry, target={**entry.target, "area": principal.scope.label()})
         try:
-            result, search_id, searched_at = await audited_search(conn, vault, query, entry)
+            result, search_id, searched_at = await audited_search(conn, vault, query, entry, visible)
         except AuditAppendFailedError as error:
             logger.error("plate search by %s refused: audit append failed: %s", principal.username, error)
             return JSONResponse(

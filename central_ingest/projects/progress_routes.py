@@ -2,6 +2,8 @@
 
 Reads need a session of an operator, a project unit (PMU) or an admin; a confirmation needs
 ``project_unit`` or ``admin`` (cookie sessions also send the CSRF header: ``access.dependencies``).
+A user scoped to some communes sees the projects with a camera there (``views.project_visible``); any
+other project answers 404 like an unknown one, and the camera lists hold only the visible cameras.
 Ranges are local days (the service's ``timezone``), both ends included. Keyframes and PMU photos are
 served only when a progress row of that project references them, decrypted from the evidence store,
 never cached (``Cache-Control: no-store``).
@@ -20,7 +22,9 @@ from fastapi.responses import JSONResponse, Response
 from central_ingest.access.dependencies import client_address, require_role
 from central_ingest.access.principal import Principal
 from central_ingest.access.roles import Role
+from central_ingest.access.scope import AreaScope, visible_sources
 from central_ingest.alerts.routes import running_alert_service
+from central_ingest.alerts.scope import visible_projects
 from central_ingest.plates.evidence_routes import SHA256_PATTERN, sealed_image
 from central_ingest.projects.activity import activity_days
 from central_ingest.projects.confirm import (
@@ -34,12 +38,14 @@ from central_ingest.projects.confirm import (
     store_confirmation,
 )
 from central_ingest.projects.views import (
+    UNKNOWN_PROJECT,
     keyframe_referenced,
     keyframe_url,
     project_cameras,
     project_known,
     project_list,
     project_progress,
+    project_visible,
     timelapse,
 )
 from central_ingest.state import AppState, get_app_state
@@ -54,7 +60,6 @@ MAX_PROGRESS_DAYS = 3660
 MAX_DAILY_VIEW_DAYS = MAX_PROGRESS_DAYS
 """Timelapse and activity: one row per camera (and zone) and day, so a whole project's life fits."""
 DEFAULT_DAILY_VIEW_DAYS = 30
-UNKNOWN_PROJECT = "Không có dự án này. / No such project (no plan, progress or site activity)."
 NOT_UPLOADED = (
     "Ảnh chưa được tải lên máy chủ trung tâm. / The image has not been uploaded yet (or retention deleted it)."
 )
@@ -86,16 +91,18 @@ def _check_range(first: dt.date, last: dt.date, most: int) -> None:
         raise HTTPException(422, f"the range is {(last - first).days + 1} days; at most {most}")
 
 
-async def _require_project(app: AppState, project_id: str) -> None:
+async def _require_project(app: AppState, scope: AreaScope, project_id: str) -> None:
+    """404 for an unknown project and for one outside the caller's area (the same answer)."""
     async with app.pool.connection() as conn:
-        if not await project_known(conn, project_id):
+        if not await project_known(conn, project_id) or not await project_visible(conn, scope, project_id):
             raise HTTPException(404, UNKNOWN_PROJECT)
 
 
 @router.get("", summary="Projects with today's planned and actual % complete and the gap")
-async def get_projects(_principal: Reader, app: App, request: Request) -> list[dict[str, Any]]:
+async def get_projects(principal: Reader, app: App, request: Request) -> list[dict[str, Any]]:
     async with app.pool.connection() as conn:
-        projects = await project_list(conn, _today(app), app.settings.timezone)
+        visible = await visible_projects(conn, await visible_sources(conn, principal.scope))
+        projects = await project_list(conn, _today(app), app.settings.timezone, visible)
     return [project | _alert_limits(request, project["project_id"]) for project in projects]
 
 
@@ -117,11 +124,13 @@ def _alert_limits(request: Request, project_id: str) -> dict[str, float | None]:
     f"at most {MAX_PROGRESS_DAYS} days.",
 )
 async def get_progress(
-    project_id: ProjectId, _principal: Reader, app: App, request: Request, start: StartDay = None, end: EndDay = None
+    project_id: ProjectId, principal: Reader, app: App, request: Request, *, start: StartDay = None, end: EndDay = None
 ) -> dict[str, Any]:
     if start is not None and end is not None:
         _check_range(start, end, MAX_PROGRESS_DAYS)
     async with app.pool.connection() as conn:
+        if not await project_visible(conn, principal.scope, project_id):
+            raise HTTPException(404, UNKNOWN_PROJECT)
         found = await project_progress(
             conn, project_id, first=start, last=end, today=_today(app), timezone=app.settings.timezone
         )
@@ -136,12 +145,13 @@ async def get_progress(
     summary=f"Daily keyframe per camera (default the last {DEFAULT_DAILY_VIEW_DAYS} days)",
 )
 async def get_timelapse(
-    project_id: ProjectId, _principal: Reader, app: App, start: StartDay = None, end: EndDay = None
+    project_id: ProjectId, principal: Reader, app: App, start: StartDay = None, end: EndDay = None
 ) -> dict[str, Any]:
     first, last = _range(start, end, _today(app), default_days=DEFAULT_DAILY_VIEW_DAYS)
-    await _require_project(app, project_id)
+    await _require_project(app, principal.scope, project_id)
     async with app.pool.connection() as conn:
-        return await timelapse(conn, project_id, first, last, app.settings.timezone)
+        visible = await visible_sources(conn, principal.scope)
+        return await timelapse(conn, project_id, first, last, app.settings.timezone, visible=visible)
 
 
 @router.get(
@@ -149,19 +159,19 @@ async def get_timelapse(
     summary=f"Working hours per camera, zone and day (default the last {DEFAULT_DAILY_VIEW_DAYS} days)",
 )
 async def get_activity(
-    project_id: ProjectId, _principal: Reader, app: App, start: StartDay = None, end: EndDay = None
+    project_id: ProjectId, principal: Reader, app: App, start: StartDay = None, end: EndDay = None
 ) -> dict[str, Any]:
     first, last = _range(start, end, _today(app), default_days=DEFAULT_DAILY_VIEW_DAYS)
-    await _require_project(app, project_id)
+    await _require_project(app, principal.scope, project_id)
     async with app.pool.connection() as conn:
         return await activity_days(conn, project_id, first, last, app.settings.timezone)
 
 
 @router.get("/{project_id}/cameras", summary="The project's cameras, with their site registry entry and live view")
-async def get_cameras(project_id: ProjectId, _principal: Reader, app: App) -> list[dict[str, Any]]:
-    await _require_project(app, project_id)
+async def get_cameras(project_id: ProjectId, principal: Reader, app: App) -> list[dict[str, Any]]:
+    await _require_project(app, principal.scope, project_id)
     async with app.pool.connection() as conn:
-        return await project_cameras(conn, project_id)
+        return await project_cameras(conn, project_id, await visible_sources(conn, principal.scope))
 
 
 @router.get(
@@ -177,12 +187,14 @@ async def get_cameras(project_id: ProjectId, _principal: Reader, app: App) -> li
 async def get_keyframe(
     project_id: ProjectId,
     sha256: Annotated[str, Path(pattern=SHA256_PATTERN, description="Lowercase hex SHA-256 of the image.")],
-    _principal: Reader,
+    principal: Reader,
     app: App,
 ) -> Response:
     if app.plate_vault is None:
         raise HTTPException(503, "images are kept sealed and no keyring is configured (IOC_PLATE_KEYS_FILE)")
     async with app.pool.connection() as conn:
+        if not await project_visible(conn, principal.scope, project_id):
+            raise HTTPException(404, NOT_REFERENCED)
         if not await keyframe_referenced(conn, project_id, sha256):
             raise HTTPException(404, NOT_REFERENCED)
         return await sealed_image(conn, app.plate_vault, sha256, missing=NOT_UPLOADED)
@@ -215,6 +227,8 @@ async def post_confirm(
         raise HTTPException(503, "photos are kept sealed and no keyring is configured; send the figure without one")
     event = confirmation_event(project_id, body, who, time=time, now=now, photo=photo)
     async with app.pool.connection() as conn:
+        if not await project_visible(conn, principal.scope, project_id):
+            raise HTTPException(404, UNKNOWN_PROJECT)
         packages = await plan_packages(conn, project_id)
         if body.package_id and packages is not None and body.package_id not in packages:
             raise HTTPException(

@@ -12,6 +12,11 @@
   streamed as JSON (default) or CSV: the way to read months and years of counts.
 
 Every invalid parameter answers 422 with a message that names it.
+
+Access (``query.routes``): violations, congestion, counts export and rollup need an operator, police,
+technician or admin session; sensor readings an operator, technician or admin; progress an operator,
+project unit or admin. Every answer holds only the sources of the caller's area; a named camera or
+project outside it answers 404.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
+from central_ingest.access.dependencies import require_role
+from central_ingest.access.principal import Principal
+from central_ingest.projects.views import require_visible_project
 from central_ingest.query.export import ExportFormat, export_response, filename_stem, row_as_json
 from central_ingest.query.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor, Page, decode_cursor
 from central_ingest.query.params import (
@@ -33,7 +41,16 @@ from central_ingest.query.params import (
     parse_timezone,
     resolve_range,
 )
-from central_ingest.query.routes import End, IdFilter, Start, count_filters
+from central_ingest.query.routes import (
+    PROGRESS_ROLES,
+    SENSOR_ROLES,
+    End,
+    IdFilter,
+    Start,
+    TrafficReader,
+    count_filters,
+    scoped_sources,
+)
 from central_ingest.state import AppState, get_app_state
 from central_ingest.store.family_queries import (
     DEFAULT_MAX_HOLD,
@@ -61,6 +78,8 @@ from event_contract import SensorMetric, ViolationCategory, ViolationType
 from event_contract.traffic import CongestionLevel
 
 router = APIRouter()
+SensorReader = Annotated[Principal, Depends(require_role(*SENSOR_ROLES))]
+ProgressReader = Annotated[Principal, Depends(require_role(*PROGRESS_ROLES))]
 
 PROGRESS_DEFAULT_RANGE = dt.timedelta(days=365)
 HOTSPOTS_DEFAULT_RANGE = dt.timedelta(days=7)
@@ -108,6 +127,7 @@ def _page_json(page: Page[dict[str, Any]]) -> dict[str, Any]:
 )
 async def get_violations(
     *,
+    principal: TrafficReader,
     app: Annotated[AppState, Depends(get_app_state)],
     agent_id: IdFilter = None,
     source_id: IdFilter = None,
@@ -124,7 +144,8 @@ async def get_violations(
         raise _unprocessable(error) from None
     filters = ViolationFilters(agent_id, source_id, category, violation_type)
     async with app.pool.connection() as conn:
-        return _page_json(await violations_page(conn, time_range, filters, limit, after))
+        visible = await scoped_sources(conn, principal, agent_id, source_id)
+        return _page_json(await violations_page(conn, time_range, filters, limit, after, visible=visible))
 
 
 @router.get(
@@ -137,6 +158,7 @@ async def get_violations(
 )
 async def get_congestion(
     *,
+    principal: TrafficReader,
     app: Annotated[AppState, Depends(get_app_state)],
     agent_id: IdFilter = None,
     source_id: IdFilter = None,
@@ -153,7 +175,8 @@ async def get_congestion(
         raise _unprocessable(error) from None
     filters = CongestionFilters(agent_id, source_id, zone_id, level)
     async with app.pool.connection() as conn:
-        return _page_json(await congestion_page(conn, time_range, filters, limit, after))
+        visible = await scoped_sources(conn, principal, agent_id, source_id)
+        return _page_json(await congestion_page(conn, time_range, filters, limit, after, visible=visible))
 
 
 @router.get(
@@ -166,6 +189,7 @@ async def get_congestion(
 )
 async def get_congestion_hotspots(
     *,
+    principal: TrafficReader,
     app: Annotated[AppState, Depends(get_app_state)],
     agent_id: IdFilter = None,
     source_id: IdFilter = None,
@@ -184,7 +208,10 @@ async def get_congestion_hotspots(
         raise _unprocessable(error) from None
     filters = CongestionFilters(agent_id, source_id)
     async with app.pool.connection() as conn:
-        rows = await congestion_hotspots(conn, time_range, filters, limit, dt.timedelta(seconds=max_gap_s))
+        visible = await scoped_sources(conn, principal, agent_id, source_id)
+        rows = await congestion_hotspots(
+            conn, time_range, filters, limit, dt.timedelta(seconds=max_gap_s), visible=visible
+        )
     return {
         "start": time_range.start.isoformat(),
         "end": time_range.end.isoformat(),
@@ -203,6 +230,7 @@ async def get_congestion_hotspots(
 )
 async def get_sensor_readings(
     *,
+    principal: SensorReader,
     app: Annotated[AppState, Depends(get_app_state)],
     source_id: Annotated[str, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", description="Station id.")],
     agent_id: IdFilter = None,
@@ -226,9 +254,11 @@ async def get_sensor_readings(
     except QueryError as error:
         raise _unprocessable(error) from None
     async with app.pool.connection() as conn:
+        visible = await scoped_sources(conn, principal, agent_id, source_id)
         if bucket is not None:
-            return {"items": [row_as_json(row) for row in await sensor_series(conn, query)], "next_cursor": None}
-        return _page_json(await sensor_readings_page(conn, time_range, filters, limit, after))
+            rows = await sensor_series(conn, query, visible)
+            return {"items": [row_as_json(row) for row in rows], "next_cursor": None}
+        return _page_json(await sensor_readings_page(conn, time_range, filters, limit, after, visible=visible))
 
 
 @router.get(
@@ -241,6 +271,7 @@ async def get_sensor_readings(
 )
 async def get_progress(
     *,
+    principal: ProgressReader,
     app: Annotated[AppState, Depends(get_app_state)],
     project_id: Annotated[str, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", description="Project id.")],
     package_id: Annotated[
@@ -256,6 +287,8 @@ async def get_progress(
     except QueryError as error:
         raise _unprocessable(error) from None
     async with app.pool.connection() as conn:
+        # A visible project's rows are all shown (its PMU figures carry no camera); others answer 404.
+        await require_visible_project(conn, principal.scope, project_id)
         return _page_json(await progress_page(conn, time_range, ProgressFilters(project_id, package_id), limit, after))
 
 
@@ -271,6 +304,7 @@ async def get_progress(
 )
 async def get_counts_export(
     *,
+    principal: TrafficReader,
     app: Annotated[AppState, Depends(get_app_state)],
     filters: Annotated[CountFilters, Depends(count_filters)],
     start: Start = None,
@@ -281,10 +315,12 @@ async def get_counts_export(
         time_range = _range(start, end)
     except QueryError as error:
         raise _unprocessable(error) from None
+    async with app.pool.connection() as conn:  # before the response starts, so a refusal is a plain 404
+        visible = await scoped_sources(conn, principal, filters.agent_id, filters.source_id)
 
     async def rows() -> AsyncIterator[dict[str, Any]]:
         async with app.pool.connection() as conn:
-            async for row in stream_count_export(conn, time_range, filters):
+            async for row in stream_count_export(conn, time_range, filters, visible):
                 yield row
 
     stem = filename_stem("counts", time_range.start, time_range.end)
@@ -303,6 +339,7 @@ async def get_counts_export(
 )
 async def get_counts_rollup(
     *,
+    principal: TrafficReader,
     app: Annotated[AppState, Depends(get_app_state)],
     filters: Annotated[CountFilters, Depends(count_filters)],
     resolution: Annotated[Resolution, Query(description="hour or day.")] = "hour",
@@ -320,11 +357,13 @@ async def get_counts_rollup(
             )
     except QueryError as error:
         raise _unprocessable(error) from None
+    async with app.pool.connection() as conn:
+        visible = await scoped_sources(conn, principal, filters.agent_id, filters.source_id)
 
     async def rows() -> AsyncIterator[dict[str, Any]]:
         async with app.pool.connection() as conn:
             tables = await rollup_tables(conn)
-            async for row in stream_rollup(conn, tables, resolution, time_range, filters):
+            async for row in stream_rollup(conn, tables, resolution, time_range, filters, visible=visible):
                 yield row
 
     stem = filename_stem(f"counts_{resolution}", time_range.start, time_range.end)

@@ -2,6 +2,10 @@
 
 Every count row carries the data quality of the intervals behind it (see ``store.queries``):
 a UI shows ``coverage`` beside the count, so a quiet road and a dead camera look different.
+
+Access: the traffic reads need a session of an operator, police officer, technician or admin, and
+answer only the cameras of the caller's area (``access.scope``); a request naming one camera
+outside it gets 404, as if it did not exist. ``scoped_sources`` is shared by every query route.
 """
 
 from __future__ import annotations
@@ -10,7 +14,12 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
+from psycopg import AsyncConnection
 
+from central_ingest.access.dependencies import require_role
+from central_ingest.access.principal import Principal
+from central_ingest.access.roles import Role
+from central_ingest.access.scope import Source, require_visible_source, visible_sources
 from central_ingest.query.export import row_as_json
 from central_ingest.query.params import (
     GROUP_KEYS,
@@ -30,6 +39,14 @@ from event_contract.models import IDENTIFIER_PATTERN
 router = APIRouter(prefix="/api/v1/counts")
 zones_router = APIRouter(prefix="/api/v1/zones")
 
+TRAFFIC_ROLES: tuple[Role, ...] = ("operator", "police", "technician", "admin")
+"""Counts, totals, rollup, export, violations, congestion, zones."""
+SENSOR_ROLES: tuple[Role, ...] = ("operator", "technician", "admin")
+HEALTH_ROLES: tuple[Role, ...] = ("operator", "technician", "admin")
+"""Agents' ingest totals and dead letters."""
+PROGRESS_ROLES: tuple[Role, ...] = ("operator", "project_unit", "admin")
+TrafficReader = Annotated[Principal, Depends(require_role(*TRAFFIC_ROLES))]
+
 IdFilter = Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN)]
 IntervalFilter = Annotated[
     int | None,
@@ -42,6 +59,16 @@ IntervalFilter = Annotated[
 ]
 Start = Annotated[dt.datetime | None, Query(description="Range start (ISO 8601 with zone); default end - 24 h.")]
 End = Annotated[dt.datetime | None, Query(description="Range end, exclusive (ISO 8601 with zone); default now.")]
+
+
+async def scoped_sources(
+    conn: AsyncConnection[Any], principal: Principal, agent_id: str | None, source_id: str | None
+) -> frozenset[Source] | None:
+    """The sources ``principal`` may see (None: all); 404 when the request names one camera outside them."""
+    scope = principal.scope
+    if agent_id is not None and source_id is not None:
+        await require_visible_source(conn, scope, agent_id, source_id)
+    return await visible_sources(conn, scope)
 
 
 def count_filters(
@@ -68,6 +95,7 @@ def count_filters(
 )
 async def get_counts(
     *,
+    principal: TrafficReader,
     app: Annotated[AppState, Depends(get_app_state)],
     filters: Annotated[CountFilters, Depends(count_filters)],
     start: Start = None,
@@ -87,7 +115,8 @@ async def get_counts(
     except QueryError as error:
         raise HTTPException(422, str(error)) from None
     async with app.pool.connection() as conn:
-        return [row_as_json(row) for row in await count_series(conn, query)]
+        visible = await scoped_sources(conn, principal, filters.agent_id, filters.source_id)
+        return [row_as_json(row) for row in await count_series(conn, query, visible)]
 
 
 @router.get(
@@ -96,6 +125,7 @@ async def get_counts(
 )
 async def get_totals(
     *,
+    principal: TrafficReader,
     app: Annotated[AppState, Depends(get_app_state)],
     filters: Annotated[CountFilters, Depends(count_filters)],
     start: Start = None,
@@ -106,7 +136,8 @@ async def get_totals(
     except QueryError as error:
         raise HTTPException(422, str(error)) from None
     async with app.pool.connection() as conn:
-        return [row_as_json(row) for row in await count_totals(conn, time_range, filters)]
+        visible = await scoped_sources(conn, principal, filters.agent_id, filters.source_id)
+        return [row_as_json(row) for row in await count_totals(conn, time_range, filters, visible)]
 
 
 @zones_router.get(
@@ -115,6 +146,7 @@ async def get_totals(
 )
 async def get_zones(
     *,
+    principal: TrafficReader,
     app: Annotated[AppState, Depends(get_app_state)],
     agent_id: IdFilter = None,
     source_id: IdFilter = None,
@@ -130,4 +162,5 @@ async def get_zones(
         raise HTTPException(422, str(error)) from None
     filters = ZoneFilters(agent_id, source_id, zone_id, interval_s)
     async with app.pool.connection() as conn:
-        return [row_as_json(row) for row in await zone_intervals(conn, time_range, filters, limit)]
+        visible = await scoped_sources(conn, principal, agent_id, source_id)
+        return [row_as_json(row) for row in await zone_intervals(conn, time_range, filters, limit, visible)]

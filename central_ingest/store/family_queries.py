@@ -20,6 +20,10 @@ Congestion hotspots rank zones by the time they spent heavy or jammed in a range
 holds its level until the zone's next event, at most ``max_hold`` (a camera that stops reporting does not
 stay jammed forever), clipped to the range; the event before the range (within ``max_hold``) gives the
 level at its start.
+
+Area scope: every read takes ``visible`` (the caller's visible ``(agent_id, source_id)`` pairs from
+``access.scope.visible_sources``; None: unrestricted) and keeps only the rows of those sources
+(``store.queries.visible_condition``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from central_ingest.access.scope import Source
 from central_ingest.query.pagination import Cursor, Page, page_of, row_cursor
 from central_ingest.query.params import (
     LINE_KEYS,
@@ -41,7 +46,7 @@ from central_ingest.query.params import (
     QueryError,
     TimeRange,
 )
-from central_ingest.store.queries import equalities, fetch_dicts
+from central_ingest.store.queries import equalities, fetch_dicts, visible_condition
 from central_ingest.store.rollups import RollupTables
 
 STREAM_CHUNK_ROWS = 2000
@@ -228,10 +233,14 @@ class SensorSeriesQuery:
             )
 
 
-def _where(alias: str, time_column: str, equal: dict[str, Any]) -> sql.Composable:
+def _where(
+    alias: str, time_column: str, equal: dict[str, Any], visible: frozenset[Source] | None = None
+) -> tuple[sql.Composable, dict[str, Any]]:
+    """The range, equality and scope conditions on ``alias``, and the scope's parameters."""
     time = sql.Identifier(alias, time_column)
-    parts = [sql.SQL("{t} >= %(start)s AND {t} < %(end)s").format(t=time), *equalities(alias, equal)]
-    return sql.SQL(" AND ").join(parts)
+    scope_sql, scope_params = visible_condition(visible, alias)
+    parts = [sql.SQL("{t} >= %(start)s AND {t} < %(end)s").format(t=time), *equalities(alias, equal), scope_sql]
+    return sql.SQL(" AND ").join(parts), scope_params
 
 
 def _after(cursor: Cursor | None, tiebreak: str | None = None) -> tuple[sql.Composable, dict[str, Any]]:
@@ -256,8 +265,10 @@ async def _page(
     limit: int,
     after: Cursor | None,
     tiebreak: str | None = None,
+    visible: frozenset[Source] | None = None,
 ) -> Page[dict[str, Any]]:
     after_sql, after_params = _after(after, tiebreak)
+    where, scope_params = _where("x", "time", equal, visible)
     order: list[sql.Composable] = [sql.SQL("x.time DESC"), sql.SQL("x.event_id DESC")]
     if tiebreak is not None:
         order.append(sql.SQL("x.{} DESC").format(sql.Identifier(tiebreak)))
@@ -266,11 +277,18 @@ async def _page(
     ).format(
         select=select,
         table=sql.Identifier(table),
-        where=_where("x", "time", equal),
+        where=where,
         after=after_sql,
         order=sql.SQL(", ").join(order),
     )
-    params = {"start": time_range.start, "end": time_range.end, "limit": limit + 1, **equal, **after_params}
+    params = {
+        "start": time_range.start,
+        "end": time_range.end,
+        "limit": limit + 1,
+        **equal,
+        **after_params,
+        **scope_params,
+    }
     rows = await fetch_dicts(conn, statement, params)
     return page_of(rows, limit, lambda row: row_cursor(row, tiebreak))
 
@@ -291,6 +309,8 @@ async def violations_page(
     filters: ViolationFilters,
     limit: int,
     after: Cursor | None = None,
+    *,
+    visible: frozenset[Source] | None = None,
 ) -> Page[dict[str, Any]]:
     """Violations and incidents in the range, newest first."""
     select = _select(VIOLATION_COLUMNS, {"has_plate": "x.plate_ct IS NOT NULL"})
@@ -302,6 +322,7 @@ async def violations_page(
         time_range=time_range,
         limit=limit,
         after=after,
+        visible=visible,
     )
 
 
@@ -311,6 +332,8 @@ async def congestion_page(
     filters: CongestionFilters,
     limit: int,
     after: Cursor | None = None,
+    *,
+    visible: frozenset[Source] | None = None,
 ) -> Page[dict[str, Any]]:
     """Congestion events (level changes and periodic reports) in the range, newest first."""
     return await _page(
@@ -321,6 +344,7 @@ async def congestion_page(
         time_range=time_range,
         limit=limit,
         after=after,
+        visible=visible,
     )
 
 
@@ -330,6 +354,8 @@ async def congestion_hotspots(
     filters: CongestionFilters,
     limit: int,
     max_hold: dt.timedelta = DEFAULT_MAX_HOLD,
+    *,
+    visible: frozenset[Source] | None = None,
 ) -> list[dict[str, Any]]:
     """Zones ranked by seconds spent heavy or jammed in the range (see the module doc), most congested first.
 
@@ -338,7 +364,8 @@ async def congestion_hotspots(
     A ``level`` filter is ignored here: every level is needed to measure time.
     """
     equal = {k: v for k, v in filters.as_params().items() if k != "level"}
-    where = sql.SQL("").join(sql.SQL(" AND ") + part for part in equalities("c", equal))
+    scope_sql, scope_params = visible_condition(visible, "c")
+    where = sql.SQL("").join(sql.SQL(" AND ") + part for part in [*equalities("c", equal), scope_sql])
     statement = sql.SQL(
         "WITH ev AS ("
         " SELECT c.agent_id, c.source_id, c.zone_id, c.time, c.level,"
@@ -369,6 +396,7 @@ async def congestion_hotspots(
         "congested": list(CONGESTED_LEVELS),
         "limit": limit,
         **equal,
+        **scope_params,
     }
     return await fetch_dicts(conn, statement, params)
 
@@ -379,6 +407,8 @@ async def sensor_readings_page(
     filters: SensorFilters,
     limit: int,
     after: Cursor | None = None,
+    *,
+    visible: frozenset[Source] | None = None,
 ) -> Page[dict[str, Any]]:
     """Raw readings (one row per metric) in the range, newest first."""
     return await _page(
@@ -390,23 +420,28 @@ async def sensor_readings_page(
         limit=limit,
         after=after,
         tiebreak="metric",
+        visible=visible,
     )
 
 
-async def sensor_series(conn: psycopg.AsyncConnection[Any], query: SensorSeriesQuery) -> list[dict[str, Any]]:
+async def sensor_series(
+    conn: psycopg.AsyncConnection[Any], query: SensorSeriesQuery, visible: frozenset[Source] | None = None
+) -> list[dict[str, Any]]:
     """avg/min/max/last and the number of readings per bucket, agent and metric, oldest bucket first."""
+    where, scope_params = _where("x", "time", query.filters.as_params(), visible)
     statement = sql.SQL(
         "SELECT time_bucket(%(bucket)s::interval, x.time, %(tz)s::text) AS bucket, x.agent_id, x.source_id, x.metric,"
         " avg(x.value) AS avg, min(x.value) AS min, max(x.value) AS max, last(x.value, x.time) AS last,"
         " count(*) AS readings FROM sensor_readings AS x WHERE {where}"
         " GROUP BY 1, x.agent_id, x.source_id, x.metric ORDER BY 1, x.agent_id, x.metric"
-    ).format(where=_where("x", "time", query.filters.as_params()))
+    ).format(where=where)
     params = {
         "start": query.time_range.start,
         "end": query.time_range.end,
         "bucket": query.bucket,
         "tz": query.timezone,
         **query.filters.as_params(),
+        **scope_params,
     }
     return await fetch_dicts(conn, statement, params)
 
@@ -417,6 +452,8 @@ async def progress_page(
     filters: ProgressFilters,
     limit: int,
     after: Cursor | None = None,
+    *,
+    visible: frozenset[Source] | None = None,
 ) -> Page[dict[str, Any]]:
     """Progress reports of a project (or one package) in the range, newest first."""
     return await _page(
@@ -427,13 +464,18 @@ async def progress_page(
         time_range=time_range,
         limit=limit,
         after=after,
+        visible=visible,
     )
 
 
-def _line_choice(filters: CountFilters) -> tuple[sql.Composable, dict[str, Any]]:
-    """The ``chosen`` condition: line filters and, when set, the interval length."""
+def _line_choice(
+    filters: CountFilters, visible: frozenset[Source] | None = None
+) -> tuple[sql.Composable, dict[str, Any]]:
+    """The ``chosen`` condition: line filters, the scope and, when set, the interval length."""
     line_params: dict[str, Any] = filters.line_params()
-    where = equalities("c", line_params)
+    scope_sql, scope_params = visible_condition(visible, "c")
+    where = [*equalities("c", line_params), scope_sql]
+    line_params |= scope_params
     if filters.interval_s is not None:
         where.append(sql.SQL("c.interval_s = %(interval_s)s"))
         line_params["interval_s"] = filters.interval_s
@@ -446,9 +488,11 @@ def _bucket_filters(filters: CountFilters, alias: str) -> tuple[sql.Composable, 
     return sql.SQL("").join(sql.SQL(" AND ") + part for part in equalities(alias, params)), params
 
 
-def count_export_statement(time_range: TimeRange, filters: CountFilters) -> tuple[sql.Composed, dict[str, Any]]:
+def count_export_statement(
+    time_range: TimeRange, filters: CountFilters, visible: frozenset[Source] | None = None
+) -> tuple[sql.Composed, dict[str, Any]]:
     """One row per stored interval and class/direction bucket, with the interval's quality, oldest first."""
-    chosen_where, chosen_params = _line_choice(filters)
+    chosen_where, chosen_params = _line_choice(filters, visible)
     bucket_on, bucket_params = _bucket_filters(filters, "l")
     statement = sql.SQL(
         "WITH chosen AS ("
@@ -467,7 +511,11 @@ def count_export_statement(time_range: TimeRange, filters: CountFilters) -> tupl
 
 
 def rollup_statement(
-    tables: RollupTables, resolution: Resolution, time_range: TimeRange, filters: CountFilters
+    tables: RollupTables,
+    resolution: Resolution,
+    time_range: TimeRange,
+    filters: CountFilters,
+    visible: frozenset[Source] | None = None,
 ) -> tuple[sql.Composed, dict[str, Any]]:
     """Rollup rows per bucket, line, class and direction, with the line's quality in that bucket."""
     counts, quality = (
@@ -475,7 +523,7 @@ def rollup_statement(
         if resolution == "hour"
         else (tables.counts_daily, tables.quality_daily)
     )
-    chosen_where, chosen_params = _line_choice(filters)
+    chosen_where, chosen_params = _line_choice(filters, visible)
     bucket_on, bucket_params = _bucket_filters(filters, "n")
     statement = sql.SQL(
         "WITH chosen AS ("
@@ -520,9 +568,12 @@ async def stream_rows(
 
 
 def stream_count_export(
-    conn: psycopg.AsyncConnection[Any], time_range: TimeRange, filters: CountFilters
+    conn: psycopg.AsyncConnection[Any],
+    time_range: TimeRange,
+    filters: CountFilters,
+    visible: frozenset[Source] | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
-    statement, params = count_export_statement(time_range, filters)
+    statement, params = count_export_statement(time_range, filters, visible)
     return stream_rows(conn, statement, params, "count_export")
 
 
@@ -532,6 +583,8 @@ def stream_rollup(
     resolution: Resolution,
     time_range: TimeRange,
     filters: CountFilters,
+    *,
+    visible: frozenset[Source] | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
-    statement, params = rollup_statement(tables, resolution, time_range, filters)
+    statement, params = rollup_statement(tables, resolution, time_range, filters, visible)
     return stream_rows(conn, statement, params, "count_rollup")

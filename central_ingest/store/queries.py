@@ -8,6 +8,9 @@ Never double counting: an agent may store several interval lengths of the same l
 length: the ``interval_s`` filter when given, else the finest length stored for that line
 in the range.
 
+Area scope: every read takes ``visible`` (the caller's visible ``(agent_id, source_id)`` pairs from
+``access.scope.visible_sources``; None: unrestricted) and keeps only the lines and zones of those sources.
+
 Quality: every row carries the summed quality of the intervals behind it (its bucket and
 its agent/camera/line group): ``intervals`` stored, ``expected_s``, ``analysed_s``,
 ``downtime_s``, ``frames_analysed``, ``frames_dropped``, the ``detector_backends`` and
@@ -29,6 +32,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from central_ingest.access.scope import Source, named_source_condition
 from central_ingest.query.params import GROUP_KEYS, LINE_KEYS, CountFilters, CountSeriesQuery, GroupKey, TimeRange
 
 TOTAL_KEYS = GROUP_KEYS
@@ -69,18 +73,27 @@ def equalities(alias: str, params: dict[str, Any]) -> list[sql.Composable]:
     ]
 
 
+def visible_condition(visible: frozenset[Source] | None, alias: str) -> tuple[sql.Composable, dict[str, Any]]:
+    """``alias.agent_id, alias.source_id`` among ``visible`` (TRUE when None), with the named parameters these
+    statements use throughout."""
+    return named_source_condition(visible, f"{alias}.agent_id", f"{alias}.source_id")
+
+
 def _counts_statement(
     time_range: TimeRange,
     filters: CountFilters,
     group_by: tuple[GroupKey, ...],
     bucket: tuple[dt.timedelta, str] | None,
+    visible: frozenset[Source] | None = None,
 ) -> tuple[sql.Composed, dict[str, Any]]:
     """Counts per (bucket,) group with the quality of each (bucket,) line-level group; see the module doc."""
     params: dict[str, Any] = {"start": time_range.start, "end": time_range.end}
     line_filters = filters.line_params()
     bucket_filters = {k: v for k, v in filters.as_params().items() if k not in LINE_KEYS}
     params |= line_filters | bucket_filters
-    chosen_where = [sql.SQL("c.time >= %(start)s AND c.time < %(end)s"), *equalities("c", line_filters)]
+    scope_sql, scope_params = visible_condition(visible, "c")
+    params |= scope_params
+    chosen_where = [sql.SQL("c.time >= %(start)s AND c.time < %(end)s"), *equalities("c", line_filters), scope_sql]
     if filters.interval_s is not None:
         chosen_where.append(sql.SQL("c.interval_s = %(interval_s)s"))
         params["interval_s"] = filters.interval_s
@@ -144,8 +157,10 @@ def _counts_statement(
     return statement, params
 
 
-def count_series_statement(query: CountSeriesQuery) -> tuple[sql.Composed, dict[str, Any]]:
-    return _counts_statement(query.time_range, query.filters, query.group_by, (query.bucket, query.timezone))
+def count_series_statement(
+    query: CountSeriesQuery, visible: frozenset[Source] | None = None
+) -> tuple[sql.Composed, dict[str, Any]]:
+    return _counts_statement(query.time_range, query.filters, query.group_by, (query.bucket, query.timezone), visible)
 
 
 async def fetch_dicts(
@@ -156,16 +171,21 @@ async def fetch_dicts(
         return await cursor.fetchall()
 
 
-async def count_series(conn: psycopg.AsyncConnection[Any], query: CountSeriesQuery) -> list[dict[str, Any]]:
-    statement, params = count_series_statement(query)
+async def count_series(
+    conn: psycopg.AsyncConnection[Any], query: CountSeriesQuery, visible: frozenset[Source] | None = None
+) -> list[dict[str, Any]]:
+    statement, params = count_series_statement(query, visible)
     return await fetch_dicts(conn, statement, params)
 
 
 async def count_totals(
-    conn: psycopg.AsyncConnection[Any], time_range: TimeRange, filters: CountFilters
+    conn: psycopg.AsyncConnection[Any],
+    time_range: TimeRange,
+    filters: CountFilters,
+    visible: frozenset[Source] | None = None,
 ) -> list[dict[str, Any]]:
     """Sum per agent, camera, line, class and direction over the range, each with its line's quality."""
-    statement, params = _counts_statement(time_range, filters, TOTAL_KEYS, None)
+    statement, params = _counts_statement(time_range, filters, TOTAL_KEYS, None, visible)
     return await fetch_dicts(conn, statement, params)
 
 
@@ -189,13 +209,18 @@ class ZoneFilters:
 
 
 async def zone_intervals(
-    conn: psycopg.AsyncConnection[Any], time_range: TimeRange, filters: ZoneFilters, limit: int = ZONE_ROW_LIMIT
+    conn: psycopg.AsyncConnection[Any],
+    time_range: TimeRange,
+    filters: ZoneFilters,
+    limit: int = ZONE_ROW_LIMIT,
+    visible: frozenset[Source] | None = None,
 ) -> list[dict[str, Any]]:
     """Stored zone intervals in the range, oldest first, each with its per-class rows; at most ``limit``."""
     params: dict[str, Any] = {"start": time_range.start, "end": time_range.end, "limit": limit}
     equal = filters.as_params()
-    params |= equal
-    where = [sql.SQL("c.time >= %(start)s AND c.time < %(end)s"), *equalities("c", equal)]
+    scope_sql, scope_params = visible_condition(visible, "c")
+    params |= equal | scope_params
+    where = [sql.SQL("c.time >= %(start)s AND c.time < %(end)s"), *equalities("c", equal), scope_sql]
     statement = sql.SQL(
         "WITH chosen AS ("
         " SELECT c.agent_id, c.source_id, c.zone_id, min(c.interval_s) AS interval_s FROM zone_intervals AS c"

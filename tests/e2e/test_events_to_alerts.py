@@ -35,6 +35,7 @@ from event_contract import (
     SensorReadingEvent,
     ViolationEvent,
 )
+from tests.api_sessions import api_headers
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -101,15 +102,16 @@ def token(pg_dsn: str, central: CentralService) -> str:
 class SseReader:
     """Reads the alert stream in a thread; notices land in ``notices``."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
         self.notices: queue.Queue[dict[str, Any]] = queue.Queue()
         self.connected = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(url,), daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(url, headers), daemon=True)
         self._thread.start()
 
-    def _run(self, url: str) -> None:
-        with httpx.Client(timeout=httpx.Timeout(5.0, read=60.0)) as client, client.stream("GET", url) as response:
+    def _run(self, url: str, headers: dict[str, str]) -> None:
+        timeout = httpx.Timeout(5.0, read=60.0)
+        with httpx.Client(timeout=timeout, headers=headers) as client, client.stream("GET", url) as response:
             for line in response.iter_lines():
                 self.connected.set()
                 if self._stop.is_set():
@@ -128,8 +130,14 @@ class SseReader:
 
 
 @pytest.fixture(scope="module")
-def sse(central: CentralService) -> Iterator[SseReader]:
-    reader = SseReader(f"{central.url}/api/v1/alerts/stream")
+def reader_headers(pg_dsn: str, central: CentralService) -> dict[str, str]:
+    """An operator's bearer session (the service has migrated the database)."""
+    return api_headers(pg_dsn)
+
+
+@pytest.fixture(scope="module")
+def sse(central: CentralService, reader_headers: dict[str, str]) -> Iterator[SseReader]:
+    reader = SseReader(f"{central.url}/api/v1/alerts/stream", reader_headers)
     assert reader.connected.wait(WAIT_S), "the alert stream did not answer"
     try:
         yield reader
@@ -176,6 +184,7 @@ def test_water_level_above_bao_dong_2_alerts_on_the_stream_and_the_broker(
     token: str,
     sse: SseReader,
     mqtt_alerts: queue.Queue[tuple[str, dict[str, Any]]],
+    reader_headers: dict[str, str],
 ) -> None:
     reading = SensorReadingEvent(
         agent_id=AGENT,
@@ -191,7 +200,7 @@ def test_water_level_above_bao_dong_2_alerts_on_the_stream_and_the_broker(
     assert notice["threshold"] == pytest.approx(10.5)
     assert "báo động 2" in notice["message_vi"].lower()
     (evidence,) = notice["evidence"]  # the readings behind the alert, through the query API
-    readings = httpx.get(f"{central.url}{evidence}", timeout=10).json()["items"]
+    readings = httpx.get(f"{central.url}{evidence}", headers=reader_headers, timeout=10).json()["items"]
     assert [(r["source_id"], r["metric"], r["value"]) for r in readings] == [("tram-e2e", "water_level_m", 10.7)]
     topic, published = mqtt_alerts.get(timeout=WAIT_S)
     assert published["alert_id"] == notice["alert_id"]
@@ -231,7 +240,7 @@ def _violation(time: dt.datetime, track_id: int) -> ViolationEvent:
 
 
 def test_violations_up_more_than_20_percent_fire_exactly_past_the_threshold(
-    central: CentralService, token: str, sse: SseReader
+    central: CentralService, token: str, sse: SseReader, reader_headers: dict[str, str]
 ) -> None:
     history: list[Event] = []
     for days_ago in range(1, 11):
@@ -250,7 +259,9 @@ def test_violations_up_more_than_20_percent_fire_exactly_past_the_threshold(
     assert (notice["value"], notice["baseline"], notice["threshold"]) == (13, 10, 12)
     assert notice["subject"] == "junction:nga-tu-e2e"
     assert "Ngã tư Kiểm thử" in notice["message_vi"]
-    listed = httpx.get(f"{central.url}/api/v1/alerts", params={"rule_kind": "violation_increase"}, timeout=10).json()
+    listed = httpx.get(
+        f"{central.url}/api/v1/alerts", params={"rule_kind": "violation_increase"}, headers=reader_headers, timeout=10
+    ).json()
     assert [item["alert_id"] for item in listed["items"]] == [notice["alert_id"]]
 
 

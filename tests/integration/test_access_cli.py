@@ -70,7 +70,11 @@ def test_user_lifecycle(dsn: str, password_file: Path, capsys: pytest.CaptureFix
     assert main([*cli, "disable", "operator.chi"]) == 0
     assert main([*cli, "list"]) == 0
     listing = capsys.readouterr().out.splitlines()
-    assert listing == ["officer.an\tpolice\tactive\ttotp\t", "operator.chi\tadmin\tdisabled\ttotp\t"]
+    whole = "toàn tỉnh / whole province"
+    assert listing == [
+        f"officer.an\tpolice\tactive\ttotp\t\t{whole}",
+        f"operator.chi\tadmin\tdisabled\ttotp\t\t{whole}",
+    ]
     assert main([*cli, "enable", "operator.chi"]) == 0
 
     password_file.write_text("một mật khẩu mới khác hẳn\n", encoding="utf-8")
@@ -112,3 +116,34 @@ def test_password_is_never_taken_from_argv_and_needs_a_terminal_to_prompt(
     # pytest's stdin is not a terminal: no silent empty password, a clear error instead.
     assert main(["--database-url", dsn, "user", "add", "x.y", "--role", "operator"]) == 1
     assert "--password-file" in capsys.readouterr().err
+
+
+def test_area_scope_of_a_user(dsn: str, password_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cli = ["--database-url", dsn, "user"]
+    add = [*cli, "add", "xa.phuhoi", "--role", "operator", "--password-file", str(password_file)]
+    assert main([*add, "--area", "Huế/Phú Xuân/Phú Hội", "--area", " Huế / Kim Long "]) == 0
+    assert "areas: Huế/Phú Xuân/Phú Hội; Huế/Kim Long" in capsys.readouterr().err
+
+    def areas() -> list[str] | None:
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute("SELECT areas FROM users WHERE username = 'xa.phuhoi'").fetchone()
+        assert row is not None
+        return row[0]  # type: ignore[no-any-return]
+
+    assert areas() == ["Huế/Phú Xuân/Phú Hội", "Huế/Kim Long"]
+    assert main([*cli, "set-areas", "xa.phuhoi", "--area", "Huế/Thuận Hóa"]) == 0
+    assert areas() == ["Huế/Thuận Hóa"]
+    assert main([*cli, "set-areas", "xa.phuhoi", "--area", "Huế//Phú Hội"]) == 1
+    assert "no empty part" in capsys.readouterr().err
+    assert areas() == ["Huế/Thuận Hóa"]  # a refused change changes nothing
+    assert main([*cli, "set-areas", "xa.phuhoi"]) == 0  # no --area: the whole province
+    assert areas() is None
+    assert main([*cli, "set-areas", "nobody", "--area", "Huế"]) == 1
+
+    changes = [e for e in audit(dsn) if e.action == "user_areas_changed"]
+    assert [(e.target["previous_areas"], e.target["areas"]) for e in changes] == [
+        (["Huế/Phú Xuân/Phú Hội", "Huế/Kim Long"], ["Huế/Thuận Hóa"]),
+        (["Huế/Thuận Hóa"], None),
+    ]
+    created = next(e for e in audit(dsn) if e.action == "user_created" and e.target["username"] == "xa.phuhoi")
+    assert created.target["areas"] == ["Huế/Phú Xuân/Phú Hội", "Huế/Kim Long"]

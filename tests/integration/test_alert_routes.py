@@ -1,6 +1,7 @@
 """The alert and plan HTTP routes on a small app (the lead wires the routers into create_app).
 
-Plan writes need a signed-in project_unit (or admin) user: the fixture creates one and opens a session.
+Every route needs a session: the fixture's user is a project unit (plan writes) and an operator (alert reads,
+acknowledge and resolve), signed in with a bearer token; a police officer may read alerts but not act on them.
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from psycopg_pool import AsyncConnectionPool
 
-from central_ingest.access.admin import Actor, create_user
 from central_ingest.access.runtime import AccessRuntime
-from central_ingest.access.sessions import open_session
 from central_ingest.access.settings import AccessSettings
 from central_ingest.alerts.notice import AlertNotice
 from central_ingest.alerts.plans import PlanIn, PlanPointIn, save_plan
@@ -31,6 +30,7 @@ from central_ingest.alerts.service import AlertService
 from central_ingest.projects.plan_routes import router as plans_router
 from central_ingest.state import get_app_state
 from central_ingest.store.migrate import apply_migrations
+from tests.api_sessions import api_headers, open_api_session
 
 pytestmark = pytest.mark.integration
 
@@ -47,14 +47,9 @@ PMU_USER = "bqlda.plan"
 
 
 async def _pmu_session(dsn: str) -> str:
-    """A project_unit user's session token (project_unit needs no TOTP)."""
+    """A project unit and operator's session token (neither role needs TOTP)."""
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        change = await create_user(
-            conn, Actor("test-setup", "admin"), ACCESS, username=PMU_USER, password="mật-khẩu-đủ-dài-2025",
-            roles=frozenset({"project_unit"}),
-        )  # fmt: skip
-        grant = await open_session(conn, change.user.user_id, ACCESS, dt.datetime.now(dt.UTC), "test")
-    return grant.token
+        return await open_api_session(conn, PMU_USER, ("project_unit", "operator"))
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +80,7 @@ def app_and_notices(pg_dsn: str) -> Iterator[tuple[TestClient, list[AlertNotice]
     # AppState also carries the ingest pipeline; these routes only need its pool.
     app.dependency_overrides[get_app_state] = lambda: app.state.pool_only
     with TestClient(app) as client:
-        client.headers["Authorization"] = f"Bearer {token}"  # the plan routes need a session; alerts ignore it
+        client.headers["Authorization"] = f"Bearer {token}"
         client.portal.call(app.state.ioc_alerts.evaluate_all)  # type: ignore[union-attr]
         yield client, notices
 
@@ -117,41 +112,51 @@ def test_list_filter_and_page(app_and_notices: tuple[TestClient, list[AlertNotic
         "items": [],
         "next_cursor": None,
     }
+    severity = item["severity"]
+    other = "critical" if severity != "critical" else "notice"
+    assert len(client.get("/api/v1/alerts", params={"severity": severity}).json()["items"]) == 3
+    assert client.get("/api/v1/alerts", params={"severity": other}).json()["items"] == []
+    assert client.get("/api/v1/alerts", params={"severity": "urgent"}).status_code == 422
     later = (NOW + dt.timedelta(seconds=1)).isoformat()
     assert client.get("/api/v1/alerts", params={"since": later}).json()["items"] == []
     assert client.get("/api/v1/alerts", params={"cursor": "not-a-cursor"}).status_code == 422
     assert client.get("/api/v1/alerts", params={"limit": 1001}).status_code == 422
 
 
-def test_acknowledge_resolve_and_conflicts(app_and_notices: tuple[TestClient, list[AlertNotice]]) -> None:
+def test_acknowledge_resolve_and_conflicts(app_and_notices: tuple[TestClient, list[AlertNotice]], pg_dsn: str) -> None:
     client, notices = app_and_notices
     alert = next(n for n in notices if n.subject == "source:agent-r/c1")
     url = f"/api/v1/alerts/{alert.alert_id}"
     before = len(notices)
+    police = api_headers(pg_dsn, "officer.alerts", ("police",))
+    assert client.get(url, headers=police).status_code == 200  # police read alerts...
+    assert client.post(f"{url}/acknowledge", json={}, headers=police).status_code == 403  # ...but do not act
+    assert client.get(url, headers={"Authorization": "Bearer nope"}).status_code == 401
+    # "by" is ignored (older clients sent it): the signed-in user is the actor.
     acked = client.post(f"{url}/acknowledge", json={"by": "trực ban", "comment": "đang kiểm tra"})
     assert acked.status_code == 200, acked.text
     assert (acked.json()["status"], acked.json()["transition"]) == ("acknowledged", "acknowledged")
     assert client.post(f"{url}/acknowledge", json={"by": "trực ban"}).status_code == 409
-    resolved = client.post(f"{url}/resolve", json={"by": "trực ban", "comment": "đã sửa camera"})
+    resolved = client.post(f"{url}/resolve", json={"comment": "đã sửa camera"})
     assert resolved.json()["status"] == "resolved"
     conflict = client.post(f"{url}/resolve", json={"by": "trực ban"})
     assert conflict.status_code == 409
     assert "resolved" in conflict.json()["detail"]
     assert [n.transition for n in notices[before:]] == ["acknowledged", "resolved"]
     assert client.post(f"/api/v1/alerts/{uuid4()}/resolve", json={"by": "x"}).status_code == 404
-    assert client.post(f"{url}/resolve", json={"comment": "no one"}).status_code == 422
+    assert client.post(f"{url}/resolve", json={"comment": "x", "who": "y"}).status_code == 422  # unknown field
 
     detail = client.get(url).json()
     assert detail["status"] == "resolved"
     assert (detail["resolved_by"], detail["resolve_comment"], detail["resolution"]) == (
-        "trực ban",
+        PMU_USER,
         "đã sửa camera",
         "operator",
     )
     assert [(t["transition"], t["by"]) for t in detail["transitions"]] == [
         ("opened", None),
-        ("acknowledged", "trực ban"),
-        ("resolved", "trực ban"),
+        ("acknowledged", PMU_USER),
+        ("resolved", PMU_USER),
     ]
     assert client.get(f"/api/v1/alerts/{uuid4()}").status_code == 404
     # Only UUIDs reach these routes: /api/v1/alerts/stream (the sinks' SSE route) stays free in any include order.

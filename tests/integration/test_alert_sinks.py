@@ -35,6 +35,7 @@ from central_ingest.alerts.sinks import (
     build_dispatcher,
     verify_signature,
 )
+from central_ingest.alerts.sinks.routes import StreamScope, stream_scope
 from central_ingest.alerts.sinks.routes import router as stream_router
 from central_ingest.alerts.sinks.webhook import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from devstack.mosquitto import MosquittoBroker
@@ -412,6 +413,9 @@ def stream_app(client_queue_size: int) -> FastAPI:
 
     app = FastAPI(lifespan=lifespan)
     app.include_router(stream_router)
+    # No database here: the stream's sign-in and area scope are tested in test_area_scope_api.py; this reader
+    # is a whole-province user.
+    app.dependency_overrides[stream_scope] = StreamScope
     return app
 
 

@@ -28,6 +28,7 @@ from edge_agent.analytics.intervals import IntervalAggregator, IntervalConfig, I
 from edge_agent.analytics.lines import Crossing
 from edge_agent.analytics.zones import ZoneEntry, ZoneExit, ZoneObservation
 from event_contract import CountIntervalEvent, Direction, EventBatch, ZoneIntervalEvent
+from tests.api_sessions import api_headers
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +45,7 @@ def client(pg_dsn: str) -> Iterator[TestClient]:
         database_url=pg_dsn, retention=KEEP_OLD_TEST_DATA, max_body_bytes=2 * 1024 * 1024, pool_max_size=4
     )
     with TestClient(create_app(settings)) as test_client:
+        test_client.headers.update(api_headers(pg_dsn))  # an operator: the read APIs need a session
         yield test_client
 
 

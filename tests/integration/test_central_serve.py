@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from event_contract import CountBucket, CountIntervalEvent, EventBatch
+from tests.api_sessions import api_headers
 
 pytestmark = pytest.mark.integration
 
@@ -103,10 +104,9 @@ def test_served_process_takes_a_batch_over_http(pg_dsn: str, server: str) -> Non
         ack = http.post("/api/v1/events", content=batch.model_dump_json(), headers=headers)
         assert ack.status_code == 200, ack.text
         assert ack.json() == {"received": 5, "stored": 5, "duplicates": 0, "rejected": 0, "rejections": []}
-        totals = http.get(
-            "/api/v1/counts/totals",
-            params={"start": start.isoformat(), "end": (start + dt.timedelta(hours=1)).isoformat()},
-        ).json()
+        window = {"start": start.isoformat(), "end": (start + dt.timedelta(hours=1)).isoformat()}
+        assert http.get("/api/v1/counts/totals", params=window).status_code == 401  # reads need a session
+        totals = http.get("/api/v1/counts/totals", params=window, headers=api_headers(pg_dsn)).json()
     keys = ("agent_id", "source_id", "line_id", "vehicle_class", "direction", "count", "intervals", "coverage")
     assert [{key: row[key] for key in keys} for row in totals] == [
         {

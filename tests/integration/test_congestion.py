@@ -15,6 +15,7 @@ from central_ingest.settings import Settings
 from central_ingest.store.writer import store_events
 from event_contract import CongestionEvent
 from event_contract.traffic import CongestionLevel
+from tests.api_sessions import api_headers
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +58,7 @@ EVENTS = [
 @pytest.fixture(scope="module")
 def client(pg_dsn: str) -> Iterator[TestClient]:
     with TestClient(create_app(Settings(database_url=pg_dsn, maintenance_enabled=False))) as test_client:
+        test_client.headers.update(api_headers(pg_dsn))  # an operator: the read APIs need a session
 
         async def store() -> int:
             async with await psycopg.AsyncConnection.connect(pg_dsn) as conn:

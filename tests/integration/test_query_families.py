@@ -37,6 +37,7 @@ from event_contract import (
     SensorReadingEvent,
     ViolationEvent,
 )
+from tests.api_sessions import api_headers
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +52,7 @@ def client(pg_dsn: str) -> Iterator[TestClient]:
     # race the fixtures and delete them.
     settings = Settings(database_url=pg_dsn, pool_max_size=4, maintenance_enabled=False)
     with TestClient(create_app(settings)) as test_client:
+        test_client.headers.update(api_headers(pg_dsn))  # an operator: the read APIs need a session
         yield test_client
 
 

@@ -12,6 +12,10 @@ Frames follow the SSE format (``text/event-stream``)::
     data: <the notice's JSON on one line>
 
 A page that reconnects gets what happens from then on; the database is the place for history.
+
+Area scope: a subscription's ``StreamFilter`` carries the subject keys its user may see
+(``alerts.scope.visible_subjects``), so a commune user's queue never even holds another commune's
+notices; the stream route refreshes that set while the client stays connected (``set_filter``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from central_ingest.alerts.notice import AlertNotice
+from central_ingest.alerts.scope import subject_visible
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +38,18 @@ HEARTBEAT_FRAME: Final = b": heartbeat\n\n"
 
 @dataclass(frozen=True)
 class StreamFilter:
-    """Which notices a client wants; ``None`` matches everything."""
+    """Which notices a client wants and may see; ``None`` matches everything."""
 
     rule_kind: str | None = None
     severity: str | None = None
+    subjects: frozenset[str] | None = None
+    """The subject keys the client's user may see (``alerts.scope.visible_subjects``); None: all."""
 
     def matches(self, notice: AlertNotice) -> bool:
-        return (self.rule_kind is None or notice.rule_kind == self.rule_kind) and (
-            self.severity is None or notice.severity == self.severity
+        return (
+            (self.rule_kind is None or notice.rule_kind == self.rule_kind)
+            and (self.severity is None or notice.severity == self.severity)
+            and subject_visible(notice.subject, self.subjects)
         )
 
 
@@ -65,6 +74,10 @@ class Subscription:
         self._queue.append(notice)
         self._ready.set()
         return kept_all
+
+    def set_filter(self, wanted: StreamFilter) -> None:
+        """Replace the filter (a refreshed area scope); notices already queued stay queued."""
+        self.wanted = wanted
 
     @property
     def queued(self) -> int:
@@ -95,6 +108,8 @@ class SseBroker:
         self._ids = itertools.count(1)
         self._dropped_total = 0
         self._fanned_out = 0
+        self.scope_refresh_failures = 0
+        """Stream routes that could not recompute a subscriber's area scope (it kept the previous one)."""
 
     @property
     def name(self) -> str:
@@ -126,8 +141,13 @@ class SseBroker:
         return len(self._clients)
 
     def stats(self) -> dict[str, int]:
-        """clients connected, notices fanned out, and notices dropped over all clients (ever)."""
-        return {"clients": len(self._clients), "fanned_out": self._fanned_out, "dropped": self._dropped_total}
+        """clients connected, notices fanned out, notices dropped over all clients and scope refreshes failed (ever)."""
+        return {
+            "clients": len(self._clients),
+            "fanned_out": self._fanned_out,
+            "dropped": self._dropped_total,
+            "scope_refresh_failures": self.scope_refresh_failures,
+        }
 
     def client_stats(self) -> dict[int, dict[str, int]]:
         return {cid: {"queued": s.queued, "dropped": s.dropped} for cid, s in self._clients.items()}
