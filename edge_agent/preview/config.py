@@ -25,7 +25,7 @@ class PreviewConfig(BaseModel):
         description="TCP port; 0 turns the server off (no preview, no /metrics, no /healthz).",
     )
     max_fps: float = Field(
-        default=5.0, gt=0, le=30, description="Most JPEG frames per second sent to each MJPEG client."
+        default=5.0, gt=0, le=30, description="Most frames per second sent to each MJPEG or live client."
     )
     max_width: int = Field(
         default=640, ge=160, le=3840, description="Preview pictures wider than this are downscaled to it."
@@ -35,7 +35,7 @@ class PreviewConfig(BaseModel):
         default=4,
         ge=1,
         le=64,
-        description="Concurrent MJPEG + SSE clients over all cameras; more are refused with 503 (and counted).",
+        description="Concurrent MJPEG, SSE and live clients over all cameras; more are refused with 503 (and counted).",
     )
     client_timeout_s: float = Field(
         default=10.0, gt=0, le=300, description="A client that accepts no data for this long is disconnected."
@@ -44,6 +44,6 @@ class PreviewConfig(BaseModel):
         default=5.0,
         gt=0,
         le=120,
-        description="While a camera sends no new frame, streams repeat the last one (MJPEG) or a comment (SSE) "
-        "this often, so a client that went away is noticed and its slot freed.",
+        description="While a camera sends no new frame, streams repeat the last one (MJPEG), a comment (SSE) or "
+        "a keepalive record (live) this often, so a client that went away is noticed and its slot freed.",
     )

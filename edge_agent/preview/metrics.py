@@ -48,6 +48,11 @@ class ServerMetrics:
     mjpeg_frames_sent: int = 0
     sse_messages_sent: int = 0
     jpeg_encodes: int = 0
+    live_records_sent: int = 0
+    """Records (frames and keepalives) written to live stream clients."""
+    live_bytes_sent: int = 0
+    live_jpeg_encodes: int = 0
+    """Plain pictures encoded for live records (once per camera and frame, however many clients)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,6 +431,24 @@ def _server_families(server: ServerMetrics) -> Iterable[_Family]:
     )
     yield _Family(
         "preview_jpeg_encodes_total", "counter", "Preview pictures encoded.", (({}, float(server.jpeg_encodes)),)
+    )
+    yield _Family(
+        "preview_live_records_sent_total",
+        "counter",
+        "Records (frames and keepalives) sent to live stream clients.",
+        (({}, float(server.live_records_sent)),),
+    )
+    yield _Family(
+        "preview_live_bytes_sent_total",
+        "counter",
+        "Bytes sent to live stream clients.",
+        (({}, float(server.live_bytes_sent)),),
+    )
+    yield _Family(
+        "preview_live_jpeg_encodes_total",
+        "counter",
+        "Plain pictures encoded for live records (once per camera and frame, shared by every client).",
+        (({}, float(server.live_jpeg_encodes)),),
     )
 
 

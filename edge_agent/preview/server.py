@@ -9,6 +9,9 @@ Endpoints (all GET):
   camera sent it, full size, for drawing lines and zones.
 - ``/cameras/{id}/events``: Server-Sent Events, one ``frame`` message per analysed frame with
   its time, size, tracked boxes and the lines with their running counts (``overlay_message``).
+- ``/cameras/{id}/live``: the live record stream (``application/x-ioc-live``, ``preview.live``): the
+  plain downscaled picture with the overlay as JSON beside it, at most ``max_fps``, keepalive records
+  while no frame comes; what central's live proxy relays to browsers (docs/live_view.md).
 - ``/metrics``: Prometheus text format. ``/healthz``: 200 while a camera works, else 503.
 
 The analytics threads never wait on this server: they only replace each camera's latest sample
@@ -43,8 +46,10 @@ from edge_agent.pipeline import PipelineStats
 from edge_agent.preview.config import PreviewConfig
 from edge_agent.preview.feed import CameraFeed, PreviewSample
 from edge_agent.preview.jpeg import JpegRenderer, encode_jpeg
+from edge_agent.preview.live import LiveEncoder, zone_documents
 from edge_agent.preview.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from edge_agent.preview.metrics import CameraMetrics, ServerMetrics, TrafficMetrics, render_metrics
+from ioc_common.live_records import CONTENT_TYPE as LIVE_CONTENT_TYPE
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,7 @@ STOP_POLL_S = 0.5
 ACCEPT_POLL_S = 0.1
 """How often the accept loop checks for shutdown; stop() waits up to this long."""
 BOUNDARY = "ioc-frame"
+STREAM_KINDS = ("mjpeg", "sse", "live")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +97,7 @@ class StreamLimiter:
 
     def open_streams(self) -> dict[str, int]:
         with self._lock:
-            return {kind: self._open.get(kind, 0) for kind in ("mjpeg", "sse")}
+            return {kind: self._open.get(kind, 0) for kind in STREAM_KINDS}
 
 
 class PreviewServer:
@@ -102,10 +108,17 @@ class PreviewServer:
         self.sources = sources
         self.limiter = StreamLimiter(config.max_stream_clients)
         self.renderer = JpegRenderer(max_width=config.max_width, quality=config.jpeg_quality)
+        self.live = LiveEncoder(
+            max_width=config.max_width,
+            quality=config.jpeg_quality,
+            zones={camera.id: zone_documents(camera.zones) for camera in sources.cameras},
+        )
         self.stopping = threading.Event()
         self._counts_lock = threading.Lock()
         self._mjpeg_frames_sent = 0
         self._sse_messages_sent = 0
+        self._live_records_sent = 0
+        self._live_bytes_sent = 0
         self._httpd: _HttpServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -138,10 +151,12 @@ class PreviewServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def counted(self, *, mjpeg: int = 0, sse: int = 0) -> None:
+    def counted(self, *, mjpeg: int = 0, sse: int = 0, live: int = 0, live_bytes: int = 0) -> None:
         with self._counts_lock:
             self._mjpeg_frames_sent += mjpeg
             self._sse_messages_sent += sse
+            self._live_records_sent += live
+            self._live_bytes_sent += live_bytes
 
     # -- documents ---------------------------------------------------------------------------------
 
@@ -167,6 +182,7 @@ class PreviewServer:
                     "preview": f"{base}/preview.mjpg",
                     "snapshot": f"{base}/snapshot.jpg",
                     "events": f"{base}/events",
+                    "live": f"{base}/live",
                 }
             )
         return cameras
@@ -196,12 +212,16 @@ class PreviewServer:
             )
         with self._counts_lock:
             mjpeg_sent, sse_sent = self._mjpeg_frames_sent, self._sse_messages_sent
+            live_sent, live_bytes = self._live_records_sent, self._live_bytes_sent
         server = ServerMetrics(
             stream_clients=self.limiter.open_streams(),
             streams_refused=self.limiter.refused,
             mjpeg_frames_sent=mjpeg_sent,
             sse_messages_sent=sse_sent,
             jpeg_encodes=self.renderer.encodes,
+            live_records_sent=live_sent,
+            live_bytes_sent=live_bytes,
+            live_jpeg_encodes=self.live.encodes,
         )
         uplink = self.sources.uplink_stats() if self.sources.uplink_stats is not None else None
         traffic = self.sources.traffic_stats() if self.sources.traffic_stats is not None else None
@@ -280,6 +300,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream("mjpeg", feed)
         elif what == "events":
             self._stream("sse", feed)
+        elif what == "live":
+            self._stream("live", feed)
         elif what == "snapshot.jpg":
             self._snapshot(feed, raw=query.get("raw", ["0"])[-1] in ("1", "true", "yes"))
         else:
@@ -307,6 +329,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if kind == "mjpeg":
                 self._mjpeg(feed)
+            elif kind == "live":
+                self._live(feed)
             else:
                 self._sse(feed)
         finally:
@@ -361,6 +385,36 @@ class _Handler(BaseHTTPRequestHandler):
             app.counted(sse=1)
             last_sequence, last_write = sample.sequence, time.monotonic()
 
+    def _live(self, feed: CameraFeed) -> None:
+        """Latest-value records: a slow client skips frames (it gets the newest when its write returns)."""
+        app = self.server.app
+        self.send_response(200)
+        self.send_header("Content-Type", LIVE_CONTENT_TYPE)
+        self._no_cache_headers()
+        self.send_header("X-Accel-Buffering", "no")
+        self.end_headers()
+        period = 1.0 / app.config.max_fps
+        last_sequence, last_sent, first = 0, -float("inf"), True
+        while not app.stopping.is_set():
+            wait = last_sent + period - time.monotonic()
+            if wait > 0:
+                app.stopping.wait(wait)  # the rate cap: at most max_fps records
+                continue
+            sample = feed.wait_newer(last_sequence, 0.0 if first else STOP_POLL_S)
+            if sample is not None:
+                record = app.live.frame_record(feed.camera_id, sample)
+                last_sequence = sample.sequence
+            elif first or time.monotonic() - last_sent >= app.config.keepalive_s:
+                # Sent at once too, so a client (central's proxy) knows the stream works before the first frame.
+                record = app.live.keepalive_record(feed.camera_id, last_sequence)
+            else:
+                continue
+            first = False
+            self.wfile.write(record)
+            self.wfile.flush()
+            app.counted(live=1, live_bytes=len(record))
+            last_sent = time.monotonic()
+
     # -- plumbing ----------------------------------------------------------------------------------
 
     def _no_cache_headers(self) -> None:
@@ -408,6 +462,7 @@ _ENDPOINTS = {
     "/cameras/{id}/preview.mjpg": "annotated MJPEG preview",
     "/cameras/{id}/snapshot.jpg": "latest annotated picture (?raw=1: unannotated, full size)",
     "/cameras/{id}/events": "Server-Sent Events: boxes, tracks, lines and counts per analysed frame",
+    "/cameras/{id}/live": "live records (application/x-ioc-live): plain picture + overlay JSON per frame",
     "/metrics": "Prometheus metrics",
     "/healthz": "200 while a camera works, 503 when every camera is down",
 }
