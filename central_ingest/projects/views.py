@@ -4,6 +4,10 @@ the assembly of their JSON; the HTTP layer is ``progress_routes``, the arithmeti
 
 The actual figures are exactly the alert's (``actual.actual_on`` and the same row selection), so the
 page never shows a project on track while the engine says it is behind, or the reverse.
+
+Area scope: a project is visible when one of its cameras is (``alerts.scope.visible_projects``), or the
+scope is unrestricted; another project answers 404 exactly like an unknown one. Within a visible project
+the camera lists (cameras, timelapse) still hold only the visible cameras.
 """
 
 from __future__ import annotations
@@ -16,10 +20,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
+from fastapi import HTTPException
 
+from central_ingest.access.scope import AreaScope, Source, visible_sources
 from central_ingest.alerts import inputs
 from central_ingest.alerts.evaluate import ProgressRow, planned_at
 from central_ingest.alerts.plans import StoredPlan, load_plan
+from central_ingest.alerts.scope import visible_projects
+from central_ingest.live.upstream import upstream_url
 from central_ingest.projects.actual import (
     ActualPoint,
     PlanShape,
@@ -34,6 +42,19 @@ from central_ingest.sites.store import project_sites, sites_by_key
 Conn = psycopg.AsyncConnection[Any]
 PMU_AGENT = "central"
 """The agent_id of figures entered at central (a PMU's confirmations), never a camera."""
+UNKNOWN_PROJECT = "Không có dự án này. / No such project (no plan, progress or site activity)."
+
+
+async def project_visible(conn: Conn, scope: AreaScope, project_id: str) -> bool:
+    """Whether ``scope`` may see the project (always, when unrestricted)."""
+    projects = await visible_projects(conn, await visible_sources(conn, scope))
+    return projects is None or project_id in projects
+
+
+async def require_visible_project(conn: Conn, scope: AreaScope, project_id: str) -> None:
+    """HTTP 404 (the unknown project's answer) when ``scope`` may not see the project."""
+    if not await project_visible(conn, scope, project_id):
+        raise HTTPException(404, UNKNOWN_PROJECT)
 
 
 def day_bounds(first: dt.date, last: dt.date, timezone: str) -> tuple[dt.datetime, dt.datetime]:
@@ -126,11 +147,15 @@ async def _project_ids(conn: Conn) -> list[tuple[str, str, str]]:
     return [(project, vi, en) for project, vi, en in await cur.fetchall()]
 
 
-async def project_list(conn: Conn, today: dt.date, timezone: str) -> list[dict[str, Any]]:
-    """Every project with today's planned and actual % (the alert's figures) and the gap."""
+async def project_list(
+    conn: Conn, today: dt.date, timezone: str, visible: frozenset[str] | None = None
+) -> list[dict[str, Any]]:
+    """Every project (of ``visible`` when given) with today's planned and actual % (the alert's figures), the gap."""
     _, end = day_bounds(today, today, timezone)
     answer = []
     for project, name_vi, name_en in await _project_ids(conn):
+        if visible is not None and project not in visible:
+            continue
         plan = await load_plan(conn, project)
         shape = plan_shape(plan)
         wanted = [*shape.weights, ""]
@@ -225,11 +250,20 @@ ORDER BY p.agent_id, p.source_id, day, p.time DESC
 """
 
 
-async def timelapse(conn: Conn, project_id: str, first: dt.date, last: dt.date, timezone: str) -> dict[str, Any]:
-    """Per camera of the project, the daily keyframe its progress figures carry (one per local day)."""
+async def timelapse(
+    conn: Conn,
+    project_id: str,
+    first: dt.date,
+    last: dt.date,
+    timezone: str,
+    *,
+    visible: frozenset[Source] | None = None,
+) -> dict[str, Any]:
+    """Per camera of the project (of ``visible`` when given), the daily keyframe its progress figures carry (one
+    per local day)."""
     start, end = day_bounds(first, last, timezone)
     cur = await conn.execute(_TIMELAPSE, {"tz": timezone, "project": project_id, "start": start, "end": end})
-    found = await cur.fetchall()
+    found = [row for row in await cur.fetchall() if visible is None or (row[0], row[1]) in visible]
     uploaded = await uploaded_digests(conn, (sha for *_, sha, _ in found))
     sites = await sites_by_key(conn, ((agent, source) for agent, source, *_ in found))
     cameras: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -259,9 +293,12 @@ async def timelapse(conn: Conn, project_id: str, first: dt.date, last: dt.date, 
     }
 
 
-async def project_cameras(conn: Conn, project_id: str) -> list[dict[str, Any]]:
+async def project_cameras(
+    conn: Conn, project_id: str, visible: frozenset[Source] | None = None
+) -> list[dict[str, Any]]:
     """The cameras that sent progress estimates or site activity for the project, then those the site registry
-    says watch it and have sent nothing yet (``last_seen`` null), with their registry entry."""
+    says watch it and have sent nothing yet (``last_seen`` null), with their registry entry; only those of
+    ``visible`` when given."""
     cur = await conn.execute(
         "SELECT agent_id, source_id, max(time) FROM ("
         "  SELECT agent_id, source_id, time FROM progress WHERE project_id = %(p)s AND agent_id <> %(pmu)s"
@@ -276,6 +313,8 @@ async def project_cameras(conn: Conn, project_id: str) -> list[dict[str, Any]]:
     sites = {**await sites_by_key(conn, seen_keys), **registered}
     answer = []
     for agent, source, last in seen:
+        if visible is not None and (agent, source) not in visible:
+            continue
         site = sites.get((agent, source))
         answer.append(
             {
@@ -288,6 +327,8 @@ async def project_cameras(conn: Conn, project_id: str) -> list[dict[str, Any]]:
                 "lon": None if site is None else site["lon"],
                 "area": None if site is None else site["area"],
                 "preview_url": None if site is None else site["preview_url"],
+                # Whether central can relay the camera's live view (the page never opens agent addresses itself).
+                "live": site is not None and upstream_url(site) is not None,
             }
         )
     return answer

@@ -70,7 +70,15 @@ def page_router(path: str, assets: StaticAssets, tag: str) -> APIRouter:
     return router
 
 
-COMMON = StaticAssets("common", {"ioc.js": "text/javascript; charset=utf-8"}, security_headers())
+COMMON = StaticAssets(
+    "common",
+    {
+        "ioc.js": "text/javascript; charset=utf-8",
+        "ioc.css": "text/css; charset=utf-8",
+        "live_tile.js": "text/javascript; charset=utf-8",
+    },
+    security_headers(),
+)
 router = APIRouter(tags=["pages"])
 
 

@@ -156,6 +156,7 @@
   function showLoggedOut() {
     roles = [];
     stopPlaying();
+    closeLiveTiles();
     $("who").hidden = true;
     $("login-section").hidden = false;
     $("list-section").hidden = true;
@@ -187,6 +188,7 @@
   // ---- the list ---------------------------------------------------------------------------------
   async function showList() {
     stopPlaying();
+    closeLiveTiles();
     current = null;
     $("project-section").hidden = true;
     $("list-section").hidden = false;
@@ -579,33 +581,53 @@
   }
 
   // ---- live view ----------------------------------------------------------------------------------
-  function liveUrl(text) {
-    // Only http(s) addresses become an <img>; anything else is shown as "no live stream".
-    try {
-      const url = new URL(text);
-      return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
-    } catch (_) { return null; }
-  }
+  // Each camera streams through central's live proxy (which checks the session and the area) and is drawn on a
+  // canvas with the agent's detections, by the same tiles as /live (common/live_tile.js); the page never
+  // loads a picture from the agent itself.
+  let liveTiles = [];
 
   function placeholder(text) { return el("div", { class: "no-stream" }, text); }
 
+  function closeLiveTiles() {
+    for (const tile of liveTiles) tile.close();
+    liveTiles = [];
+  }
+
   function showLiveGrid(body) {
+    closeLiveTiles();
     const cameras = listOf(body, "cameras");
     const grid = $("live-grid");
     grid.replaceChildren();
     $("live-empty").hidden = cameras.length > 0;
     for (const camera of cameras) {
       const figure = el("figure", { class: "live" });
-      const url = camera.preview_url ? liveUrl(camera.preview_url) : null;
-      if (url) {
-        const img = el("img", { src: url, alt: `Hình trực tiếp / Live view: ${cameraName(camera)}` });
-        img.addEventListener("error", () => img.replaceWith(
-          placeholder("Không kết nối được luồng trực tiếp / The live stream cannot be reached")));
-        figure.append(img);
+      const agentId = first(camera.agent_id, ""), cameraId = first(camera.source_id, camera.camera_id, "");
+      if (agentId && cameraId && camera.live) {
+        const canvas = el("canvas", {
+          width: "640", height: "360", role: "img", "aria-label": `Hình trực tiếp / Live view: ${cameraName(camera)}`,
+        });
+        const waiting = placeholder("Đang kết nối / Connecting");
+        const status = el("span", { class: "chip live-status" });
+        figure.append(canvas, waiting);
+        const tile = new window.IOC_LIVE.LiveTile({
+          agentId, cameraId, canvas,
+          onState: (state, vi, en) => {
+            figure.dataset.state = state;
+            status.textContent = `${vi} / ${en}`;
+            if (state === "down") {
+              waiting.textContent = "Không kết nối được luồng trực tiếp / The live stream cannot be reached";
+            } else if (state !== "live") waiting.textContent = `${vi} / ${en}`;
+          },
+          onFrame: () => { waiting.hidden = true; figure.dataset.frames = String(tile.stats.frames_drawn); },
+        });
+        liveTiles.push(tile.start());
+        const caption = el("figcaption", {}, `${cameraName(camera)} · `);
+        caption.append(status);
+        figure.append(caption);
       } else {
         figure.append(placeholder("Chưa có luồng trực tiếp / No live stream configured"));
+        figure.append(el("figcaption", {}, cameraName(camera)));
       }
-      figure.append(el("figcaption", {}, cameraName(camera)));
       grid.append(figure);
     }
   }
