@@ -7,7 +7,7 @@ import os
 import re
 import signal
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,11 +33,14 @@ class RtspSettings:
 
 
 class RtspServer:
-    """One server process serving `videos` (stream name -> .mp4 file) at rtsp://127.0.0.1:PORT/<name>.
+    """One server process serving `videos` (stream name -> .mp4 file) at rtsp://127.0.0.1:PORT/<name>, and
+    `clocks` (stream names) as live clock cameras (`devstack/clock_source.py`: frames made in real time with
+    the wall clock burned in, for latency measurements).
 
     The port is chosen by the server itself on the first start and kept for restarts, so URLs stay
     valid across `kill()` + `start()` (a source-loss fault). State lives in `state_dir/<name>/`.
-    Without `videos`, the configuration saved by an earlier start is used (e.g. to stop or restart it).
+    Without `videos` and `clocks`, the configuration saved by an earlier start is used (e.g. to stop or
+    restart it).
     """
 
     def __init__(
@@ -48,6 +51,7 @@ class RtspServer:
         loop: bool = False,
         name: str = "rtsp",
         settings: RtspSettings | None = None,
+        clocks: Sequence[str] = (),
     ) -> None:
         if not _NAME.fullmatch(name):
             raise ValueError(f"server name {name!r} must match {_NAME.pattern}")
@@ -59,6 +63,12 @@ class RtspServer:
         self.host = LOCALHOST
         self._videos: dict[str, Path] | None = None
         self._loop = loop
+        self._clocks: tuple[str, ...] = tuple(clocks)
+        for stream in self._clocks:
+            if not _NAME.fullmatch(stream):
+                raise ValueError(f"stream name {stream!r} must match {_NAME.pattern}")
+        if self._clocks and videos is None:
+            videos = {}
         if videos is not None:
             for stream, path in videos.items():
                 if not _NAME.fullmatch(stream):
@@ -66,6 +76,8 @@ class RtspServer:
                 if not Path(path).is_file():
                     raise DevstackError(f"video file not found: {path}")
             self._videos = {stream: Path(path).resolve() for stream, path in videos.items()}
+            if len({*self._videos, *self._clocks}) != len(self._videos) + len(self._clocks):
+                raise ValueError(f"stream names must be unique: {[*self._videos, *self._clocks]}")
 
     @property
     def port(self) -> int:
@@ -74,7 +86,8 @@ class RtspServer:
     @property
     def urls(self) -> dict[str, str]:
         """Stream name -> rtsp:// URL."""
-        return {stream: self.url(stream) for stream in self._configuration()[0]}
+        videos, _loop, clocks = self._configuration()
+        return {stream: self.url(stream) for stream in [*videos, *clocks]}
 
     def url(self, stream: str) -> str:
         return f"rtsp://{self.host}:{self.port}/{stream}"
@@ -85,10 +98,14 @@ class RtspServer:
     def start(self) -> None:
         """Starts the server (same port as before, when it ran before); reuses it when already running
         with the same files."""
-        videos, loop = self._configuration()
+        videos, loop, clocks = self._configuration()
         if self.is_running():
             record = self._record()
-            if record.get("videos") == {k: str(v) for k, v in videos.items()} and record.get("loop") == loop:
+            if (
+                record.get("videos") == {k: str(v) for k, v in videos.items()}
+                and record.get("loop") == loop
+                and record.get("clocks", []) == list(clocks)
+            ):
                 return
             self.stop()
         if not self._settings.python.exists():
@@ -102,6 +119,7 @@ class RtspServer:
         argv = [str(self._settings.python), "-I", str(SERVER_SCRIPT), "--host", self.host]
         argv += ["--port", str(previous_port), "--port-file", str(port_file)]
         argv += ["--loop"] if loop else []
+        argv += [f"--clock={stream}" for stream in clocks]
         argv += [f"{stream}={path}" for stream, path in videos.items()]
         processes.spawn(argv, pid_path=self._pid_path, log_path=self.log_path)
 
@@ -116,9 +134,11 @@ class RtspServer:
             )
         port = int(port_file.read_text())
         self._record_path.write_text(
-            json.dumps({"port": port, "videos": {k: str(v) for k, v in videos.items()}, "loop": loop})
+            json.dumps(
+                {"port": port, "videos": {k: str(v) for k, v in videos.items()}, "loop": loop, "clocks": list(clocks)}
+            )
         )
-        for stream in videos:
+        for stream in [*videos, *clocks]:
             if not wait_until(
                 lambda stream=stream: _describe_ok(self.host, port, stream),  # type: ignore[misc]
                 timeout_s=self._settings.start_timeout_s,
@@ -154,15 +174,17 @@ class RtspServer:
             lambda: not accepts_connections(self.host, self.port), timeout_s=5.0, still_worth_waiting=lambda: True
         )
 
-    def _configuration(self) -> tuple[dict[str, Path], bool]:
+    def _configuration(self) -> tuple[dict[str, Path], bool, tuple[str, ...]]:
+        """(videos, loop, clocks): as given, else as saved by the last start."""
         if self._videos is not None:
-            return self._videos, self._loop
+            return self._videos, self._loop, self._clocks
         record = self._record()
         if "videos" not in record:
             raise DevstackError(f"no videos configured for the RTSP server under {self._dir}")
         videos = record["videos"]
         assert isinstance(videos, dict)
-        return {str(k): Path(v) for k, v in videos.items()}, bool(record.get("loop", False))
+        clocks = tuple(str(stream) for stream in record.get("clocks", []))
+        return {str(k): Path(v) for k, v in videos.items()}, bool(record.get("loop", False)), clocks
 
     def _record(self) -> dict[str, Any]:
         try:
