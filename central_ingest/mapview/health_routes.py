@@ -1,0 +1,38 @@
+"""``GET /api/v1/health/agents``: every agent with its cameras and sensors (operator, technician, admin).
+
+Scoped like every other API: an agent is listed when one of its sites is in the caller's area, and only those
+sites are listed under it. Unrestricted users also see sources heard from but missing from the sites registry
+(a camera someone forgot to register is exactly what a technician must notice).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from central_ingest.access.dependencies import require_role
+from central_ingest.access.principal import Principal
+from central_ingest.access.roles import Role
+from central_ingest.access.scope import visible_sources
+from central_ingest.mapview.sources import agent_rows, source_rows
+from central_ingest.mapview.views import health_agents
+from central_ingest.state import AppState, get_app_state
+
+router = APIRouter(prefix="/api/v1/health", tags=["health"])
+HEALTH_ROLES: tuple[Role, ...] = ("operator", "technician", "admin")
+
+
+@router.get("/agents", summary="Agents with uptime, spool backlog, last batch; their cameras and sensors")
+async def get_health_agents(
+    principal: Annotated[Principal, Depends(require_role(*HEALTH_ROLES))],
+    app: Annotated[AppState, Depends(get_app_state)],
+) -> list[dict[str, Any]]:
+    now = dt.datetime.now(dt.UTC)
+    async with app.pool.connection() as conn:
+        visible = await visible_sources(conn, principal.scope)
+        sources = await source_rows(conn, visible, now, include_unregistered=visible is None)
+        names = None if visible is None else {row["agent_id"] for row in sources}
+        agents = await agent_rows(conn, names, now) if names is None or names else []
+    return health_agents(agents, sources, now)

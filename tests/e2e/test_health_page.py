@@ -1,0 +1,87 @@
+"""The agent health page in a real browser (Debian's Chromium driven by Playwright) against a real
+``central-ingest serve`` on TimescaleDB: the province operator reads every agent with its cameras and sensors
+(states in colour + text, spool backlog, stale marks), sorts by a column with the keyboard; a Phú Hội technician
+sees only its agent; a PMU user is refused. Every state passes axe-core and leaves a screenshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, expect
+
+from devstack.apps import CentralService, start_central
+from tests.e2e.browser import assert_accessible, save_screenshot, sign_in, watched_page
+from tests.integration.test_map_api import AGENT_1, AGENT_2, PASSWORD, MapWorld, build_map_world
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+# The tests ask for ``central`` before ``browser``: the world is built with asyncio.run, which must happen before
+# Playwright's loop runs in this thread.
+
+
+@pytest.fixture(scope="module")
+def world(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> MapWorld:
+    return build_map_world(pg_dsn, tmp_path_factory.mktemp("health_page_world"), boundaries=False)
+
+
+@pytest.fixture(scope="module")
+def central(world: MapWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CentralService]:
+    log = tmp_path_factory.mktemp("health_page_central") / "central.log"
+    service = start_central(world.settings.database_url, log)
+    try:
+        yield service
+    finally:
+        service.process.stop()
+
+
+def test_health_page(central: CentralService, browser: Browser) -> None:
+    problems: list[str] = []
+    context, page = watched_page(browser, problems)
+    try:
+        sign_in(page, central.url, "/health", "op.tinh", PASSWORD)
+        expect(page.locator("tr.agent-row")).to_have_count(2)
+        expect(page.locator("tr.source-row")).to_have_count(7)
+        agent = page.locator(f'tr.agent-row[data-agent="{AGENT_1}"]')
+        expect(agent).to_contain_text("Hoạt động")
+        expect(agent).to_contain_text("17 sự kiện / events; bỏ / dropped 3")
+        expect(page.locator(f'tr.source-row[data-source="{AGENT_1}/cam-b"]')).to_contain_text("Gián đoạn")
+        expect(page.locator(f'tr.source-row[data-source="{AGENT_2}/cam-c"]')).to_contain_text("Mất kết nối")
+        expect(page.locator(f'tr.source-row[data-source="{AGENT_1}/cam-unregistered"]')).to_contain_text("chưa đăng ký")
+        expect(page.locator(f'tr.source-row[data-source="{AGENT_2}/cam-c"] .stale-mark').first).to_be_visible()
+        assert_accessible(page, "health, whole province")
+        save_screenshot(page, "health-province")
+
+        # Sort by state from the keyboard: the worst source of each agent first when descending.
+        page.locator('button[data-sort="state"]').focus()
+        page.keyboard.press("Enter")
+        expect(page.locator('th:has(button[data-sort="state"])')).to_have_attribute("aria-sort", "ascending")
+        page.keyboard.press("Enter")
+        expect(page.locator('th:has(button[data-sort="state"])')).to_have_attribute("aria-sort", "descending")
+        first_sources = page.eval_on_selector_all(
+            f'tr.agent-row[data-agent="{AGENT_2}"] ~ tr.source-row', "rows => rows.map(r => r.dataset.source)"
+        )
+        assert first_sources == [f"{AGENT_2}/cam-c", f"{AGENT_2}/cam-d"]  # down before unknown
+        save_screenshot(page, "health-sorted-by-state")
+        assert not problems, problems
+    finally:
+        context.close()
+
+
+def test_scoped_and_refused_users(central: CentralService, browser: Browser) -> None:
+    problems: list[str] = []
+    context, page = watched_page(browser, problems)
+    try:
+        sign_in(page, central.url, "/health", "kt.phuhoi", PASSWORD)
+        expect(page.locator("tr.agent-row")).to_have_count(1)
+        expect(page.locator("tr.source-row")).to_have_count(3)
+        save_screenshot(page, "health-commune-technician")
+    finally:
+        context.close()
+    context, page = watched_page(browser, problems)
+    try:
+        sign_in(page, central.url, "/health", "pmu.lan", PASSWORD)
+        expect(page.locator("#health-error")).to_contain_text("không có quyền")
+        assert_accessible(page, "health, refused")
+    finally:
+        context.close()
