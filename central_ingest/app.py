@@ -31,9 +31,14 @@ from central_ingest.alerts.service import AlertService
 from central_ingest.alerts.sinks import build_dispatcher, build_sse_broker
 from central_ingest.alerts.sinks.routes import router as alert_stream_router
 from central_ingest.audit.routes import router as audit_router
+from central_ingest.dashboards.routes import router as dashboards_router
 from central_ingest.ingest.mqtt_worker import mqtt_worker_running
 from central_ingest.ingest.pipeline import Ingestor
 from central_ingest.ingest.routes import router as ingest_router
+from central_ingest.live.routes import close_live_hub
+from central_ingest.live.routes import router as live_router
+from central_ingest.mapview.health_routes import router as health_api_router
+from central_ingest.mapview.routes import router as map_api_router
 from central_ingest.plates.evidence_routes import router as evidence_router
 from central_ingest.plates.legacy import seal_legacy_plates
 from central_ingest.plates.routes import router as plate_search_router
@@ -50,10 +55,17 @@ from central_ingest.state import AppState, get_app_state
 from central_ingest.store.maintenance import MaintenanceStats, maintenance_loop
 from central_ingest.store.migrate import apply_migrations, available_migrations
 from central_ingest.store.pool import open_pool
+from central_ingest.web.alerts_page import router as alerts_page_router
+from central_ingest.web.health_page import router as health_page_router
+from central_ingest.web.live_page import router as live_page_router
+from central_ingest.web.map_page import router as map_page_router
+from central_ingest.web.overview_page import router as web_router
 from central_ingest.web.police_page import router as police_page_router
 from central_ingest.web.projects_page import router as projects_page_router
+from central_ingest.web.sensors_page import router as sensors_page_router
 from central_ingest.web.static_assets import router as common_assets_router
-from central_ingest.web.summary import router as web_router
+from central_ingest.web.traffic_page import router as traffic_page_router
+from central_ingest.web.vendor import router as vendor_router
 
 RETRY_AFTER_S = "5"
 READYZ_TIMEOUT_S = 2.0
@@ -92,9 +104,20 @@ ROUTERS: tuple[APIRouter, ...] = (
     sites_router,
     police_page_router,
     projects_page_router,
+    live_page_router,
+    alerts_page_router,
     common_assets_router,
     access_router,
     audit_router,
+    dashboards_router,
+    traffic_page_router,
+    sensors_page_router,
+    live_router,
+    map_api_router,
+    health_api_router,
+    map_page_router,
+    health_page_router,
+    vendor_router,
 )
 
 
@@ -143,6 +166,7 @@ def create_app(settings: Settings) -> FastAPI:
                     await stack.enter_async_context(mqtt_worker_running(settings.mqtt_ingest, ingestor))
                 yield
         finally:
+            await close_live_hub(app)
             await alerts.close()
             for task in background:
                 task.cancel()

@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from central_ingest.access.settings import AccessSettings
 from central_ingest.alerts.sinks.config import SinksConfig
 from central_ingest.ingest.mqtt_config import MqttIngestConfig
+from central_ingest.live.settings import LiveSettings
+from central_ingest.mapview.config import BoundariesPath, TileUrl
 from central_ingest.plates.police_settings import PoliceSettings
 from event_contract import MAX_BATCH_EVENTS
 
@@ -181,6 +183,30 @@ class Settings(BaseSettings):
         default_factory=PoliceSettings,
         description="Police plate search: widest range, how long evidence stays viewable (docs/police_search.md).",
     )
+    live: LiveSettings = Field(
+        default_factory=LiveSettings,
+        description="Live view proxy: how many agent streams and viewers, queue per viewer, reconnect backoff "
+        "(docs/live_view.md).",
+    )
+    map_tile_url: TileUrl | None = Field(
+        default=None,
+        max_length=500,
+        description="Base map tiles of the map page, a {z}/{x}/{y} template on the centre's own tile or GIS server "
+        "(e.g. https://tiles.ioc.example.vn/{z}/{x}/{y}.png); the page's CSP allows images from its origin only. "
+        "Unset: a plain background with the boundaries (docs/map.md).",
+    )
+    map_tile_attribution: str = Field(
+        default="", max_length=300, description="Attribution text shown on the map for the tiles (plain text)."
+    )
+    map_boundaries_path: BoundariesPath | None = Field(
+        default=None,
+        description="GeoJSON FeatureCollection of administrative areas (properties name + level: province, "
+        "district, commune) drawn on the map; validated at start, at most 8 MiB (e.g. "
+        "configs/boundaries.demo.geojson, illustrative only).",
+    )
+    map_center_lat: float = Field(default=16.4637, ge=-90, le=90, description="Latitude the map opens at.")
+    map_center_lon: float = Field(default=107.5909, ge=-180, le=180, description="Longitude the map opens at.")
+    map_zoom: int = Field(default=13, ge=1, le=19, description="Zoom level the map opens at (1 world .. 19 street).")
 
     @model_validator(mode="after")
     def _tls_files(self) -> Settings:

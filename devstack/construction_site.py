@@ -218,10 +218,16 @@ def import_plan(api: CentralApi, token: str, site: DemoSite) -> int:
     return int(answer.json()["plan_version"])
 
 
-def write_sites_file(path: Path, agent_id: str, preview: str, project_id: str) -> Path:
-    """The site registry entries of the two site cameras, with their live view (the agent's MJPEG preview) and
-    the project they watch (so the live camera is in the project's live grid before it sends anything)."""
-    entries = [
+DEMO_PROVINCE = "Thành phố Huế"
+"""The province of every demo site (configs/boundaries.demo.geojson draws illustrative boxes around them)."""
+SITE_COMMUNE = "Phường Vỹ Dạ"
+
+
+def site_entries(agent_id: str, preview: str, project_id: str) -> list[dict[str, object]]:
+    """The site registry entries of the two site cameras: their place, their live view (central reaches the
+    agent's live stream next to its MJPEG preview) and the project they watch (so the live camera is in the
+    project's live grid before it sends anything)."""
+    return [
         {
             "id": camera_id,
             "agent_id": agent_id,
@@ -229,7 +235,9 @@ def write_sites_file(path: Path, agent_id: str, preview: str, project_id: str) -
             "name": name,
             "lat": SITE_LAT + offset,
             "lon": SITE_LON + offset,
-            "area": "Phường Phú Hội",
+            "area": SITE_COMMUNE,
+            "province": DEMO_PROVINCE,
+            "commune": SITE_COMMUNE,
             "preview_url": f"{preview}/cameras/{camera_id}/preview.mjpg",
             "project_id": project_id,
         }
@@ -238,6 +246,11 @@ def write_sites_file(path: Path, agent_id: str, preview: str, project_id: str) -
             (LIVE_CAMERA_ID, "Công trường trường học - cổng chính", 0.0004),
         )
     ]
+
+
+def write_sites_file(path: Path, entries: list[dict[str, object]]) -> Path:
+    """A sites file (``central-ingest cameras import``) holding ``entries``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump({"sites": entries}, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
 

@@ -34,6 +34,7 @@ from typing import Any
 
 from devstack import construction_site
 from devstack.apps import (
+    API_READER,
     CentralService,
     CountKey,
     ManagedProcess,
@@ -46,7 +47,7 @@ from devstack.apps import (
     write_secret,
 )
 from devstack.construction_site import DemoSite
-from devstack.demo_sensors import SimulatedStations, demo_sensor_section
+from devstack.demo_sensors import STATION_ID, SimulatedStations, demo_sensor_section
 from devstack.errors import DevstackError
 from devstack.plate_clip import PlateClip, render_plate_clip
 from devstack.ports import LOCALHOST, accepts_connections, free_port
@@ -71,6 +72,11 @@ from edge_agent.preview.config import DEFAULT_PREVIEW_PORT
 SITE_ZONE = zoneinfo.ZoneInfo("Asia/Ho_Chi_Minh")
 
 DEMO_RULES = Path(__file__).resolve().parent.parent / "configs" / "alert_rules.demo.yaml"
+DEMO_BOUNDARIES = Path(__file__).resolve().parent.parent / "configs" / "boundaries.demo.geojson"
+COMMUNE_OPERATOR = "op.phuhoi"
+"""An operator scoped to one commune: the pages show them Phú Hội's cameras and alerts only."""
+PHU_HOI = "Phường Phú Hội"
+KIM_LONG = "Phường Kim Long"
 AGENT_ID = "demo-agent"
 CAMERA_ID = "cam-demo-01"
 LINE_ID = "line-main"
@@ -224,6 +230,8 @@ def _central_env(info: StackInfo) -> dict[str, str]:
         # The demo serves plain HTTP on 127.0.0.1: session cookies without Secure, so any browser keeps them.
         "IOC_CENTRAL_ACCESS__COOKIE_SECURE": "false",
         "IOC_CENTRAL_ALERT_RULES_PATH": str(DEMO_RULES),
+        # No tile server in the demo (the map needs none): illustrative boundaries drawn on a plain background.
+        "IOC_CENTRAL_MAP_BOUNDARIES_PATH": str(DEMO_BOUNDARIES),
         "IOC_CENTRAL_SERVE_MQTT_WORKER": "true",
         "IOC_CENTRAL_MQTT_INGEST__HOST": info.mqtt_host,
         "IOC_CENTRAL_MQTT_INGEST__PORT": str(info.mqtt_port),
@@ -306,18 +314,23 @@ def run_demo(state_dir: Path, duration_s: float, interval_s: int, report_every_s
             controller.start()
             cleanup.callback(controller.stop)
 
+            central.reader_token()  # the read APIs need a session: make the demo's operator account now
+            operator_password = _commune_operator(info.postgres_dsn, demo_dir)
             print(
                 f"\n[demo] running. Camera (RTSP): {camera_url}\n"
-                f"[demo] Trang tổng hợp / summary page: {central.url}/   API docs: {central.url}/docs\n"
+                f"[demo] API docs: {central.url}/docs\n"
                 f"[demo] counts API: {central.url}/api/v1/counts?group_by=vehicle_class,direction&bucket=1m\n"
                 f"[demo] cảnh báo / alerts: {central.url}/api/v1/alerts   live: {central.url}/api/v1/alerts/stream "
                 f"(a simulated station publishes to the site broker, the agent reads it; rules: {DEMO_RULES.name})\n"
+                f"[demo]   API: đăng nhập / sign in first (POST /api/v1/auth/login, then Authorization: Bearer TOKEN) "
+                f"as {API_READER}, mật khẩu / password in {central.workdir}/reader.pw\n"
                 f"[demo] xem trực tiếp / live preview: {preview}/cameras/{CAMERA_ID}/preview.mjpg   "
                 f"metrics: {preview}/metrics\n"
                 f"[demo] edge config: {config_path}   logs: {demo_dir / 'logs'}\n"
                 f"[demo] counts are stored per {interval_s} s interval; press Ctrl-C to stop.",
                 flush=True,
             )
+            print(format_pages(central, operator_password), flush=True)
             print(format_police_access(central, traffic, junction_url, preview), flush=True)
             print(format_pmu_access(central, pmu, preview), flush=True)
             elapsed_s = _watch(
@@ -366,9 +379,72 @@ def _pmu_session(central: CentralService, database_url: str, demo_dir: Path, sit
     ensure_police_user(database_url, construction_site.PMU_USER, password_file, role="project_unit")
     token = CentralApi(central.url).login(construction_site.PMU_USER, read_password(password_file))
     version = construction_site.import_plan(CentralApi(central.url), token, site)
-    sites = construction_site.write_sites_file(demo_dir / "site" / "sites.yaml", AGENT_ID, preview, site.project_id)
-    run_central_cli(database_url, "cameras", "import", str(sites))
+    entries = [*demo_site_entries(preview), *construction_site.site_entries(AGENT_ID, preview, site.project_id)]
+    sites = construction_site.write_sites_file(demo_dir / "site" / "sites.yaml", entries)
+    run_central_cli(database_url, "cameras", "import", str(sites), "--prune")
     return DemoPmu(password_file, token, site.project_id, version)
+
+
+def demo_site_entries(preview: str) -> list[dict[str, object]]:
+    """The registry entries of the demo's counting and junction cameras and its water-level station: where they
+    stand (the map, the users' area scope) and the cameras' live view through central."""
+
+    def site(  # noqa: PLR0917 (a table of literal rows below)
+        source_id: str, name: str, lat: float, lon: float, commune: str, kind: str = "camera"
+    ) -> dict[str, object]:
+        entry: dict[str, object] = {
+            "id": source_id,
+            "agent_id": AGENT_ID,
+            "kind": kind,
+            "name": name,
+            "lat": lat,
+            "lon": lon,
+            "area": commune,
+            "province": construction_site.DEMO_PROVINCE,
+            "commune": commune,
+        }
+        if kind == "camera":
+            entry["preview_url"] = f"{preview}/cameras/{source_id}/preview.mjpg"
+        return entry
+
+    return [
+        site(CAMERA_ID, "Cầu Trường Tiền - đầu Lê Lợi", 16.4685, 107.5857, PHU_HOI),
+        site(TRAFFIC_CAMERA_ID, "Ngã tư Hùng Vương - Bà Triệu", 16.4622, 107.5963, PHU_HOI),
+        site(STATION_ID, "Trạm mực nước Kim Long - sông Hương", 16.4641, 107.5545, KIM_LONG, kind="sensor"),
+    ]
+
+
+def _commune_operator(database_url: str, demo_dir: Path) -> Path:
+    """The demo operator of one commune (created, or its password renewed), scoped to Phú Hội."""
+    password_file = demo_dir / "operator.password"
+    if not password_file.exists():
+        write_password_file(password_file)
+    ensure_police_user(database_url, COMMUNE_OPERATOR, password_file, role="operator")
+    area = f"{construction_site.DEMO_PROVINCE}/{PHU_HOI}"
+    run_central_cli(database_url, "user", "set-areas", COMMUNE_OPERATOR, "--area", area)
+    return password_file
+
+
+def format_pages(central: CentralService, operator_password: Path) -> str:
+    """Where the operators' pages are and who can sign in to them."""
+    pages = "  ".join(
+        f"{name}: {central.url}{path}"
+        for name, path in (
+            ("tổng quan / overview", "/"),
+            ("bản đồ / map", "/map"),
+            ("trực tiếp / live", "/live"),
+            ("cảnh báo / alerts", "/alerts"),
+            ("giao thông / traffic", "/traffic"),
+            ("cảm biến / sensors", "/sensors"),
+            ("thiết bị / health", "/health"),
+        )
+    )
+    return (
+        f"[demo] trang vận hành / operator pages: {pages}\n"
+        f"[demo]   toàn tỉnh / whole province: {API_READER}, mật khẩu / password in {central.workdir}/reader.pw\n"
+        f"[demo]   một phường / one commune ({PHU_HOI}): {COMMUNE_OPERATOR}, "
+        f"mật khẩu / password in {operator_password}"
+    )
 
 
 def format_pmu_access(central: CentralService, pmu: DemoPmu, preview: str) -> str:

@@ -81,7 +81,9 @@ def chain(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cha
         api = CentralApi(central.url)
         token = api.login(PMU, read_password(password_file))
         assert construction_site.import_plan(api, token, site) == 1
-        sites = construction_site.write_sites_file(tmp / "sites.yaml", AGENT_ID, "http://127.0.0.1:9", site.project_id)
+        sites = construction_site.write_sites_file(
+            tmp / "sites.yaml", construction_site.site_entries(AGENT_ID, "http://127.0.0.1:9", site.project_id)
+        )
         run_central_cli(pg_dsn, "cameras", "import", str(sites))
         replay = construction_site.site_cameras(site, "rtsp://127.0.0.1:9/unused")[0]
         config = edge_config(

@@ -26,6 +26,7 @@ from central_ingest.store.migrate import apply_migrations, available_migrations
 from central_ingest.store.queries import QUALITY_FIELDS
 from central_ingest.store.writer import store_events
 from event_contract import CountBucket, CountIntervalEvent, EventBatch, HealthEvent
+from tests.api_sessions import api_headers
 
 pytestmark = pytest.mark.integration
 
@@ -40,6 +41,7 @@ _agent_numbers = itertools.count(1)
 def client(pg_dsn: str) -> Iterator[TestClient]:
     settings = Settings(database_url=pg_dsn, retention=KEEP_OLD_TEST_DATA, max_body_bytes=256 * 1024, pool_max_size=4)
     with TestClient(create_app(settings)) as test_client:
+        test_client.headers.update(api_headers(pg_dsn))  # an operator: the read APIs need a session
         yield test_client
 
 
@@ -361,9 +363,8 @@ def test_totals_and_bad_parameters(client: TestClient, agent: tuple[str, str]) -
     assert client.get("/api/v1/counts/totals", params={"start": "2025-05-01T00:00:00"}).status_code == 422
 
 
-def test_summary_page_shows_totals_in_vietnamese(client: TestClient, agent: tuple[str, str]) -> None:
+def test_overview_page_holds_no_data_before_sign_in(client: TestClient, agent: tuple[str, str]) -> None:
     agent_id, token = agent
-    # Far later than the other tests' data, so the page's 24 h window holds only this agent.
     late = CountIntervalEvent(
         agent_id=agent_id,
         source_id="cam-page",
@@ -378,14 +379,14 @@ def test_summary_page_shows_totals_in_vietnamese(client: TestClient, agent: tupl
     page = client.get("/")
     assert page.status_code == 200
     assert page.headers["content-type"] == "text/html; charset=utf-8"
-    text = page.text
-    assert "Tổng lượt xe qua vạch đếm" in text
-    assert "Xe máy / Motorbike" in text
-    assert "cam-page" in text
-    assert "<td class='count'>17</td>" in text
-    assert "2025-05-31 07:00:00 (UTC+7)" in text  # latest interval start, in Vietnam time
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    # The shell signs in first and reads the scoped APIs (tests/e2e/test_overview_page.py); nothing stored is here.
+    assert "Tổng quan" in page.text
+    assert "cam-page" not in page.text
+    assert client.get("/overview/static/overview.js").status_code == 200
+    assert client.get("/overview/static/index.html").status_code == 404
 
 
 def test_openapi_lists_the_routes(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
-    assert {"/api/v1/events", "/api/v1/counts", "/api/v1/counts/totals", "/healthz", "/readyz", "/"} <= set(paths)
+    assert {"/api/v1/events", "/api/v1/counts", "/api/v1/counts/totals", "/healthz", "/readyz"} <= set(paths)

@@ -1,0 +1,102 @@
+// The overview (/): open alerts, cameras and stations by state, vehicle totals of the last 24 h. Every number
+// comes from the same APIs as the other pages (scoped to the user's area); a section whose API refuses the
+// user's role stays hidden. Values go into the page as text only.
+"use strict";
+
+(() => {
+  const { $, el, api, fmtNumber, fmtTime, showError } = window.IOC;
+
+  const SEVERITY = {
+    critical: ["Khẩn cấp", "Critical", "bad"], warning: ["Cảnh báo", "Warning", "warn"], notice: ["Lưu ý", "Notice", "muted"],
+  };
+  const STATES = [
+    ["live", "Đang hoạt động", "Live"], ["stalled", "Chậm / gián đoạn", "Stalled"], ["down", "Mất tín hiệu", "Down"],
+    ["unknown", "Chưa có dữ liệu", "Never heard"],
+  ];
+  const CLASSES = {
+    motorbike: "Xe máy / Motorbike", bicycle: "Xe đạp / Bicycle", car: "Ô tô con / Car", van: "Xe van / Van",
+    bus: "Xe buýt / Bus", truck: "Xe tải / Truck", three_wheeler: "Xe ba bánh / Three-wheeler",
+    other_vehicle: "Phương tiện khác / Other vehicle",
+  };
+
+  function cell(text, cls) { return el("td", cls ? { class: cls } : {}, text); }
+
+  async function section(id, load) {
+    try {
+      await load();
+      $(id).hidden = false;
+    } catch (error) {
+      if (error.status === 403) return; // not this role's data: the section stays hidden
+      showError($("overview-error"), error.message);
+    }
+  }
+
+  async function loadAlerts() {
+    const [open, acknowledged] = await Promise.all([
+      api("/api/v1/alerts?status=open&limit=200"), api("/api/v1/alerts?status=acknowledged&limit=200"),
+    ]);
+    const items = [...open.items, ...acknowledged.items];
+    $("alerts-open").textContent = fmtNumber(items.length);
+    const bySeverity = {};
+    for (const alert of items) bySeverity[alert.severity] = (bySeverity[alert.severity] || 0) + 1;
+    $("alerts-severity").replaceChildren(...Object.entries(SEVERITY).map(([key, [vi, en, cls]]) => {
+      const item = el("li");
+      item.append(el("span", { class: `chip ${cls}` }, `${vi} / ${en}: ${fmtNumber(bySeverity[key] || 0)}`));
+      return item;
+    }));
+    items.sort((a, b) => (a.opened_at < b.opened_at ? 1 : -1));
+    $("alerts-latest").replaceChildren(...items.slice(0, 5).map((alert) => {
+      const item = el("li", {}, `${fmtTime(alert.opened_at)} – ${alert.message_vi}`);
+      item.append(el("span", { class: "en" }, ` / ${alert.message_en}`));
+      return item;
+    }));
+  }
+
+  async function loadSites() {
+    const sites = await api("/api/v1/map/sites");
+    const rows = STATES.map(([state, vi, en]) => {
+      const row = el("tr");
+      const camera = sites.filter((s) => s.kind === "camera" && s.state === state).length;
+      const sensor = sites.filter((s) => s.kind === "sensor" && s.state === state).length;
+      const name = el("th", { scope: "row" }, vi);
+      name.append(el("span", { class: "en" }, ` / ${en}`));
+      row.append(name, cell(fmtNumber(camera), "num"), cell(fmtNumber(sensor), "num"));
+      return row;
+    });
+    $("sites-body").replaceChildren(...rows);
+  }
+
+  async function loadTraffic() {
+    const end = new Date();
+    const start = new Date(end.getTime() - 24 * 3600 * 1000);
+    const query = new URLSearchParams({ start: start.toISOString(), end: end.toISOString() });
+    const totals = await api(`/api/v1/counts/totals?${query}`);
+    const byClass = {};
+    for (const row of totals) {
+      if (!row.vehicle_class) continue;
+      const entry = byClass[row.vehicle_class] || (byClass[row.vehicle_class] = { in: 0, out: 0 });
+      entry[row.direction === "out" ? "out" : "in"] += Number(row.count) || 0;
+    }
+    const classes = Object.keys(byClass).sort();
+    $("traffic-body").replaceChildren(...(classes.length ? classes.map((name) => {
+      const row = el("tr");
+      row.append(el("th", { scope: "row" }, CLASSES[name] || name),
+        cell(fmtNumber(byClass[name].in), "num"), cell(fmtNumber(byClass[name].out), "num"));
+      return row;
+    }) : [(() => {
+      const row = el("tr");
+      row.append(el("td", { colspan: "3" }, "Chưa có lượt xe nào trong 24 giờ qua. / No vehicles counted in the last 24 h."));
+      return row;
+    })()]));
+  }
+
+  window.IOC.shell({
+    page: "summary",
+    onReady: async () => {
+      await Promise.all([
+        section("alerts-card", loadAlerts), section("sites-card", loadSites), section("traffic-card", loadTraffic),
+      ]);
+      document.body.dataset.ready = "1";
+    },
+  });
+})();

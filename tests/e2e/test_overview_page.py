@@ -1,0 +1,86 @@
+"""The overview (``/``) in Debian's Chromium against a real ``central-ingest serve`` on TimescaleDB: the shell
+signs in, then each card shows the caller's own data: sites by state (a Kim Long operator sees only Kim Long),
+open alerts as the alert API lists them, and the vehicle totals section only for roles that may read counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, expect
+
+from devstack.apps import CentralService, start_central
+from tests.e2e.browser import assert_accessible, save_screenshot, sign_in, watched_page
+from tests.integration.test_map_api import PASSWORD, MapWorld, build_map_world
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+@pytest.fixture(scope="module")
+def world(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> MapWorld:
+    return build_map_world(pg_dsn, tmp_path_factory.mktemp("overview_world"), boundaries=False)
+
+
+@pytest.fixture(scope="module")
+def central(world: MapWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CentralService]:
+    service = start_central(world.settings.database_url, tmp_path_factory.mktemp("overview_central") / "central.log")
+    try:
+        yield service
+    finally:
+        service.process.stop()
+
+
+def test_overview_shows_the_callers_own_numbers(central: CentralService, world: MapWorld, browser: Browser) -> None:
+    open_alerts = httpx.get(
+        f"{central.url}/api/v1/alerts", params={"status": "open"}, headers=world.bearer("op.tinh"), timeout=10
+    ).json()["items"]
+    problems: list[str] = []
+    context, page = watched_page(browser, problems)
+    try:
+        sign_in(page, central.url, "/", "op.tinh", PASSWORD)
+        page.wait_for_selector("body[data-ready='1']")
+        rows = page.locator("#sites-body tr")
+        expect(rows).to_have_count(4)
+        # (cameras, stations) per state: see EXPECTED_STATES of the map world (the site without a place included).
+        assert [rows.nth(i).locator("td").all_inner_texts() for i in range(4)] == [
+            ["2", "1"],
+            ["1", "0"],
+            ["1", "0"],
+            ["1", "0"],
+        ]
+        expect(page.locator("#alerts-open")).to_have_text(str(len(open_alerts)))
+        expect(page.locator("#traffic-card")).to_be_visible()
+        expect(page.locator("#traffic-body")).to_contain_text("Chưa có lượt xe")
+        expect(page.locator("nav a[aria-current='page']")).to_contain_text("Tổng quan")
+        assert_accessible(page, "overview, province operator")
+        save_screenshot(page, "overview-province")
+        assert not problems, problems
+    finally:
+        context.close()
+
+
+def test_a_commune_operator_and_a_pmu_see_less(central: CentralService, browser: Browser) -> None:
+    problems: list[str] = []
+    context, page = watched_page(browser, problems)
+    try:
+        sign_in(page, central.url, "/", "op.kimlong", PASSWORD)
+        page.wait_for_selector("body[data-ready='1']")
+        rows = page.locator("#sites-body tr")
+        assert [rows.nth(i).locator("td").all_inner_texts() for i in range(4)] == [
+            ["0", "0"],
+            ["0", "0"],
+            ["1", "0"],
+            ["1", "0"],
+        ]
+        page.click("#ioc-sign-out")
+        sign_in(page, central.url, "/", "pmu.lan", PASSWORD)
+        page.wait_for_selector("body[data-ready='1']")
+        expect(page.locator("#alerts-card")).to_be_visible()
+        expect(page.locator("#traffic-card")).to_be_hidden()  # counts are not a PMU's (403): the card stays out
+        expect(page.locator("nav")).not_to_contain_text("Giao thông")
+        save_screenshot(page, "overview-pmu")
+        assert not problems, problems
+    finally:
+        context.close()
