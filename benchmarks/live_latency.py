@@ -23,7 +23,7 @@ stripe in the MJPEG). An operator signs in in headless Chromium (Debian's, Playw
   its agent connection), later ones reuse it while it idles (``live.idle_close_s``).
 - ``page_load_ms``: navigation start to the app visible and its first data drawn (the animation frame after the
   last API answer, with no request pending for 0.5 s; the live page also waits for its first frame), median of
-  ``--repeats`` loads, for /map, /live, /alerts, /traffic, /sensors and /health; a page the service does not
+  ``--repeats`` loads, for /, /map, /live, /alerts, /traffic, /sensors and /health; a page the service does not
   serve yet is recorded as "not built".
 
 Every clock involved is this machine's, so the stamps and ``Date.now()`` compare directly. Results:
@@ -72,7 +72,16 @@ AGENT = "clock-agent"
 CAMERA = "cam-clock"
 CLOCK_MOUNT = "clock"
 OPERATOR_PREFIX = "bench.operator."
-PAGES = ("map", "live", "alerts", "traffic", "sensors", "health")
+PAGES = {
+    "overview": "/",
+    "map": "/map",
+    "live": "/live",
+    "alerts": "/alerts",
+    "traffic": "/traffic",
+    "sensors": "/sensors",
+    "health": "/health",
+}
+"""Each page measured and its path (/live is opened on the clock camera's layout)."""
 QUIET_MS = 500
 """A page counts as loaded once no API request has been pending for this long."""
 PAGE_TIMEOUT_S = 30.0
@@ -414,9 +423,9 @@ def measure_first_frames(context: BrowserContext, stack: LiveStack, repeats: int
     }
 
 
-def _served(central_url: str, page: str) -> bool:
+def _served(central_url: str, path: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{central_url}/{page}", timeout=5) as answer:  # noqa: S310 - our own service
+        with urllib.request.urlopen(f"{central_url}{path}", timeout=5) as answer:  # noqa: S310 - our own service
             return bool(answer.status == 200)
     except (urllib.error.URLError, OSError):
         return False
@@ -443,11 +452,11 @@ def _load_once(context: BrowserContext, url: str, *, wants_frame: bool) -> float
 
 def measure_page_loads(context: BrowserContext, stack: LiveStack, repeats: int) -> dict[str, Any]:
     loads: dict[str, Any] = {}
-    for name in PAGES:
-        if not _served(stack.central_url, name):
+    for name, page_path in PAGES.items():
+        if not _served(stack.central_url, page_path):
             loads[name] = "not built"
             continue
-        path = stack.live_path if name == "live" else f"/{name}"
+        path = stack.live_path if name == "live" else page_path
         times = [_load_once(context, stack.central_url + path, wants_frame=name == "live") for _ in range(repeats)]
         done = [t for t in times if t is not None]
         loads[name] = {"ms": summary(done)["p50"], "samples_ms": done, "timeouts": len(times) - len(done)}

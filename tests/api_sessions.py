@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import psycopg
@@ -56,6 +56,17 @@ async def open_api_session(
         user = change.user
     grant = await open_session(conn, user.user_id, CHEAP_KDF, dt.datetime.now(dt.UTC), "test")
     return grant.token
+
+
+async def open_users(
+    conn: psycopg.AsyncConnection[Any], users: Mapping[str, tuple[Role, Iterable[str] | None]]
+) -> dict[str, str]:
+    """``open_api_session`` for each ``username -> (role, areas)`` (areas None or empty: the whole province);
+    username -> session token. Their password is ``API_PASSWORD``, so page tests sign in with it."""
+    return {
+        username: await open_api_session(conn, username, (role,), areas=tuple(areas or ()))
+        for username, (role, areas) in users.items()
+    }
 
 
 def api_headers(

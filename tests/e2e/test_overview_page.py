@@ -75,6 +75,8 @@ def test_a_commune_operator_and_a_pmu_see_less(central: CentralService, browser:
             ["1", "0"],
         ]
         page.click("#ioc-sign-out")
+        page.wait_for_selector("#ioc-login-form")  # signed out: the page reloaded to the sign-in form
+        expect(page.locator("#app")).to_be_hidden()
         sign_in(page, central.url, "/", "pmu.lan", PASSWORD)
         page.wait_for_selector("body[data-ready='1']")
         expect(page.locator("#alerts-card")).to_be_visible()

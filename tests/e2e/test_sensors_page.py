@@ -19,21 +19,19 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from central_ingest.access.admin import Actor, create_user
-from central_ingest.access.roles import Role
-from central_ingest.access.settings import AccessSettings
 from central_ingest.sites.config import SiteConfig
 from central_ingest.sites.store import import_sites
 from central_ingest.store.agents import add_agent
 from central_ingest.store.migrate import apply_migrations
 from devstack.apps import CentralService, start_central
 from event_contract import Event, EventBatch, SensorReadingEvent
+from tests.api_sessions import API_PASSWORD, open_users
 from tests.e2e.browser import assert_accessible, save_screenshot, sign_in, watched_page
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 AGENT = "hue-sensors-1"
-PASSWORD = "mat-khau-that-dai-2025"
+PASSWORD = API_PASSWORD
 OPERATOR = "operator.thu"
 COMMUNE_TECHNICIAN = "technician.phuhoi"
 PLACES = {
@@ -95,15 +93,8 @@ class World:
 
 
 async def _create_users(dsn: str) -> None:
-    access = AccessSettings(password_kdf_log2_n=10)  # a cheap hash: this test is about the page
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        users: dict[str, Role] = {OPERATOR: "operator", COMMUNE_TECHNICIAN: "technician"}
-        for username, role in users.items():
-            await create_user(
-                conn, Actor("test-setup", "admin"), access, username=username, password=PASSWORD,
-                roles=frozenset({role}),
-            )  # fmt: skip
-        await conn.execute("UPDATE users SET areas = %s WHERE username = %s", (["Huế/Phú Hội"], COMMUNE_TECHNICIAN))
+        await open_users(conn, {OPERATOR: ("operator", None), COMMUNE_TECHNICIAN: ("technician", ["Huế/Phú Hội"])})
 
 
 @pytest.fixture(scope="module")

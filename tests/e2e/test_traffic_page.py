@@ -21,21 +21,19 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from central_ingest.access.admin import Actor, create_user
-from central_ingest.access.roles import Role
-from central_ingest.access.settings import AccessSettings
 from central_ingest.sites.config import SiteConfig
 from central_ingest.sites.store import import_sites
 from central_ingest.store.agents import add_agent
 from central_ingest.store.migrate import apply_migrations
 from devstack.apps import CentralService, start_central
 from event_contract import CountBucket, CountIntervalEvent, Event, EventBatch, IntervalQuality, ViolationEvent
+from tests.api_sessions import API_PASSWORD, open_users
 from tests.e2e.browser import assert_accessible, save_screenshot, sign_in, watched_page
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 AGENT = "hue-traffic-1"
-PASSWORD = "mat-khau-that-dai-2025"
+PASSWORD = API_PASSWORD
 OPERATOR = "operator.lan"
 COMMUNE_OPERATOR = "operator.kimlong"
 VN = dt.timezone(dt.timedelta(hours=7))
@@ -122,14 +120,8 @@ class World:
 
 
 async def _create_users(dsn: str) -> None:
-    access = AccessSettings(password_kdf_log2_n=10)  # a cheap hash: this test is about the page
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        roles: frozenset[Role] = frozenset({"operator"})
-        for username in (OPERATOR, COMMUNE_OPERATOR):
-            await create_user(
-                conn, Actor("test-setup", "admin"), access, username=username, password=PASSWORD, roles=roles
-            )
-        await conn.execute("UPDATE users SET areas = %s WHERE username = %s", (["Huế/Kim Long"], COMMUNE_OPERATOR))
+        await open_users(conn, {OPERATOR: ("operator", None), COMMUNE_OPERATOR: ("operator", ["Huế/Kim Long"])})
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from central_ingest.access.admin import Actor, create_user
 from central_ingest.access.roles import Role
-from central_ingest.access.sessions import open_session
-from central_ingest.access.settings import AccessSettings
 from central_ingest.alerts import runners
 from central_ingest.alerts.messages import Subject
 from central_ingest.alerts.rules import AlertRulesConfig, ViolationIncreaseRule
@@ -37,6 +34,7 @@ from event_contract import (
     SensorReadingEvent,
     ViolationEvent,
 )
+from tests.api_sessions import API_PASSWORD, open_users
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +43,7 @@ END = dt.datetime(2025, 5, 31, 5, 0, tzinfo=dt.UTC)  # 12:00 local
 TODAY = dt.datetime(2025, 5, 30, 17, 0, tzinfo=dt.UTC)  # local midnight of END's day
 DAY = dt.timedelta(days=1)
 AGENT = "hue-agent-9"
-PASSWORD = "mat-khau-that-dai-2025"
+PASSWORD = API_PASSWORD
 PHU_HOI, KIM_LONG = "Phú Hội", "Kim Long"
 SITES = {  # id -> (kind, commune)
     "cam-a1": ("camera", PHU_HOI),
@@ -186,21 +184,10 @@ def sensor_events(now: dt.datetime) -> list[Event]:
 
 
 async def _populate(dsn: str, world: World) -> None:
-    access = AccessSettings(password_kdf_log2_n=10)  # a cheap hash: these tests are about the dashboards
     now = dt.datetime.now(dt.UTC)
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         await store_events(conn, [*traffic_events(), *sensor_events(now)])
-        for username, (role, areas) in USERS.items():
-            change = await create_user(
-                conn,
-                Actor("test-setup", "admin"),
-                access,
-                username=username,
-                password=PASSWORD,
-                roles=frozenset({role}),
-            )
-            await conn.execute("UPDATE users SET areas = %s WHERE username = %s", (areas, username))
-            world.sessions[username] = (await open_session(conn, change.user.user_id, access, now, "test")).token
+        world.sessions.update(await open_users(conn, USERS))
 
 
 @pytest.fixture(scope="module")

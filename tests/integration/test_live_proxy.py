@@ -24,10 +24,7 @@ import uvicorn
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from central_ingest.access.admin import Actor, create_user
 from central_ingest.access.roles import Role
-from central_ingest.access.sessions import open_session
-from central_ingest.access.settings import AccessSettings
 from central_ingest.app import create_app
 from central_ingest.live.hub import LiveCapacityError, LiveHub
 from central_ingest.live.routes import close_live_hub
@@ -48,13 +45,14 @@ from edge_agent.preview.feed import CameraFeed
 from edge_agent.preview.server import PreviewServer, PreviewSources
 from ioc_common.backoff import BackoffConfig
 from ioc_common.live_records import LiveRecord, decode_records
+from tests.api_sessions import API_PASSWORD, open_users
 from tests.unit.test_annotate import cars
 from tests.unit.test_preview_server import stats
 
 pytestmark = pytest.mark.integration
 
 AGENT = "hue-agent-1"
-PASSWORD = "mat-khau-that-dai-2025"
+PASSWORD = API_PASSWORD
 LINE = LineConfig(id="north", start=(0.0, 0.5), end=(1.0, 0.5))
 T0 = dt.datetime(2025, 3, 1, 7, 0, tzinfo=dt.UTC)
 WAIT_S = 10.0
@@ -188,20 +186,8 @@ def eventually(condition: Callable[[], bool], what: str) -> None:
 
 
 async def _populate(dsn: str, world: World) -> None:
-    access = AccessSettings(password_kdf_log2_n=10)
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        for username, (role, areas) in USERS.items():
-            change = await create_user(
-                conn,
-                Actor("test-setup", "admin"),
-                access,
-                username=username,
-                password=PASSWORD,
-                roles=frozenset({role}),
-                areas=areas,
-            )
-            grant = await open_session(conn, change.user.user_id, access, dt.datetime.now(dt.UTC), "test")
-            world.sessions[username] = grant.token
+        world.sessions.update(await open_users(conn, USERS))
 
 
 @pytest.fixture(scope="module")

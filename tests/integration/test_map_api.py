@@ -16,10 +16,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from central_ingest.access.admin import Actor, create_user
 from central_ingest.access.roles import Role
-from central_ingest.access.sessions import open_session
-from central_ingest.access.settings import AccessSettings
 from central_ingest.app import create_app
 from central_ingest.settings import Settings
 from central_ingest.sites.config import SiteConfig
@@ -28,13 +25,14 @@ from central_ingest.store.agents import add_agent
 from central_ingest.store.migrate import apply_migrations
 from central_ingest.store.writer import store_events
 from event_contract import CountIntervalEvent, DeliveryHealth, Event, HealthEvent, SensorReadingEvent
+from tests.api_sessions import API_PASSWORD, open_users
 
 pytestmark = pytest.mark.integration
 
 DEMO_BOUNDARIES = Path(__file__).resolve().parents[2] / "configs" / "boundaries.demo.geojson"
 AGENT_1 = "hue-agent-1"
 AGENT_2 = "hue-agent-2"
-PASSWORD = "mat-khau-that-dai-2025"
+PASSWORD = API_PASSWORD
 PROVINCE = "Thành phố Huế"
 PHU_HOI = f"{PROVINCE}/Phường Phú Hội"
 KIM_LONG = f"{PROVINCE}/Phường Kim Long"
@@ -127,22 +125,10 @@ def world_events(now: dt.datetime) -> dict[str, list[Event]]:
 
 
 async def _populate(world: MapWorld, dsn: str) -> None:
-    access = AccessSettings(password_kdf_log2_n=10)  # a cheap hash: these tests are about the map
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         for agent, events in world_events(world.now).items():
             await store_events(conn, events, agent_id=agent)
-        for username, (role, areas) in USERS.items():
-            change = await create_user(
-                conn,
-                Actor("test-setup", "admin"),
-                access,
-                username=username,
-                password=PASSWORD,
-                roles=frozenset({role}),
-                areas=areas,
-            )
-            grant = await open_session(conn, change.user.user_id, access, dt.datetime.now(dt.UTC), "test")
-            world.sessions[username] = grant.token
+        world.sessions.update(await open_users(conn, USERS))
 
 
 def build_map_world(dsn: str, state_dir: Path, *, boundaries: bool = True) -> MapWorld:
