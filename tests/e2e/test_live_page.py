@@ -287,6 +287,11 @@ def test_operator_of_the_commune_sees_the_camera(world: LiveWorld, browser: Brow
     expect(page.locator(".tile[data-index='0'] select")).to_have_value(KEY)
     wait_for_frames(page, KEY, 2, with_boxes=False)
     expect(page.locator(".tile[data-index='0']")).to_have_attribute("data-state", "live")
+    # A link with a grid size and no cameras (the map's or a bookmark's) fills that grid the same way.
+    page.evaluate("localStorage.clear()")
+    page.goto(f"{world.central.url}/live?grid=1")
+    expect(page.locator("#live-grid .tile")).to_have_count(1)
+    expect(page.locator(".tile[data-index='0'] select")).to_have_value(KEY)
     assert problems == []
     context.close()
 

@@ -318,9 +318,11 @@
       cameras = [];
     }
     $("live-empty").hidden = cameras.length > 0;
-    layout = layoutFromUrl() || layoutFromStorage() || {
-      grid: DEFAULT_GRID, cameras: cameras.filter((c) => c.live).slice(0, DEFAULT_GRID).map((c) => c.key),
-    };
+    layout = layoutFromUrl() || layoutFromStorage() || { grid: DEFAULT_GRID, cameras: [] };
+    if (!layout.cameras.some((key) => key)) {
+      // No camera chosen (first visit, or ?grid=N alone): fill the grid with the first cameras that have a stream.
+      layout = { grid: layout.grid, cameras: cameras.filter((c) => c.live).slice(0, layout.grid).map((c) => c.key) };
+    }
     setGrid(layout.grid);
     saveLayout();
     for (const button of document.querySelectorAll("button[data-grid]")) {
