@@ -6,6 +6,12 @@ scope is a list of such paths, or none at all for the whole province; a site's p
 paths is a segment prefix of the site's path (``Huế/Phú Xuân`` allows ``Huế/Phú Xuân/Phú Hội`` but not
 ``Huế/Phú Xuân Mới``). A site with no place is visible only to unrestricted users: scoping fails closed.
 
+Names are compared in Unicode NFC and case-folded (a name typed on one keyboard as composed and on another
+as decomposed characters is the same place). Paths are matched level by level from the top, and a missing
+district is skipped, so the sites file must use one scheme per province: all its sites with a district, or
+none (``sites.config.load_sites`` refuses a file that mixes them); otherwise ``Huế/Phú Xuân`` could mean a
+district in one row and a ward in another.
+
 Routes filter their SQL with ``source_condition`` (the visible ``(agent_id, source_id)`` pairs), and a
 route that names one source calls ``require_visible_source``, which answers 404 rather than 403 so a
 scoped user cannot learn what exists outside its area.
@@ -13,6 +19,7 @@ scoped user cannot learn what exists outside its area.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +42,7 @@ class AreaError(ValueError):
 
 def parse_area_path(text: str) -> str:
     """The normalised form of ``text`` (segments trimmed); ``AreaError`` saying what is wrong otherwise."""
-    segments = [segment.strip() for segment in text.split(SEPARATOR)]
+    segments = [segment.strip() for segment in nfc(text).split(SEPARATOR)]
     if not text.strip() or any(not segment for segment in segments):
         raise AreaError(f"area {text[:80]!r} must be 'Province/District/Commune' with no empty part")
     if len(segments) > MAX_SEGMENTS:
@@ -55,11 +62,16 @@ def site_area_path(province: str | None, district: str | None, commune: str | No
     """
     if not province:
         return None
-    return SEPARATOR.join(value.strip() for value in (province, district, commune) if value)
+    return SEPARATOR.join(nfc(value).strip() for value in (province, district, commune) if value)
+
+
+def nfc(text: str) -> str:
+    """``text`` in Unicode NFC: Vietnamese letters typed composed or decomposed compare equal."""
+    return unicodedata.normalize("NFC", text)
 
 
 def _segments(path: str) -> tuple[str, ...]:
-    return tuple(segment.strip().casefold() for segment in path.split(SEPARATOR))
+    return tuple(segment.strip().casefold() for segment in nfc(path).split(SEPARATOR))
 
 
 @dataclass(frozen=True, slots=True)

@@ -260,6 +260,18 @@ def threshold_finding(
     )
 
 
+def level_reached(levels: Sequence[Level], value: float, *, above: bool) -> Level | None:
+    """The most severe of ``levels`` (least to most severe) that the reading ``value`` is at or past, compared as
+    ``threshold_finding`` compares (the float read as the decimal it was written as), so the map and the sensors
+    page show a reading at the level the alert rule sees."""
+    reading = frac(value)
+    hit: Level | None = None
+    for level in levels:
+        if _at_or_past(Fraction(level.value), above)(reading):
+            hit = level
+    return hit
+
+
 def _at_or_past(limit: Fraction, above: bool) -> Callable[[Fraction], bool]:
     return (lambda v: v >= limit) if above else (lambda v: v <= limit)
 

@@ -3,7 +3,8 @@
 Subjects and their sources (``runners`` builds the keys):
 
 - ``junction:<id>``: the junction's cameras in the rules file (``AlertRulesConfig.junctions``); visible when
-  one of them is (a junction on a commune border concerns both communes);
+  every one of them is (``junction_visible``, the traffic dashboard's rule too): its alert adds up all its
+  cameras and links their violations, so a junction on a commune border is for users of both communes;
 - ``project:<id>`` and ``project:<id>/<package>``: the project's cameras (``visible_projects``);
 - ``sensor:<agent>/<source>`` and ``source:<agent>/<source>``: that one source.
 
@@ -20,7 +21,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 
 from central_ingest.access.scope import AreaScope, Source, source_condition, visible_sources
-from central_ingest.alerts.rules import AlertRulesConfig
+from central_ingest.alerts.rules import AlertRulesConfig, Junction
 
 PMU_AGENT = "central"
 """The agent_id of progress figures entered at central (a PMU's confirmations): not a camera."""
@@ -59,13 +60,16 @@ async def visible_subjects(
     if visible is None:
         return None
     subjects = {f"{prefix}:{agent}/{source}" for agent, source in visible for prefix in ("sensor", "source")}
-    subjects |= {
-        f"junction:{junction.id}"
-        for junction in config.junctions
-        if any((camera.agent_id, camera.source_id) in visible for camera in junction.cameras)
-    }
+    subjects |= {f"junction:{junction.id}" for junction in config.junctions if junction_visible(junction, visible)}
     subjects |= {f"{PROJECT_PREFIX}{project}" for project in await visible_projects(conn, visible) or ()}
     return frozenset(subjects)
+
+
+def junction_visible(junction: Junction, visible: frozenset[Source] | None) -> bool:
+    """Whether every camera of ``junction`` is among ``visible`` (None: all); a junction without cameras is not."""
+    if visible is None:
+        return True
+    return bool(junction.cameras) and all((c.agent_id, c.source_id) in visible for c in junction.cameras)
 
 
 def subject_visible(subject: str, visible: frozenset[str] | None) -> bool:

@@ -18,19 +18,18 @@ from central_ingest.access.dependencies import require_role
 from central_ingest.access.principal import Principal
 from central_ingest.access.scope import NOT_IN_AREA, Source, require_visible_source, visible_sources
 from central_ingest.alerts.routes import running_alert_service
-from central_ingest.alerts.rules import AlertRulesConfig, Junction
+from central_ingest.alerts.rules import AlertRulesConfig
+from central_ingest.alerts.scope import junction_visible
 from central_ingest.dashboards.junctions import MAX_PERIODS_SHOWN, junction_json, junction_periods, watching_rule
 from central_ingest.dashboards.peak_hours import PeakFilters, busiest, peak_hours
 from central_ingest.dashboards.stations import list_stations
 from central_ingest.query.params import QueryError, TimeRange, resolve_range
-from central_ingest.query.routes import IdFilter
+from central_ingest.query.routes import SENSOR_ROLES, TRAFFIC_ROLES, IdFilter
 from central_ingest.state import AppState, get_app_state
 from event_contract import Direction, VehicleClass
 
 router = APIRouter(prefix="/api/v1/dashboards", tags=["dashboards"])
 
-TRAFFIC_ROLES = ("operator", "police", "technician", "admin")
-SENSOR_ROLES = ("operator", "technician", "admin")
 PEAK_DEFAULT_RANGE = dt.timedelta(days=7)
 PEAK_MAX_RANGE = dt.timedelta(days=400)
 STATIONS_DEFAULT_ACTIVE_DAYS = 30
@@ -47,12 +46,6 @@ def rules_config(request: Request) -> AlertRulesConfig:
 
 
 RulesConfig = Annotated[AlertRulesConfig, Depends(rules_config)]
-
-
-def junction_visible(junction: Junction, visible: frozenset[Source] | None) -> bool:
-    if visible is None:
-        return True
-    return bool(junction.cameras) and all((c.agent_id, c.source_id) in visible for c in junction.cameras)
 
 
 @router.get(

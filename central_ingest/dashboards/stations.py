@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from central_ingest.access.scope import Source, source_condition
+from central_ingest.alerts.evaluate import level_reached
 from central_ingest.alerts.messages import METRIC_NAMES, level_labels
 from central_ingest.alerts.rules import AlertRulesConfig, Level, SensorRateRule, SensorThresholdRule, SourceRef
 from event_contract import METRICS
@@ -39,12 +39,8 @@ def level_json(level: Level) -> dict[str, Any]:
 
 
 def reached(levels: Iterable[Level], value: float | None, direction: str) -> Level | None:
-    """The most severe level ``value`` is at or past (levels are ordered least to most severe)."""
-    if value is None:
-        return None
-    exact = Decimal(repr(value))
-    hit = [level for level in levels if (exact >= level.value if direction == "above" else exact <= level.value)]
-    return hit[-1] if hit else None
+    """The most severe level ``value`` is at or past (levels are ordered least to most severe), as the engine sees."""
+    return None if value is None else level_reached(tuple(levels), value, above=direction == "above")
 
 
 def thresholds_for(

@@ -14,14 +14,13 @@ from fastapi import APIRouter, Depends
 
 from central_ingest.access.dependencies import require_role
 from central_ingest.access.principal import Principal
-from central_ingest.access.roles import Role
 from central_ingest.access.scope import visible_sources
 from central_ingest.mapview.sources import agent_rows, source_rows
 from central_ingest.mapview.views import health_agents
+from central_ingest.query.routes import HEALTH_ROLES
 from central_ingest.state import AppState, get_app_state
 
 router = APIRouter(prefix="/api/v1/health", tags=["health"])
-HEALTH_ROLES: tuple[Role, ...] = ("operator", "technician", "admin")
 
 
 @router.get("/agents", summary="Agents with uptime, spool backlog, last batch; their cameras and sensors")

@@ -28,9 +28,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Literal
 
+from central_ingest.alerts.evaluate import level_reached
 from central_ingest.alerts.messages import level_labels
 from central_ingest.alerts.rules import Level, SensorThresholdRule
 
@@ -154,14 +154,9 @@ NORMAL = LevelVerdict()
 
 
 def _reached(rule: SensorThresholdRule, value: float, levels: Sequence[Level]) -> int:
-    """How many of ``levels`` (ordered least to most severe) ``value`` is at or past (0: none)."""
-    above = rule.direction == "above"
-    reached = 0
-    for index, level in enumerate(levels, start=1):
-        limit = Fraction(level.value)
-        if (Fraction(value) >= limit) if above else (Fraction(value) <= limit):
-            reached = index
-    return reached
+    """How many of ``levels`` (ordered least to most severe) ``value`` is at or past (0: none), as the engine sees."""
+    hit = level_reached(levels, value, above=rule.direction == "above")
+    return 0 if hit is None else list(levels).index(hit) + 1
 
 
 def sensor_level(

@@ -14,6 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from central_ingest.access.scope import nfc
 from event_contract.models import Identifier
 from ioc_common.yaml_files import ConfigError, ConfigIssue, load_model, locate
 
@@ -103,18 +104,53 @@ class SitesFile(BaseModel):
 def load_sites(path: Path | str) -> SitesFile:
     """Read and validate a sites file; raises ``ConfigError`` at the offending lines (duplicates included)."""
     sites = load_model(path, SitesFile)
-    duplicates = _duplicate_positions(sites)
-    if duplicates:
+    problems = [
+        (
+            index,
+            "id",
+            f"site {sites.sites[index].agent_id}/{sites.sites[index].id} is listed twice (first at sites.{first})",
+        )
+        for index, first in _duplicate_positions(sites)
+    ] + [
+        (index, "district" if sites.sites[index].district is not None else "province", message)
+        for index, message in _mixed_schemes(sites)
+    ]
+    if problems:
         root = yaml.compose(Path(path).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
         assert root is not None  # load_model refused an empty file
         issues = []
-        for index, first in duplicates:
-            mark = locate(root, ("sites", index, "id")).start_mark
-            site = sites.sites[index]
-            message = f"site {site.agent_id}/{site.id} is listed twice (first at sites.{first})"
-            issues.append(ConfigIssue(str(path), mark.line + 1, mark.column + 1, f"sites.{index}.id", message))
+        for index, field, message in problems:
+            mark = locate(root, ("sites", index, field)).start_mark
+            issues.append(ConfigIssue(str(path), mark.line + 1, mark.column + 1, f"sites.{index}.{field}", message))
         raise ConfigError(issues)
     return sites
+
+
+def _mixed_schemes(sites: SitesFile) -> list[tuple[int, str]]:
+    """Sites of a province that has sites both with and without a district: area paths would be ambiguous
+    (``Huế/Phú Xuân`` a district in one row, a ward in another; ``access.scope``). Reported at each site of the
+    minority form, naming the first site of the other form."""
+    by_province: dict[str, dict[bool, list[int]]] = {}
+    for index, site in enumerate(sites.sites):
+        if site.province is not None:
+            forms = by_province.setdefault(nfc(site.province).casefold(), {True: [], False: []})
+            forms[site.district is not None].append(index)
+    problems: list[tuple[int, str]] = []
+    for forms in by_province.values():
+        if forms[True] and forms[False]:
+            minority, majority = (True, False) if len(forms[True]) <= len(forms[False]) else (False, True)
+            other = forms[majority][0]
+            for index in forms[minority]:
+                site = sites.sites[index]
+                problems.append(
+                    (
+                        index,
+                        f"province {site.province!r} mixes sites with and without a district (sites.{other} is "
+                        f"{'with' if majority else 'without'} one): use one scheme per province so area paths "
+                        "are not ambiguous",
+                    )
+                )
+    return problems
 
 
 def _duplicate_positions(sites: SitesFile) -> list[tuple[int, int]]:

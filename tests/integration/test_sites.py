@@ -81,6 +81,19 @@ def test_duplicate_site_points_at_the_repeat(tmp_path: Path) -> None:
     load_sites(write(tmp_path, twice.replace("agent_id: agent-1\n    kind", "agent_id: agent-2\n    kind")))
 
 
+def test_a_province_uses_one_scheme_of_levels(tmp_path: Path) -> None:
+    mixed = TWO_SITES.replace(
+        "    lon: 107.59\n", '    lon: 107.59\n    province: "Huế"\n    district: "Phú Xuân"\n    commune: "Phú Hội"\n'
+    ).replace('    area: "Phường Phú Hội"\n', '    province: "Huế"\n    commune: "Phú Xuân"\n')
+    [(line, loc, message)] = issues_of(write(tmp_path, mixed))
+    # Reported at the site of the minority form (here a tie: the one with a district), at its district line.
+    assert (line, loc) == (8, "sites.0.district")
+    assert "mixes sites with and without a district" in message
+    assert "sites.1" in message
+    one_scheme = mixed.replace('    district: "Phú Xuân"\n', "")
+    assert [site.commune for site in load_sites(write(tmp_path, one_scheme)).sites] == ["Phú Hội", "Phú Xuân"]
+
+
 def test_cameras_import_upserts_and_prunes(pg_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     apply_migrations(pg_dsn)
     path = write(tmp_path, TWO_SITES)

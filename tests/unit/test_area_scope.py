@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -35,6 +37,14 @@ def test_a_scope_allows_whole_segments_only() -> None:
     assert AreaScope().allows(None)
     assert AreaScope().unrestricted
     assert AreaScope(()).allows("Huế") is False  # an empty list is no area at all, not everything
+
+
+def test_names_typed_decomposed_match_composed_ones() -> None:
+    decomposed = unicodedata.normalize("NFD", "Huế/Phú Hội")
+    assert decomposed != "Huế/Phú Hội"
+    assert AreaScope((decomposed,)).allows("Huế/Phú Hội")
+    assert AreaScope(("Huế/Phú Hội",)).allows(site_area_path(unicodedata.normalize("NFD", "Huế"), None, "Phú Hội"))
+    assert parse_area_path(decomposed) == "Huế/Phú Hội"
 
 
 @given(st.lists(st.sampled_from(["A", "B", "C"]), min_size=1, max_size=3), st.integers(1, 3))

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from central_ingest.access.admin import normalise_areas
 from central_ingest.access.scope import AreaError
 from central_ingest.alerts.notice import AlertNotice
-from central_ingest.alerts.scope import scoped_rule, subject_visible
+from central_ingest.alerts.rules import Junction, SourceRef
+from central_ingest.alerts.scope import junction_visible, scoped_rule, subject_visible
 from central_ingest.alerts.sinks.sse import SseBroker, StreamFilter
 from central_ingest.plates.routes import NO_CAMERA, scoped_query
 from central_ingest.plates.search import PassQuery
@@ -108,3 +109,14 @@ def test_a_users_areas_are_normalised_and_none_is_the_whole_province() -> None:
     for bad in ("", "Huế//Phú Hội", "a/b/c/d"):
         with pytest.raises(AreaError):
             normalise_areas([bad])
+
+
+def test_a_junction_is_visible_only_with_all_its_cameras() -> None:
+    border = Junction(
+        id="j-border",
+        cameras=(SourceRef(agent_id="a", source_id="phu-hoi"), SourceRef(agent_id="b", source_id="kim-long")),
+    )
+    assert junction_visible(border, None)
+    assert not junction_visible(border, frozenset({("a", "phu-hoi")}))  # the other commune's counts are in it
+    assert junction_visible(border, frozenset({("a", "phu-hoi"), ("b", "kim-long")}))
+    assert not junction_visible(Junction(id="empty"), frozenset({("a", "phu-hoi")}))

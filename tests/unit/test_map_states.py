@@ -138,6 +138,15 @@ def test_sensor_level_picks_the_highest_level_reached() -> None:
     assert sensor_level([WATER], "a", "wl", "water_level", {"water_level_m": 7.5}).level == "bao_dong_3"
 
 
+def test_a_reading_exactly_at_a_decimal_level_reaches_it_as_the_alert_engine_sees() -> None:
+    # 3.3 as a float is 3.2999999999999998...: compared as a binary fraction it would stay below a 3.3 level
+    # that the alert engine (which reads the float as the decimal it was written as) says is reached.
+    decimal_level = WATER.model_copy(
+        update={"levels": (Level(name="bao_dong_1", value=Decimal("3.3"), severity="notice"),)}
+    )
+    assert sensor_level([decimal_level], "a", "wl", "water_level", {"water_level_m": 3.3}).level == "bao_dong_1"
+
+
 def test_sensor_level_uses_the_station_levels_when_the_rule_says_so() -> None:
     verdict = sensor_level([WATER], "a", "wl", "water_level", {"water_level_m": 2.1}, reported_levels=(1.5, 2.0, 2.5))
     assert (verdict.level, verdict.threshold) == ("bao_dong_2", 2.0)
