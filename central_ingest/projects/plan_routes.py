@@ -4,6 +4,13 @@ Writes need the ``project_unit`` or ``admin`` role and are audited (``plan_appro
 transaction as the version); reads need any signed-in user. An uploaded file is parsed in a worker
 thread (an Excel workbook is CPU work), within ``MAX_FILE_BYTES``; a file with problems is refused with
 every problem and its place (422), and counted.
+
+Area scope, for reads and writes alike (``views.require_visible_project``): a project none of whose
+cameras the caller may see answers 404, like an unknown one, so a commune's PMU neither reads nor
+overwrites another commune's plan. Hence a plan for a project with no camera yet (none registered for
+it, none has sent a figure) can be created only by a user of unrestricted scope (the whole province); a
+scoped PMU can approve plans once a camera of its area is registered for the project (sites file,
+``project_id``).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from central_ingest.projects.plan_import import (
     plan_from_file,
 )
 from central_ingest.projects.plan_model import PlanIn
+from central_ingest.projects.views import require_visible_project
 from central_ingest.state import AppState, get_app_state
 from event_contract.models import IDENTIFIER_PATTERN
 
@@ -80,6 +88,7 @@ async def put_plan(
     app: Annotated[AppState, Depends(get_app_state)],
 ) -> Any:
     async with app.pool.connection() as conn:
+        await require_visible_project(conn, principal.scope, project_id)
         stored = await approve_plan(conn, project_id, plan, dt.datetime.now(dt.UTC), _approver(principal, request))
     return stored.as_json()
 
@@ -110,6 +119,8 @@ async def import_plan(
     name_vi: Annotated[str, Query(max_length=200, description="Project name (Vietnamese)")] = "",
     name_en: Annotated[str, Query(max_length=200, description="Project name (English)")] = "",
 ) -> Any:
+    async with app.pool.connection() as conn:  # before the body is read: nothing of it is parsed for nothing
+        await require_visible_project(conn, principal.scope, project_id)
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     kind = CONTENT_TYPES.get(content_type)
     try:
@@ -144,11 +155,12 @@ async def import_plan(
 @router.get("/{project_id}/plan", summary="The latest approved plan, or ?version=N (any signed-in user)")
 async def get_plan(
     project_id: ProjectId,
-    _principal: Reader,
+    principal: Reader,
     app: Annotated[AppState, Depends(get_app_state)],
     version: Annotated[int | None, Query(ge=1)] = None,
 ) -> Any:
     async with app.pool.connection() as conn:
+        await require_visible_project(conn, principal.scope, project_id)
         plan = await load_plan(conn, project_id, version)
     if plan is None:
         raise HTTPException(404, f"project {project_id} has no plan" + (f" version {version}" if version else ""))
@@ -157,9 +169,10 @@ async def get_plan(
 
 @router.get("/{project_id}/plan/versions", summary="Every approved version, newest first (any signed-in user)")
 async def get_versions(
-    project_id: ProjectId, _principal: Reader, app: Annotated[AppState, Depends(get_app_state)]
+    project_id: ProjectId, principal: Reader, app: Annotated[AppState, Depends(get_app_state)]
 ) -> list[dict[str, Any]]:
     async with app.pool.connection() as conn:
+        await require_visible_project(conn, principal.scope, project_id)
         versions = await list_versions(conn, project_id)
     if not versions:
         raise HTTPException(404, f"project {project_id} has no plan")

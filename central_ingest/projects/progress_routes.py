@@ -3,10 +3,11 @@
 Reads need a session of an operator, a project unit (PMU) or an admin; a confirmation needs
 ``project_unit`` or ``admin`` (cookie sessions also send the CSRF header: ``access.dependencies``).
 A user scoped to some communes sees the projects with a camera there (``views.project_visible``); any
-other project answers 404 like an unknown one, and the camera lists hold only the visible cameras.
+other project answers 404 like an unknown one. Within a visible project the per-camera answers (cameras,
+timelapse, activity, keyframes) hold only the visible cameras' rows, and the PMU's (see ``views``).
 Ranges are local days (the service's ``timezone``), both ends included. Keyframes and PMU photos are
-served only when a progress row of that project references them, decrypted from the evidence store,
-never cached (``Cache-Control: no-store``).
+served only when a progress row of that project references them (for a scoped user: a PMU's row or one
+of a visible camera), decrypted from the evidence store, never cached (``Cache-Control: no-store``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from central_ingest.projects.views import (
     project_progress,
     project_visible,
     timelapse,
+    visible_rows,
 )
 from central_ingest.state import AppState, get_app_state
 from event_contract.models import IDENTIFIER_PATTERN
@@ -164,7 +166,9 @@ async def get_activity(
     first, last = _range(start, end, _today(app), default_days=DEFAULT_DAILY_VIEW_DAYS)
     await _require_project(app, principal.scope, project_id)
     async with app.pool.connection() as conn:
-        return await activity_days(conn, project_id, first, last, app.settings.timezone)
+        visible = await visible_sources(conn, principal.scope)
+        found = await activity_days(conn, project_id, first, last, app.settings.timezone)
+    return found | {"days": visible_rows(found["days"], visible)}
 
 
 @router.get("/{project_id}/cameras", summary="The project's cameras, with their site registry entry and live view")
@@ -193,9 +197,11 @@ async def get_keyframe(
     if app.plate_vault is None:
         raise HTTPException(503, "images are kept sealed and no keyring is configured (IOC_PLATE_KEYS_FILE)")
     async with app.pool.connection() as conn:
-        if not await project_visible(conn, principal.scope, project_id):
+        visible = await visible_sources(conn, principal.scope)
+        projects = await visible_projects(conn, visible)
+        if projects is not None and project_id not in projects:
             raise HTTPException(404, NOT_REFERENCED)
-        if not await keyframe_referenced(conn, project_id, sha256):
+        if not await keyframe_referenced(conn, project_id, sha256, visible):
             raise HTTPException(404, NOT_REFERENCED)
         return await sealed_image(conn, app.plate_vault, sha256, missing=NOT_UPLOADED)
 

@@ -6,8 +6,12 @@ The actual figures are exactly the alert's (``actual.actual_on`` and the same ro
 page never shows a project on track while the engine says it is behind, or the reverse.
 
 Area scope: a project is visible when one of its cameras is (``alerts.scope.visible_projects``), or the
-scope is unrestricted; another project answers 404 exactly like an unknown one. Within a visible project
-the camera lists (cameras, timelapse) still hold only the visible cameras.
+scope is unrestricted; another project answers 404 exactly like an unknown one. A project may have cameras
+in several communes, so within a visible project the per-camera answers hold only the visible cameras' rows:
+the camera list, the timelapse, the activity hours (``visible_rows``) and the keyframes served
+(``keyframe_referenced``); the figures entered at central (agent ``central``, a PMU's confirmations) belong
+to the project and stay. The plan S-curve and the project's actual % are the project's figures (those the
+alert uses) and are shown whole.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 from fastapi import HTTPException
+from psycopg import sql
 
-from central_ingest.access.scope import AreaScope, Source, visible_sources
+from central_ingest.access.scope import AreaScope, Source, source_condition, visible_sources
 from central_ingest.alerts import inputs
 from central_ingest.alerts.evaluate import ProgressRow, planned_at
 from central_ingest.alerts.plans import StoredPlan, load_plan
@@ -55,6 +60,16 @@ async def require_visible_project(conn: Conn, scope: AreaScope, project_id: str)
     """HTTP 404 (the unknown project's answer) when ``scope`` may not see the project."""
     if not await project_visible(conn, scope, project_id):
         raise HTTPException(404, UNKNOWN_PROJECT)
+
+
+def visible_rows(rows: Iterable[dict[str, Any]], visible: frozenset[Source] | None) -> list[dict[str, Any]]:
+    """The rows (with ``agent_id`` and ``source_id``) of the cameras of ``visible`` or entered at central (all
+    when None): a shared project's per-camera answers keep to the caller's area."""
+    return [
+        row
+        for row in rows
+        if visible is None or row["agent_id"] == PMU_AGENT or (row["agent_id"], row["source_id"]) in visible
+    ]
 
 
 def day_bounds(first: dt.date, last: dt.date, timezone: str) -> tuple[dt.datetime, dt.datetime]:
@@ -326,19 +341,30 @@ async def project_cameras(
                 "lat": None if site is None else site["lat"],
                 "lon": None if site is None else site["lon"],
                 "area": None if site is None else site["area"],
-                "preview_url": None if site is None else site["preview_url"],
-                # Whether central can relay the camera's live view (the page never opens agent addresses itself).
+                # Whether central can relay the camera's live view. The agent's own addresses (preview_url,
+                # live_url) are not handed out: browsers never reach agents, the live view goes through central.
                 "live": site is not None and upstream_url(site) is not None,
             }
         )
     return answer
 
 
-async def keyframe_referenced(conn: Conn, project_id: str, sha256: str) -> bool:
-    """Whether a progress row of the project (a camera's figure or a PMU's confirmation) references the image."""
+_REFERENCED = sql.SQL(
+    "SELECT EXISTS (SELECT 1 FROM progress WHERE project_id = %s AND evidence @> %s::jsonb"
+    " AND (agent_id = %s OR {visible}))"
+)
+
+
+async def keyframe_referenced(
+    conn: Conn, project_id: str, sha256: str, visible: frozenset[Source] | None = None
+) -> bool:
+    """Whether a progress row of the project references the image: a PMU's confirmation, or a figure of a
+    camera of ``visible`` (any camera when None), so a scoped user gets no keyframe of another commune's
+    camera through a project they share."""
+    condition, params = source_condition(visible, "agent_id", "source_id")
     cur = await conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM progress WHERE project_id = %s AND evidence @> %s::jsonb)",
-        (project_id, json.dumps([{"sha256": sha256}])),
+        _REFERENCED.format(visible=condition),
+        (project_id, json.dumps([{"sha256": sha256}]), PMU_AGENT, *params),
     )
     row = await cur.fetchone()
     return bool(row and row[0])

@@ -16,7 +16,8 @@ Every invalid parameter answers 422 with a message that names it.
 Access (``query.routes``): violations, congestion, counts export and rollup need an operator, police,
 technician or admin session; sensor readings an operator, technician or admin; progress an operator,
 project unit or admin. Every answer holds only the sources of the caller's area; a named camera or
-project outside it answers 404.
+project outside it answers 404. A visible project's progress lists its visible cameras' figures and the
+PMU's (agent ``central``, entered at central for the project), not those of its cameras in other communes.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 
 from central_ingest.access.dependencies import require_role
 from central_ingest.access.principal import Principal
-from central_ingest.projects.views import require_visible_project
+from central_ingest.access.scope import visible_sources
+from central_ingest.projects.views import PMU_AGENT, require_visible_project
 from central_ingest.query.export import ExportFormat, export_response, filename_stem, row_as_json
 from central_ingest.query.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor, Page, decode_cursor
 from central_ingest.query.params import (
@@ -287,9 +289,12 @@ async def get_progress(
     except QueryError as error:
         raise _unprocessable(error) from None
     async with app.pool.connection() as conn:
-        # A visible project's rows are all shown (its PMU figures carry no camera); others answer 404.
+        # Another area's project answers 404; a visible one lists its visible cameras' rows and the PMU's.
         await require_visible_project(conn, principal.scope, project_id)
-        return _page_json(await progress_page(conn, time_range, ProgressFilters(project_id, package_id), limit, after))
+        visible = await visible_sources(conn, principal.scope)
+        filters = ProgressFilters(project_id, package_id)
+        page = await progress_page(conn, time_range, filters, limit, after, visible=visible, pmu_agent=PMU_AGENT)
+        return _page_json(page)
 
 
 @router.get(

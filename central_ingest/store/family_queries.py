@@ -234,11 +234,20 @@ class SensorSeriesQuery:
 
 
 def _where(
-    alias: str, time_column: str, equal: dict[str, Any], visible: frozenset[Source] | None = None
+    alias: str,
+    time_column: str,
+    equal: dict[str, Any],
+    visible: frozenset[Source] | None = None,
+    keep_agent: str | None = None,
 ) -> tuple[sql.Composable, dict[str, Any]]:
-    """The range, equality and scope conditions on ``alias``, and the scope's parameters."""
+    """The range, equality and scope conditions on ``alias``, and the scope's parameters; the rows of
+    ``keep_agent`` pass the scope whatever it is (they are no camera's)."""
     time = sql.Identifier(alias, time_column)
     scope_sql, scope_params = visible_condition(visible, alias)
+    if visible is not None and keep_agent is not None:
+        kept = sql.SQL("{} = %(keep_agent)s").format(sql.Identifier(alias, "agent_id"))
+        scope_sql = sql.SQL("({} OR {})").format(kept, scope_sql)
+        scope_params = {**scope_params, "keep_agent": keep_agent}
     parts = [sql.SQL("{t} >= %(start)s AND {t} < %(end)s").format(t=time), *equalities(alias, equal), scope_sql]
     return sql.SQL(" AND ").join(parts), scope_params
 
@@ -266,9 +275,10 @@ async def _page(
     after: Cursor | None,
     tiebreak: str | None = None,
     visible: frozenset[Source] | None = None,
+    keep_agent: str | None = None,
 ) -> Page[dict[str, Any]]:
     after_sql, after_params = _after(after, tiebreak)
-    where, scope_params = _where("x", "time", equal, visible)
+    where, scope_params = _where("x", "time", equal, visible, keep_agent)
     order: list[sql.Composable] = [sql.SQL("x.time DESC"), sql.SQL("x.event_id DESC")]
     if tiebreak is not None:
         order.append(sql.SQL("x.{} DESC").format(sql.Identifier(tiebreak)))
@@ -454,8 +464,11 @@ async def progress_page(
     after: Cursor | None = None,
     *,
     visible: frozenset[Source] | None = None,
+    pmu_agent: str | None = None,
 ) -> Page[dict[str, Any]]:
-    """Progress reports of a project (or one package) in the range, newest first."""
+    """Progress reports of a project (or one package) in the range, newest first: of the cameras of ``visible``
+    and, when given, of ``pmu_agent`` (figures entered at central, which carry no camera; the caller checks
+    that the project is visible)."""
     return await _page(
         conn,
         select=_select(PROGRESS_COLUMNS),
@@ -465,6 +478,7 @@ async def progress_page(
         limit=limit,
         after=after,
         visible=visible,
+        keep_agent=pmu_agent,
     )
 
 
