@@ -5,7 +5,8 @@ The page holds no data: it signs in through the shared shell and reads ``/api/v1
 session and the area scope of every request, so these routes need no authentication.
 
 Content-Security-Policy: the strict policy of every page, except that ``img-src`` adds the origin of the
-configured tile server (``map_tile_url``) and nothing else; without a tile URL the page keeps the strict
+configured tile server (``map_tile_url``) and ``data:`` (Leaflet cancels a tile it no longer needs by pointing
+it at an embedded empty GIF; an image cannot run code); without a tile URL the page keeps the strict
 policy and draws a plain background with the boundaries. The header is built per request from the settings
 (only ``index.html`` needs it: a CSP applies to the document that loads the files).
 """
@@ -32,10 +33,11 @@ ASSETS = StaticAssets("map", MEDIA_TYPES, security_headers())
 
 
 def page_img_src(settings: Settings) -> str:
-    """``img-src`` of the page: this origin and blobs, plus the tile server's origin when one is configured."""
+    """``img-src`` of the page: this origin and blobs, plus the tile server's origin (and Leaflet's ``data:`` blank
+    tile) when one is configured."""
     if settings.map_tile_url is None:
         return STRICT_IMG_SRC
-    return f"{STRICT_IMG_SRC} {tile_origin(settings.map_tile_url)}"
+    return f"{STRICT_IMG_SRC} data: {tile_origin(settings.map_tile_url)}"
 
 
 router = APIRouter(tags=["map page"])

@@ -1,7 +1,8 @@
 """The agent health page in a real browser (Debian's Chromium driven by Playwright) against a real
 ``central-ingest serve`` on TimescaleDB: the province operator reads every agent with its cameras and sensors
-(states in colour + text, spool backlog, stale marks), sorts by a column with the keyboard; a Phú Hội technician
-sees only its agent; a PMU user is refused. Every state passes axe-core and leaves a screenshot.
+(states in colour + text, spool backlog, stale marks), sorts by a column with the keyboard (focus stays on the
+column's button), and a refresh leaves focus, rows and the summary live region alone; a Phú Hội technician sees
+only its agent; a PMU user is refused. Every state passes axe-core and leaves a screenshot.
 """
 
 from __future__ import annotations
@@ -35,6 +36,25 @@ def central(world: MapWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         service.process.stop()
 
 
+WATCH = """(agent) => {
+    const table = document.getElementById("health-table");
+    window.watched = {
+        refreshes: 0, summary: 0,
+        button: table.querySelector('button[data-sort="state"]'),
+        row: table.querySelector(`tr.agent-row[data-agent="${agent}"]`),
+    };
+    const count = (id, field) => new MutationObserver((records) => { window.watched[field] += records.length; })
+        .observe(document.getElementById(id), {childList: true, characterData: true, subtree: true});
+    count("health-summary", "summary");
+    count("health-updated", "refreshes");
+}"""
+SAME_NODES = """(agent) => {
+    const table = document.getElementById("health-table");
+    return window.watched.button === table.querySelector('button[data-sort="state"]')
+        && window.watched.row === table.querySelector(`tr.agent-row[data-agent="${agent}"]`);
+}"""
+
+
 def test_health_page(central: CentralService, browser: Browser) -> None:
     problems: list[str] = []
     context, page = watched_page(browser, problems)
@@ -62,7 +82,23 @@ def test_health_page(central: CentralService, browser: Browser) -> None:
             f'tr.agent-row[data-agent="{AGENT_2}"] ~ tr.source-row', "rows => rows.map(r => r.dataset.source)"
         )
         assert first_sources == [f"{AGENT_2}/cam-c", f"{AGENT_2}/cam-d"]  # down before unknown
+        expect(page.locator("th[aria-sort]")).to_have_count(1)
         save_screenshot(page, "health-sorted-by-state")
+
+        # A refresh (the 30 s one, started here by the button's click() so focus stays) keeps the focused header
+        # button, changes rows in place and does not write the summary live region again when it says the same.
+        page.evaluate(WATCH, AGENT_1)
+        page.evaluate("() => document.getElementById('health-refresh').click()")
+        page.wait_for_function("() => window.watched.refreshes > 0")
+        expect(page.locator('button[data-sort="state"]')).to_be_focused()
+        assert page.evaluate(SAME_NODES, AGENT_1), "the header button or the agent's row was rebuilt"
+        assert page.evaluate("() => window.watched.summary") == 0
+        expect(page.locator('th:has(button[data-sort="state"])')).to_have_attribute("aria-sort", "descending")
+        assert page.eval_on_selector_all(
+            f'tr.agent-row[data-agent="{AGENT_2}"] ~ tr.source-row', "rows => rows.map(r => r.dataset.source)"
+        ) == [f"{AGENT_2}/cam-c", f"{AGENT_2}/cam-d"]
+        page.keyboard.press("Enter")  # still the state button: back to ascending
+        expect(page.locator('th:has(button[data-sort="state"])')).to_have_attribute("aria-sort", "ascending")
         assert not problems, problems
     finally:
         context.close()

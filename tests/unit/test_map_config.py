@@ -36,7 +36,7 @@ def test_settings_defaults_and_csp() -> None:
     assert (plain.map_tile_url, plain.map_boundaries_path, plain.map_zoom) == (None, None, 13)
     assert page_img_src(plain) == "'self' blob:"
     tiled = Settings(map_tile_url="https://tiles.ioc.example.vn/{z}/{x}/{y}.png")
-    assert page_img_src(tiled) == "'self' blob: https://tiles.ioc.example.vn"
+    assert page_img_src(tiled) == "'self' blob: data: https://tiles.ioc.example.vn"
     with pytest.raises(ValidationError, match="map_tile_url must contain"):
         Settings(map_tile_url="https://tiles.ioc.example.vn/tile.png")
     with pytest.raises(ValidationError):

@@ -2,6 +2,8 @@
 // followed by its cameras and sensors (state, uptime, fps, frames dropped, last event). Sortable by any column
 // (agents are sorted, and the sources under each agent by the same column); states are colour + symbol + text;
 // figures from a health report older than 2 minutes carry a stale mark. Every server value goes in as text.
+// The periodic refresh changes only what changed (rows keyed by agent and source, the header buttons kept, the
+// summary live region written only when its text changes), so keyboard focus and screen readers are left alone.
 "use strict";
 
 (() => {
@@ -25,8 +27,49 @@
     { key: "batch", vi: "Lô gửi cuối", en: "Last batch", value: (r) => time(r.last_batch_at) },
     { key: "refused", vi: "Sự kiện bị từ chối", en: "Events refused", value: (r) => r.events_refused, num: true },
   ];
+  const REFRESH_MS = 30000;
   let agents = [];
   let sort = { key: "name", dir: 1 };
+
+  function morph(old, fresh) {
+    // Make ``old`` look like ``fresh`` touching only what differs: an element of the same tag is kept and its
+    // attributes and children are brought in line; returns the node now in place.
+    if (old.isEqualNode(fresh)) return old;
+    if (old.nodeType === Node.TEXT_NODE && fresh.nodeType === Node.TEXT_NODE) {
+      old.data = fresh.data;
+      return old;
+    }
+    if (old.nodeType !== Node.ELEMENT_NODE || old.nodeName !== fresh.nodeName) {
+      old.replaceWith(fresh);
+      return fresh;
+    }
+    for (const { name } of [...old.attributes]) if (!fresh.hasAttribute(name)) old.removeAttribute(name);
+    for (const { name, value } of [...fresh.attributes]) if (old.getAttribute(name) !== value) old.setAttribute(name, value);
+    const olds = [...old.childNodes];
+    const news = [...fresh.childNodes];
+    news.forEach((node, i) => { if (i < olds.length) morph(olds[i], node); else old.append(node); });
+    for (const extra of olds.slice(news.length)) extra.remove();
+    return old;
+  }
+
+  function reconcile(parent, olds, fresh, keyOf, first) {
+    // ``olds`` (the keyed children at the end of ``parent``) become ``fresh`` in that order: a child with the key
+    // of one already there is kept and changed in place, new ones are added, the others removed; ``first()`` is
+    // where the keyed children start. Returns the children now in place.
+    const byKey = new Map(olds.map((node) => [keyOf(node), node]));
+    const nodes = fresh.map((node) => {
+      const old = byKey.get(keyOf(node));
+      return old ? morph(old, node) : node;
+    });
+    const keep = new Set(nodes);
+    for (const old of olds) if (!keep.has(old)) old.remove();
+    let next = first();
+    for (const node of nodes) {
+      if (node === next) next = node.nextSibling;
+      else parent.insertBefore(node, next);
+    }
+    return nodes;
+  }
 
   function chip(row) {
     const s = STATES[row.state] || STATES.unknown;
@@ -111,47 +154,62 @@
     };
   }
 
-  function renderHead() {
+  function buildHead() {
+    // Once: a sort button per column; sorting changes aria-sort only, so the pressed button keeps its focus.
     const head = $("health-table").querySelector("thead tr");
     head.replaceChildren();
     for (const column of COLUMNS) {
-      const th = el("th", { scope: "col" });
-      if (column.key === sort.key) th.setAttribute("aria-sort", sort.dir > 0 ? "ascending" : "descending");
+      const th = el("th", { scope: "col", "data-column": column.key });
       const button = el("button", { type: "button", "data-sort": column.key }, column.vi);
       button.append(el("span", { class: "en" }, ` / ${column.en}`));
       button.addEventListener("click", () => {
         sort = { key: column.key, dir: sort.key === column.key ? -sort.dir : 1 };
         render();
-        $("health-table").querySelector(`button[data-sort="${column.key}"]`).focus();
       });
       th.append(button);
       head.append(th);
     }
   }
 
+  function markSort() {
+    for (const th of $("health-table").querySelectorAll("thead th")) {
+      const wanted = th.dataset.column === sort.key ? (sort.dir > 0 ? "ascending" : "descending") : null;
+      if (wanted === th.getAttribute("aria-sort")) continue;
+      if (wanted) th.setAttribute("aria-sort", wanted); else th.removeAttribute("aria-sort");
+    }
+  }
+
+  const rowKey = (row) => (row.dataset.agent ? `agent:${row.dataset.agent}` : row.dataset.source || "");
+  const bodyKey = (body) => body.dataset.agent || "";
+
   function render() {
-    renderHead();
+    markSort();
     const table = $("health-table");
-    for (const body of table.querySelectorAll("tbody")) body.remove();
     const column = COLUMNS.find((c) => c.key === sort.key);
     const sorted = [...agents].sort(compare(column));
+    const olds = [...table.tBodies];
+    const byAgent = new Map(olds.map((body) => [bodyKey(body), body]));
+    let bodies;
     if (!sorted.length) {
       const body = el("tbody");
       const row = el("tr");
       row.append(el("td", { colspan: String(COLUMNS.length) }, "Không có agent nào trong khu vực của bạn. / No agent in your area."));
       body.append(row);
-      table.append(body);
+      bodies = [body];
+    } else {
+      bodies = sorted.map((agent) => {
+        const body = byAgent.get(agent.agent_id) || el("tbody", { class: "agent-group", "data-agent": agent.agent_id });
+        const rows = [agentRow(agent), ...[...agent.sources].sort(compare(column)).map((s) => sourceRow(agent, s))];
+        reconcile(body, [...body.rows], rows, rowKey, () => body.firstChild);
+        return body;
+      });
     }
-    for (const agent of sorted) {
-      const body = el("tbody", { class: "agent-group" });
-      body.append(agentRow(agent));
-      for (const source of [...agent.sources].sort(compare(column))) body.append(sourceRow(agent, source));
-      table.append(body);
-    }
+    reconcile(table, olds, bodies, bodyKey, () => table.tBodies[0] || null);
     const counts = { live: 0, stalled: 0, down: 0, unknown: 0 };
     for (const a of agents) for (const s of a.sources) counts[s.state] = (counts[s.state] || 0) + 1;
-    $("health-summary").textContent = `${agents.length} agent; thiết bị / devices: ` +
+    const summary = `${agents.length} agent; thiết bị / devices: ` +
       Object.entries(counts).map(([k, n]) => `${STATES[k].vi} / ${STATES[k].en} ${n}`).join(", ");
+    if ($("health-summary").textContent !== summary) $("health-summary").textContent = summary; // a live region
   }
 
   async function refresh() {
@@ -167,8 +225,9 @@
   }
 
   IOC.shell({ page: "health", onReady: async () => {
+    buildHead();
     $("health-refresh").addEventListener("click", refresh);
     await refresh();
-    setInterval(refresh, 30000);
+    setInterval(refresh, REFRESH_MS);
   } });
 })();

@@ -1,8 +1,10 @@
 // The map page: every camera and sensor of the user's area at its coordinates, coloured by state (with a
 // shape per kind and a symbol per state, so colour is never the only cue), clustered when dense, filtered by
 // kind, area and state; the same sites as a list for keyboard and screen-reader users; a details panel with the
-// live view or sensor page link. Leaflet and markercluster are served by central from npm (no CDN). Every
-// server value goes into the page as text.
+// live view or sensor page link (only for a user whose roles may open that page). Leaflet and markercluster are
+// served by central from npm (no CDN). Every server value goes into the page as text, Leaflet's tooltips and
+// attribution included. The periodic refresh changes only what changed (markers, list rows, details, the count),
+// so keyboard focus, an opened (spiderfied) cluster and screen readers are left alone.
 "use strict";
 
 (() => {
@@ -14,6 +16,8 @@
     unknown: { vi: "Chưa rõ", en: "Unknown", symbol: "?", chip: "muted" },
   };
   const KINDS = { camera: { vi: "Camera", en: "Camera" }, sensor: { vi: "Cảm biến", en: "Sensor" } };
+  // A sensor level's chip by the severity of the rule level the reading is in (never by its place in the list).
+  const LEVEL_CHIP = { notice: "warn", warning: "bad", critical: "bad" };
   const ALL = "";
 
   let map = null;
@@ -21,9 +25,68 @@
   let config = null;
   let sites = [];
   let selectedKey = null;
+  let roles = new Set(); // the signed-in user's roles (the shell's ``me``)
   const markers = new Map(); // key -> L.Marker
 
   const keyOf = (site) => `${site.agent_id}/${site.id}`;
+
+  function mayOpen(pageKey) {
+    // Whether the user's roles may open one of the operator pages (the same list the navigation uses).
+    const page = IOC.PAGES.find((p) => p.key === pageKey);
+    return Boolean(page) && page.roles.some((r) => roles.has(r));
+  }
+
+  function escapeText(text) {
+    // For the one place Leaflet takes HTML from a string (the attribution control): the text, shown as text.
+    return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  }
+
+  function setText(node, text) {
+    // Write a (live region's) text only when it changes, so screen readers do not hear it again.
+    if (node.textContent !== text) node.textContent = text;
+  }
+
+  function morph(old, fresh) {
+    // Make ``old`` look like ``fresh`` touching only what differs: an element of the same tag is kept (with its
+    // focus and listeners) and its attributes and children are brought in line; returns the node now in place.
+    if (old.isEqualNode(fresh)) return old;
+    if (old.nodeType === Node.TEXT_NODE && fresh.nodeType === Node.TEXT_NODE) {
+      old.data = fresh.data;
+      return old;
+    }
+    if (old.nodeType !== Node.ELEMENT_NODE || old.nodeName !== fresh.nodeName) {
+      old.replaceWith(fresh);
+      return fresh;
+    }
+    for (const { name } of [...old.attributes]) if (!fresh.hasAttribute(name)) old.removeAttribute(name);
+    for (const { name, value } of [...fresh.attributes]) if (old.getAttribute(name) !== value) old.setAttribute(name, value);
+    morphChildren(old, [...fresh.childNodes]);
+    return old;
+  }
+
+  function morphChildren(parent, freshNodes) {
+    const olds = [...parent.childNodes];
+    freshNodes.forEach((fresh, i) => { if (i < olds.length) morph(olds[i], fresh); else parent.append(fresh); });
+    for (const extra of olds.slice(freshNodes.length)) extra.remove();
+  }
+
+  function reconcileRows(body, freshRows) {
+    // The rows of ``body`` become ``freshRows`` (keyed by data-key): a row of a site already listed is kept and
+    // changed in place, new rows are added, rows of sites no longer shown removed, nothing else moves.
+    const keyOfRow = (row) => row.dataset.key || "";
+    const olds = new Map([...body.rows].map((row) => [keyOfRow(row), row]));
+    const rows = freshRows.map((fresh) => {
+      const old = olds.get(keyOfRow(fresh));
+      return old ? morph(old, fresh) : fresh;
+    });
+    const keep = new Set(rows);
+    for (const old of olds.values()) if (!keep.has(old)) old.remove();
+    let next = body.firstChild;
+    for (const row of rows) {
+      if (row === next) next = row.nextSibling;
+      else body.insertBefore(row, next);
+    }
+  }
 
   function stateLabel(state) {
     const s = STATES[state] || STATES.unknown;
@@ -39,8 +102,8 @@
 
   function levelChip(sensor) {
     if (!sensor || !sensor.level) return null;
-    const normal = sensor.level === "normal";
-    const node = el("span", { class: `chip ${normal ? "ok" : sensor.severity === "notice" ? "warn" : "bad"}` },
+    const tone = sensor.level === "normal" ? "ok" : LEVEL_CHIP[sensor.severity] || "bad";
+    const node = el("span", { class: `chip ${tone} level-chip`, "data-severity": sensor.severity || "" },
       sensor.level_label_vi);
     node.append(el("span", { class: "en" }, ` / ${sensor.level_label_en}`));
     return node;
@@ -97,10 +160,15 @@
   }
 
   function fillSelect(select, values, keep) {
+    // The options are rebuilt only when the areas changed (a refresh must not disturb a select in use).
     const previous = keep ? select.value : ALL;
-    select.replaceChildren(el("option", { value: ALL }, "Tất cả / All"));
-    for (const v of values) select.append(el("option", { value: v }, v));
-    select.value = values.includes(previous) ? previous : ALL;
+    const current = [...select.options].map((o) => o.value);
+    if (current.length !== values.length + 1 || values.some((v, i) => current[i + 1] !== v)) {
+      select.replaceChildren(el("option", { value: ALL }, "Tất cả / All"));
+      for (const v of values) select.append(el("option", { value: v }, v));
+    }
+    const wanted = values.includes(previous) ? previous : ALL;
+    if (select.value !== wanted) select.value = wanted;
   }
 
   function distinct(list, field) {
@@ -117,7 +185,9 @@
     fillSelect($("filter-commune"), distinct(inDistrict, "commune"), keep);
   }
 
-  function markerFor(site) {
+  function markerFor(site, changed) {
+    // The site's marker, created once; its icon is redrawn only when what it shows changed (pushed to ``changed``
+    // so the clusters holding it redraw theirs), and it is moved only when the site moved.
     const key = keyOf(site);
     let marker = markers.get(key);
     if (!marker) {
@@ -125,54 +195,75 @@
       marker.on("click", () => showDetails(key, false));
       markers.set(key, marker);
     }
-    marker.options.siteState = site.state;
-    marker.setLatLng([site.lat, site.lon]);
-    marker.setIcon(markerIcon(site));
+    const alert = Boolean(site.sensor && site.sensor.level && site.sensor.level !== "normal");
+    const look = JSON.stringify([site.kind, site.state, alert, site.name]);
+    if (marker.look !== look) {
+      marker.options.siteState = site.state;
+      marker.options.title = site.name;
+      marker.setIcon(markerIcon(site));
+      if (marker.look !== undefined) changed.push(marker);
+      marker.look = look;
+    }
+    const at = marker.getLatLng();
+    if (at.lat !== site.lat || at.lng !== site.lon) marker.setLatLng([site.lat, site.lon]);
     return marker;
   }
 
   function render() {
     const shown = matching();
-    const live = new Set(sites.map(keyOf));
-    for (const key of [...markers.keys()]) if (!live.has(key)) markers.delete(key);
-    cluster.clearLayers();
-    cluster.addLayers(shown.map(markerFor));
-    $("map-count").textContent = `${shown.length} / ${sites.length} điểm được hiển thị / sites shown`;
+    const present = new Set(sites.map(keyOf));
+    const remove = [];
+    for (const [key, marker] of markers) {
+      if (present.has(key)) continue;
+      markers.delete(key);
+      if (cluster.hasLayer(marker)) remove.push(marker);
+    }
+    const changed = [];
+    const wanted = new Set(shown.map((site) => markerFor(site, changed)));
+    for (const marker of markers.values()) if (!wanted.has(marker) && cluster.hasLayer(marker)) remove.push(marker);
+    const add = [...wanted].filter((marker) => !cluster.hasLayer(marker));
+    if (remove.length) cluster.removeLayers(remove);
+    if (add.length) cluster.addLayers(add);
+    if (changed.length) cluster.refreshClusters(changed);
+    setText($("map-count"), `${shown.length} / ${sites.length} điểm được hiển thị / sites shown`);
     renderList(shown);
     if (selectedKey) showDetails(selectedKey, false, true);
   }
 
   function renderList(shown) {
     const body = $("map-list").querySelector("tbody");
-    body.replaceChildren();
     if (!shown.length) {
       const row = el("tr");
       row.append(el("td", { colspan: "5" }, "Không có điểm nào theo bộ lọc. / No site matches the filters."));
-      body.append(row);
+      reconcileRows(body, [row]);
       return;
     }
-    for (const site of shown) {
-      const row = el("tr", { "data-key": keyOf(site) });
-      const nameCell = el("td");
-      const button = el("button", { type: "button", class: "link-button" }, site.name);
-      button.addEventListener("click", () => showDetails(keyOf(site), true));
-      nameCell.append(button);
-      const kind = KINDS[site.kind] || KINDS.camera;
-      const kindCell = el("td", {}, kind.vi);
-      kindCell.append(el("span", { class: "en" }, ` / ${kind.en}`));
-      const stateCell = el("td");
-      stateCell.append(chip(site.state));
-      const valueCell = el("td");
-      if (site.sensor) {
-        valueCell.append(readingText(site.sensor.reading), " ");
-        const level = levelChip(site.sensor);
-        if (level) valueCell.append(level);
-      } else {
-        valueCell.textContent = site.detail.text_vi;
-      }
-      row.append(nameCell, kindCell, el("td", {}, site.area_path || site.area || "—"), stateCell, valueCell);
-      body.append(row);
+    reconcileRows(body, shown.map(siteRow));
+  }
+
+  function siteRow(site) {
+    const key = keyOf(site);
+    const row = el("tr", { "data-key": key });
+    if (key === selectedKey) row.setAttribute("aria-current", "true");
+    const nameCell = el("td");
+    const button = el("button", { type: "button", class: "link-button" }, site.name);
+    button.addEventListener("click", () => showDetails(key, true));
+    nameCell.append(button);
+    const kind = KINDS[site.kind] || KINDS.camera;
+    const kindCell = el("td", {}, kind.vi);
+    kindCell.append(el("span", { class: "en" }, ` / ${kind.en}`));
+    const stateCell = el("td");
+    stateCell.append(chip(site.state));
+    const valueCell = el("td");
+    if (site.sensor) {
+      valueCell.append(readingText(site.sensor.reading), " ");
+      const level = levelChip(site.sensor);
+      if (level) valueCell.append(level);
+    } else {
+      valueCell.textContent = site.detail.text_vi;
     }
+    row.append(nameCell, kindCell, el("td", {}, site.area_path || site.area || "—"), stateCell, valueCell);
+    return row;
   }
 
   function fact(list, vi, en, value) {
@@ -183,20 +274,34 @@
     list.append(dt, dd);
   }
 
+  function siteLink(site) {
+    // The live view of a camera or the charts of a sensor, only when the user's roles may open that page.
+    if (site.kind === "camera") {
+      return mayOpen("live") && site.detail.link
+        ? bilingual("a", "Xem trực tiếp", "Live view", { href: site.detail.link, id: "map-details-link" }) : null;
+    }
+    return mayOpen("sensors") && site.sensor && site.sensor.link
+      ? bilingual("a", "Xem biểu đồ cảm biến", "Sensor charts", { href: site.sensor.link, id: "map-details-link" })
+      : null;
+  }
+
   function showDetails(key, fromList, quiet = false) {
     const site = sites.find((s) => keyOf(s) === key);
+    const panel = $("map-details");
     const body = $("map-details-body");
     if (!site) {
+      const hadFocus = body.contains(document.activeElement);
       selectedKey = null;
       body.hidden = true;
+      body.replaceChildren();
       $("map-details-empty").hidden = false;
+      for (const row of document.querySelectorAll("#map-list tbody tr[aria-current]")) row.removeAttribute("aria-current");
+      if (hadFocus) panel.focus(); // the site is gone: focus stays in the panel rather than falling to <body>
       return;
     }
     selectedKey = key;
     $("map-details-empty").hidden = true;
     body.hidden = false;
-    body.replaceChildren();
-    body.append(el("h3", { id: "map-details-name" }, site.name));
     const facts = el("dl", { class: "facts" });
     const kind = KINDS[site.kind] || KINDS.camera;
     fact(facts, "Loại", "Kind", `${kind.vi} / ${kind.en}`);
@@ -219,18 +324,20 @@
         fact(facts, "Số đo khác", "Other readings", list);
       }
     }
-    body.append(facts);
-    const link = site.kind === "camera"
-      ? bilingual("a", "Xem trực tiếp", "Live view", { href: site.detail.link, id: "map-details-link" })
-      : bilingual("a", "Xem biểu đồ cảm biến", "Sensor charts", { href: site.sensor.link, id: "map-details-link" });
-    body.append(link);
+    const fresh = [el("h3", { id: "map-details-name" }, site.name), facts];
+    const link = siteLink(site);
+    if (link) fresh.push(link);
+    morphChildren(body, fresh); // a refresh changes only what changed: a focused link keeps its focus
     for (const row of document.querySelectorAll("#map-list tbody tr")) {
-      if (row.dataset.key === key) row.setAttribute("aria-current", "true"); else row.removeAttribute("aria-current");
+      const current = row.dataset.key === key;
+      if (current !== row.hasAttribute("aria-current")) {
+        if (current) row.setAttribute("aria-current", "true"); else row.removeAttribute("aria-current");
+      }
     }
     if (quiet) return;
     const marker = markers.get(key);
     if (marker && cluster.hasLayer(marker)) cluster.zoomToShowLayer(marker, () => {});
-    if (fromList) $("map-details").focus();
+    if (fromList) panel.focus();
   }
 
   function buildStateFilters() {
@@ -279,7 +386,8 @@
         }),
         onEachFeature: (f, layer) => {
           if (f.properties.level !== "province") {
-            layer.bindTooltip(f.properties.name,
+            // An element, not a string: Leaflet puts a string tooltip in as HTML.
+            layer.bindTooltip(el("span", {}, String(f.properties.name)),
               { permanent: true, direction: "center", className: "area-label", pane: "area-labels" });
           }
         },
@@ -299,11 +407,12 @@
     }
     refreshAreaSelects(!first);
     render();
-    $("map-updated").textContent = `Cập nhật / Updated: ${fmtTime(new Date())}`;
+    setText($("map-updated"), `Cập nhật / Updated: ${fmtTime(new Date())}`);
     if (first && sites.length) map.fitBounds(L.latLngBounds(sites.map((s) => [s.lat, s.lon])).pad(0.2), { maxZoom: 16 });
   }
 
-  async function start() {
+  async function start(me) {
+    roles = new Set((me && me.roles) || []);
     buildStateFilters();
     buildLegend();
     config = await api("/api/v1/map/config");
@@ -313,7 +422,8 @@
     map.attributionControl.setPrefix("Leaflet");
     map.createPane("area-labels"); // under the markers (map.css), so a name never hides a camera
     if (config.tile_url) {
-      L.tileLayer(config.tile_url, { attribution: config.tile_attribution || "", maxZoom: 19 }).addTo(map);
+      // The attribution setting is plain text; Leaflet's attribution control takes HTML, so it goes in escaped.
+      L.tileLayer(config.tile_url, { attribution: escapeText(config.tile_attribution || ""), maxZoom: 19 }).addTo(map);
     } else {
       $("map").classList.add("no-tiles");
       map.attributionControl.addAttribution("Không có nền bản đồ / No base map");
@@ -330,7 +440,7 @@
     setInterval(() => refresh(false), (config.refresh_s || 15) * 1000);
   }
 
-  IOC.shell({ page: "map", onReady: async () => {
-    try { await start(); } catch (error) { IOC.showError($("map-error"), error.message || String(error)); }
+  IOC.shell({ page: "map", onReady: async (me) => {
+    try { await start(me); } catch (error) { IOC.showError($("map-error"), error.message || String(error)); }
   } });
 })();
