@@ -1,7 +1,8 @@
 """``GET /traffic``: the traffic dashboard (Vietnamese first, English second).
 
 Counts per junction camera over time by class and direction, peak hours, violations per junction against the
-monthly average with the rule's +20% line, and the CSV export of the counts. Static files shipped in the package
+trailing average of its "vi phạm tăng" rule (30 daily periods, a month, by default) with the rule's +X% line
+(+20% as the province asked), and the CSV export of the counts. Static files shipped in the package
 (HTML, CSS, JS, plus the shared ``/common/static/`` shell): no CDN, no build step. The page holds no data: the
 shell signs in and the script calls the query and dashboard APIs, which check role and area scope on every
 request, so these routes need no authentication. Charts are SVG drawn from text values only; the strict

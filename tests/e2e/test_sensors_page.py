@@ -2,13 +2,16 @@
 serve`` on TimescaleDB with real rules. Readings of a water-level station (with its own báo động 1/2/3), an
 air-quality station and a forest-fire station go in through the agents' ingest API. An operator opens a
 station from a link (``?station=agent/source``), reads the series with the levels drawn as labelled lines, the
-latest value and the level it is at, switches station from the keyboard, and reads the table view; a station
-outside the user's area is not offered. Every state passes axe-core and leaves a screenshot.
+latest value and the level it is at (coloured by the level's severity, as on the map), switches station from
+the keyboard, and reads the table view; a slow answer for a station left behind never replaces the one picked
+after it, and a failed load leaves no charts under the new heading; a station outside the user's area is not
+offered; the page refreshes itself every minute in place. Every state passes axe-core and leaves a screenshot.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +20,8 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
+from playwright.sync_api import Error as PlaywrightError
 
 from central_ingest.sites.config import SiteConfig
 from central_ingest.sites.store import import_sites
@@ -133,6 +137,15 @@ def loaded(page: Page) -> None:
     page.wait_for_function("() => document.body.dataset.loaded === 'true'")
 
 
+def post_readings(central: CentralService, token: str, events: list[Event]) -> None:
+    body = EventBatch(agent_id=AGENT, events=tuple(events)).model_dump_json()
+    posted = httpx.post(
+        f"{central.url}/api/v1/events", content=body, timeout=30.0,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )  # fmt: skip
+    assert posted.status_code == 200, posted.text
+
+
 def test_operator_reads_levels_and_latest_values(central: CentralService, browser: Browser) -> None:
     problems: list[str] = []
     context, page = watched_page(browser, problems)
@@ -154,6 +167,12 @@ def test_operator_reads_levels_and_latest_values(central: CentralService, browse
     expect(water.locator(".last-value")).to_have_text("4,30 m")
     expect(water.locator(".level-chip")).to_have_attribute("data-level", "bao_dong_2")
     expect(water.locator(".level-chip")).to_contain_text("báo động 2")
+    # Coloured by the level's severity as the map does: báo động 2 is a "warning" level, so red, not amber.
+    expect(water.locator(".level-chip")).to_have_attribute("data-severity", "warning")
+    expect(water.locator(".level-chip")).to_have_class("chip bad level-chip")
+    assert lines.evaluate_all("ls => ls.map(l => l.getAttribute('class'))") == [
+        "level-line sev-warn", "level-line sev-bad", "level-line sev-bad sev-critical"
+    ]  # fmt: skip
     expect(water.locator("svg polyline.series-line")).to_have_count(1)
     water.locator("button[aria-controls='table-water_level_m']").click()
     expect(water.locator("table tbody tr")).not_to_have_count(0)
@@ -161,10 +180,26 @@ def test_operator_reads_levels_and_latest_values(central: CentralService, browse
     assert_accessible(page, "sensors, water level")
     save_screenshot(page, "sensors_water_level")
 
+    # A slow answer for the station left behind: the water station's load for 6 h is held back while the air
+    # station is picked; when it finally comes, the page still shows the air station only.
+    held: list[Route] = []
+    page.route("**/api/v1/**", lambda route: held.append(route) if "tram-song-huong" in route.request.url
+               else route.continue_())  # fmt: skip
+    page.select_option("#range", "6h")
+    while not held:
+        page.wait_for_timeout(20)
+
     # Air quality, chosen from the keyboard: VN_AQI 158 is "xấu" (151); PM2.5 has no rule, so no lines.
     page.focus("#station")
     page.select_option("#station", f"{AGENT}/tram-khong-khi")
     loaded(page)
+    for route in held:
+        with contextlib.suppress(PlaywrightError):  # the page gave up that request when the newer load started
+            route.continue_()
+    page.wait_for_timeout(1000)  # time for the late answer (and the readings it asks for) to be drawn, were it drawn
+    page.unroute("**/api/v1/**")
+    expect(page.locator(".metric[data-metric='water_level_m']")).to_have_count(0)
+    expect(page.locator("#station-info")).to_contain_text("Quan trắc không khí Phú Hội")
     aqi = page.locator(".metric[data-metric='vn_aqi']")
     expect(aqi.locator("svg line.level-line")).to_have_count(3)
     expect(aqi.locator(".level-chip")).to_have_attribute("data-level", "xau")
@@ -175,9 +210,16 @@ def test_operator_reads_levels_and_latest_values(central: CentralService, browse
     assert_accessible(page, "sensors, air quality")
     save_screenshot(page, "sensors_air_quality")
 
-    # Forest fire over 7 days: two metrics, no levels configured.
+    # A load that fails leaves no charts of the station before under the new station's heading.
+    page.route("**/api/v1/sensors/readings?*", lambda route: route.fulfill(status=500, json={"detail": "boom"}))
     page.select_option("#station", f"{AGENT}/tram-rung")
     loaded(page)
+    expect(page.locator("#page-error")).to_be_visible()
+    expect(page.locator("#station-info")).to_contain_text("Trạm cháy rừng Bạch Mã")
+    expect(page.locator("#metrics > *")).to_have_count(0)
+    page.unroute("**/api/v1/sensors/readings?*")
+
+    # Forest fire over 7 days: two metrics, no levels configured.
     page.select_option("#range", "7d")
     loaded(page)
     expect(page.locator(".metric")).to_have_count(2)
@@ -198,5 +240,45 @@ def test_a_commune_user_sees_only_its_stations(central: CentralService, browser:
     expect(page.locator(".metric")).not_to_have_count(0)  # the first station of the area is shown instead
     assert_accessible(page, "sensors, commune user")
     save_screenshot(page, "sensors_commune_user")
+    page.select_option("#station", f"{AGENT}/tram-song-huong")  # once the user picks one, the note goes
+    loaded(page)
+    expect(page.locator("#station-missing")).to_be_hidden()
+    assert problems == []
+    context.close()
+
+
+def test_the_page_refreshes_itself_every_minute(central: CentralService, world: World, browser: Browser) -> None:
+    """Runs last: it adds a reading (5,2 m, past báo động 3) that the tests above do not expect."""
+    problems: list[str] = []
+    context, page = watched_page(browser, problems)
+    page.clock.install()
+    sign_in(page, central.url, f"/sensors?station={AGENT}/tram-song-huong", OPERATOR, PASSWORD)
+    loaded(page)
+    water = page.locator(".metric[data-metric='water_level_m']")
+    expect(water.locator(".last-value")).to_have_text("4,30 m")
+    expect(page.locator("#updated-at")).to_contain_text("Cập nhật lúc")
+    first_update = page.locator("#updated-at").inner_text()
+    toggle = water.locator("button[aria-controls='table-water_level_m']")
+    toggle.focus()
+    page.keyboard.press("Enter")
+    expect(water.locator("table")).to_be_visible()
+
+    now = dt.datetime.now(dt.UTC)
+    post_readings(central, world.agent_token, [SensorReadingEvent(
+        agent_id=AGENT, source_id="tram-song-huong", time=now, sensor_kind="water_level",
+        values={"water_level_m": 5.2}, alert_levels_m=(3.0, 4.0, 5.0),
+    )])  # fmt: skip
+    page.clock.fast_forward(61_000)
+    expect(water.locator(".last-value")).to_have_text("5,20 m")
+    loaded(page)
+    expect(water.locator(".level-chip")).to_have_attribute("data-level", "bao_dong_3")
+    expect(water.locator(".level-chip")).to_have_class("chip bad level-chip")
+    expect(page.locator("#updated-at")).not_to_have_text(first_update)
+    # Updated in place: the table stays open, the keyboard focus stays on its button, no duplicate panel.
+    expect(water.locator("table")).to_be_visible()
+    expect(water.locator("table tbody tr td.last").last).to_have_text("5,20")
+    assert page.evaluate("() => document.activeElement.getAttribute('aria-controls')") == "table-water_level_m"
+    expect(page.locator(".metric[data-metric='water_level_m']")).to_have_count(1)
+    assert_accessible(page, "sensors, refreshed")
     assert problems == []
     context.close()

@@ -1,14 +1,17 @@
 """The traffic dashboard in a real browser (Debian's Chromium driven by Playwright) against a real
 ``central-ingest serve`` on TimescaleDB with a real rules file. Counts and violations go in through the agents'
 ingest API. An operator picks cameras and a junction and reads the class and direction charts and their table,
-the peak hours, and the junction's violations against the rule's average and +20% line (the day above it
-marked), downloads the counts CSV and parses it; a commune user's picker holds only its area's cameras.
-Every state passes axe-core and leaves a screenshot in build/screenshots/.
+the peak hours, and the junction's violations against the rule's average and +50% line (the day above it
+marked; the section's heading and notes say the rule's window, line and the periods covered), downloads the
+counts CSV and parses it (a refused export is said on the page); a slow answer of an earlier choice never
+replaces a newer one; a commune user's picker holds only its area's cameras. Every state passes axe-core and
+leaves a screenshot in build/screenshots/.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -19,7 +22,8 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
+from playwright.sync_api import Error as PlaywrightError
 
 from central_ingest.sites.config import SiteConfig
 from central_ingest.sites.store import import_sites
@@ -53,7 +57,8 @@ junctions:
     name_en: Le Loi junction
     cameras: [{{agent_id: {AGENT}, source_id: cam-1}}, {{agent_id: {AGENT}, source_id: cam-2}}]
 rules:
-  - {{id: vi-pham-tang, kind: violation_increase, window_periods: 7, min_baseline_periods: 3, min_count: 2}}
+  - {{id: vi-pham-tang, kind: violation_increase, window_periods: 7, min_baseline_periods: 3, min_count: 2,
+      threshold_pct: 50}}
 """
 COUNTS: dict[tuple[str, int, int], tuple[tuple[str, str, int], ...]] = {
     ("cam-1", 1, 7): (("car", "in", 12), ("motorbike", "out", 30)),
@@ -63,7 +68,7 @@ COUNTS: dict[tuple[str, int, int], tuple[tuple[str, str, int], ...]] = {
 }
 """(camera, days before today, local hour) -> crossings (class, direction, count)."""
 VIOLATIONS = {1: 9, **{day: 3 for day in range(2, 16)}}
-"""Violations at the junction per day before today: yesterday 9 against an average of 3 (line 3.6)."""
+"""Violations at the junction per day before today: yesterday 9 against an average of 3 (line 4.5)."""
 
 
 def day_start(days_ago: int) -> dt.datetime:
@@ -189,7 +194,7 @@ def test_operator_reads_counts_peaks_and_violations(central: CentralService, bro
     expect(page.locator("#peak-svg rect.hour-bar[data-hour='7']")).to_have_attribute("data-count", "50")
     expect(page.locator("#peak-summary")).to_contain_text("07:00–08:00")
 
-    # The junction: 30 days, yesterday above the +20% line, the numbers those of the rule (the API's).
+    # The junction: 30 days, yesterday above the +50% line, the numbers those of the rule (the API's).
     junction = page.locator("#junctions .junction[data-junction='nga-tu-le-loi']")
     bars = junction.locator("rect.violation-bar")
     expect(bars).to_have_count(30)
@@ -198,17 +203,35 @@ def test_operator_reads_counts_peaks_and_violations(central: CentralService, bro
     periods = api.json()["items"][0]["periods"]
     above = [p for p in periods if p["above_threshold"]]
     assert [p["count"] for p in above] == [9]
-    assert (above[0]["baseline"], above[0]["threshold"]) == (3.0, 3.6)
+    assert (above[0]["baseline"], above[0]["threshold"]) == (3.0, 4.5)
     expect(junction.locator("rect.violation-bar.above")).to_have_count(1)
     expect(junction.locator("rect.violation-bar.above")).to_have_attribute("data-count", "9")
     expect(junction.locator("line.threshold-seg")).to_have_count(sum(p["threshold"] is not None for p in periods))
-    expect(junction.locator("text.threshold-label")).to_have_text("+20%")
+    expect(junction.locator("text.threshold-label")).to_have_text("+50%")
+    # The heading and notes come from the rule (7 days, +50%) and say the section's own 30 days.
+    expect(page.locator("#violations-title")).to_contain_text("so với trung bình 7 ngày trước")
+    expect(page.locator("#violations-title")).to_contain_text("average of the previous 7 days")
+    expect(page.locator("#violations-note")).to_contain_text("số vi phạm của một ngày")
+    expect(page.locator("#violations-note")).to_contain_text("(trung bình + 50%)")
+    expect(page.locator("#violations-note")).to_contain_text("(average + 50%)")
+    expect(page.locator("#violations-scope")).to_contain_text(
+        "30 ngày gần nhất của mỗi nút giao tính đến nay, với mọi camera của nút giao, không theo khoảng thời gian"
+    )
     junction.locator("button.table-toggle").click()
     expect(junction.locator("table tbody tr")).to_have_count(30)
     expect(junction.locator("table tbody tr.above td.count")).to_have_text("9")
-    expect(junction.locator("table tbody tr.above td.threshold")).to_have_text("3,6")
+    expect(junction.locator("table tbody tr.above td.threshold")).to_have_text("4,5")
     assert_accessible(page, "traffic, all cameras")
     save_screenshot(page, "traffic_all_cameras")
+
+    # A slow refresh of all cameras is overtaken by one camera's: its answers, released last, are not drawn.
+    held: list[Route] = []
+    holding = [True]
+    page.route("**/api/v1/**", lambda route: held.append(route) if holding[0] else route.continue_())
+    page.click("#apply")
+    while len(held) < 4:  # counts by class and by direction, peak hours, junctions
+        page.wait_for_timeout(20)
+    holding[0] = False
 
     # One camera from the keyboard: its own counts, and its CSV downloaded through the export API.
     page.focus("#camera")
@@ -216,11 +239,27 @@ def test_operator_reads_counts_peaks_and_violations(central: CentralService, bro
     page.focus("#apply")
     page.keyboard.press("Enter")
     loaded(page)
+    for route in held:
+        with contextlib.suppress(PlaywrightError):  # the page gave up that request when the newer refresh started
+            route.continue_()
+    page.wait_for_timeout(1000)  # time for the late answers to be drawn, were they drawn
+    page.unroute("**/api/v1/**")
     expect(page.locator("#class-svg rect.bar")).to_have_count(5)
     assert sum(number(t) for t in column(page, "#counts-table", ".total")) == 93
+    expect(page.locator("#range-label")).to_contain_text("Ngã tư Lê Lợi (cam-1)")
+
+    # A refused export is said on the page (no file saved), then the real one.
+    page.route("**/api/v1/counts/export?*", lambda route: route.fulfill(status=403, json={"detail": "no"}))
+    page.click("#export-csv")
+    expect(page.locator("#export-status")).to_contain_text("Không tải được tệp CSV")
+    expect(page.locator("#export-status")).to_contain_text("không có quyền")
+    expect(page.locator("#export-status")).to_have_class("note error")
+    page.unroute("**/api/v1/counts/export?*")
     with page.expect_download() as download_info:
         page.click("#export-csv")
     download = download_info.value
+    expect(page.locator("#export-status")).to_contain_text(f"Đã tải tệp CSV: {download.suggested_filename}")
+    expect(page.locator("#export-status")).to_have_class("note")
     assert download.suggested_filename.startswith("counts_")
     assert download.suggested_filename.endswith(".csv")
     rows = list(csv.DictReader(io.StringIO(Path(download.path()).read_text(encoding="utf-8"))))
@@ -250,6 +289,12 @@ def test_operator_reads_counts_peaks_and_violations(central: CentralService, bro
     loaded(page)
     assert sum(number(t) for t in column(page, "#counts-table", ".total")) == 8
     expect(page.locator("#peak-svg rect.hour-bar.busiest")).to_have_attribute("data-hour", "7")
+    # The junction's 30 days end with the range's last day (not the day after it), and the note says so.
+    last_day = day_start(2).astimezone(VN).strftime("%d/%m/%Y")
+    expect(page.locator("#violations-scope")).to_contain_text(f"tính đến hết ngày {last_day}")
+    last_bar = junction.locator("rect.violation-bar").last.get_attribute("data-start")
+    assert last_bar is not None
+    assert dt.datetime.fromisoformat(last_bar) == day_start(2)
     assert_accessible(page, "traffic, custom range")
     save_screenshot(page, "traffic_custom_range")
     assert problems == []

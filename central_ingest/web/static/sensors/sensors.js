@@ -1,7 +1,8 @@
 // The sensors page (/sensors): pick a station (?station=agent/source preselects it), then one chart per metric
 // (water level, fire, air quality...) from the bucketed readings, with the alert levels the rules judge this
-// station by drawn as labelled lines and bands, and the latest value with the level it is at. Plain JavaScript;
-// every value from the server reaches the page as text, never as HTML.
+// station by drawn as labelled lines and bands, and the latest value with the level it is at; refreshed every
+// minute in place. A level's colour follows its severity as on the map (notice amber, warning/critical red).
+// Plain JavaScript; every value from the server reaches the page as text, never as HTML.
 "use strict";
 
 (() => {
@@ -14,7 +15,11 @@
   };
   const RANGES = { "6h": [6, "5m"], "24h": [24, "15m"], "7d": [168, "1h"], "30d": [720, "6h"] };
   const UNITS = { "1": "", index: "", level: "", degC: "°C", "ug/m3": "µg/m³" };
-  const page = { stations: [] };
+  const REFRESH_MS = 60000; // the page reloads the shown station this long after its last update
+  const TICK_MS = 5000;
+  // load: the number of the newest load (an older one's answers are dropped), its AbortController, whether it
+  // is still running; shown: the station and period on the page and its sections by metric; updatedAt: when.
+  const page = { stations: [], load: 0, controller: null, loading: false, shown: null, sections: new Map(), updatedAt: 0 };
 
   const unitText = (unit) => (unit in UNITS ? UNITS[unit] : unit);
   // Metres to the centimetre; other units as whole numbers unless the value has a fraction.
@@ -45,10 +50,15 @@
 
   // ---- one metric ------------------------------------------------------------------------------
   function levelsOf(metric) {
-    // The threshold rules' levels (the first rule's, as the alert uses them) with their rank for colours.
+    // The threshold rules' levels (the first rule's, as the alert uses them).
     const rule = metric.thresholds.find((t) => t.kind === "sensor_threshold");
-    return rule ? { rule, levels: rule.levels.map((l, i) => ({ ...l, rank: i + 1 })) } : { rule: null, levels: [] };
+    return rule ? { rule, levels: rule.levels } : { rule: null, levels: [] };
   }
+
+  // A level's colour by its severity, as the map colours a sensor's level (map.js levelChip): notice amber,
+  // warning and critical red. The chart's lines and bands use the same two colours (critical lines are thicker).
+  const severityChip = (level) => (level.severity === "notice" ? "warn" : "bad");
+  const severityClass = (level) => `sev-${severityChip(level)}${level.severity === "critical" ? " sev-critical" : ""}`;
 
   function drawMetric(container, station, metric, rows, levels, direction) {
     const width = Math.max(640, container.clientWidth - 2 || 900), height = 280;
@@ -80,17 +90,17 @@
       const from = y(level.value), to = y(next ? next.value : edge);
       root.append(svg("rect", {
         x: left, width: width - left - right, y: Math.min(from, to), height: Math.abs(to - from),
-        class: `level-band level-${level.rank}`,
+        class: `level-band ${severityClass(level)}`,
       }));
     });
     for (const level of levels) {
       const line = svg("line", {
-        x1: left, x2: width - right, y1: y(level.value), y2: y(level.value), class: `level-line level-${level.rank}`,
-        "data-level": level.name, "data-value": level.value,
+        x1: left, x2: width - right, y1: y(level.value), y2: y(level.value), class: `level-line ${severityClass(level)}`,
+        "data-level": level.name, "data-value": level.value, "data-severity": level.severity,
       });
       line.append(svg("title", {}, `${level.label_vi} / ${level.label_en}: ${withUnit(level.value, metric.unit)}`));
       root.append(line);
-      root.append(svg("text", { x: width - right + 6, y: y(level.value) + 4, class: `level-label level-${level.rank}`,
+      root.append(svg("text", { x: width - right + 6, y: y(level.value) + 4, class: `level-label ${severityClass(level)}`,
         "data-level": level.name }, `${level.label_vi} (${withUnit(level.value, metric.unit)})`));
     }
     if (rows.length) {
@@ -121,16 +131,16 @@
     if (!rule) {
       p.append(el("span", { class: "chip muted level-chip" }, "Không có ngưỡng cảnh báo / No alert levels"));
     } else if (rule.level) {
-      const rank = rule.levels.findIndex((l) => l.name === rule.level.name) + 1;
-      p.append(el("span", { class: `chip ${rank >= 3 || rule.level.severity === "critical" ? "bad" : "warn"} level-chip`,
-        "data-level": rule.level.name }, `Mức / Level: ${rule.level.label_vi} / ${rule.level.label_en}`));
+      p.append(el("span", { class: `chip ${severityChip(rule.level)} level-chip`, "data-level": rule.level.name,
+        "data-severity": rule.level.severity }, `Mức / Level: ${rule.level.label_vi} / ${rule.level.label_en}`));
     } else {
       p.append(el("span", { class: "chip ok level-chip" }, "Dưới các mức cảnh báo / Below the alert levels"));
     }
     return p;
   }
 
-  function readingsTable(metric, rows) {
+  function readingsTable(metric) {
+    // The table's frame; its body is the readings of each load (readingsBody), swapped in place.
     const id = `table-${metric.metric}`;
     const table = el("table", { id, hidden: "" });
     const caption = el("caption", {}, `${metric.name_vi} theo khung thời gian `);
@@ -144,6 +154,11 @@
     }
     const thead = el("thead");
     thead.append(head);
+    table.append(caption, thead, el("tbody"));
+    return table;
+  }
+
+  function readingsBody(rows) {
     const tbody = el("tbody");
     for (const r of rows) {
       const tr = el("tr", { "data-bucket": r.bucket });
@@ -152,51 +167,83 @@
         el("td", { class: "num last" }, fmtNumber(r.last, 2)), el("td", { class: "num" }, fmtNumber(r.readings)));
       tbody.append(tr);
     }
-    table.append(caption, thead, tbody);
-    return table;
+    return tbody;
   }
 
-  async function metricSection(station, metric, range) {
+  async function loadReadings(station, metric, range, signal) {
     const [hours, bucket] = RANGES[range];
     const end = new Date();
     const start = new Date(end.getTime() - hours * 3600000);
     const body = await api(`/api/v1/sensors/readings?${query({
       agent_id: station.agent_id, source_id: station.source_id, metric: metric.metric, bucket, timezone: TZ,
       start: start.toISOString(), end: new Date(end.getTime() + 60000).toISOString(),
-    })}`);
-    const rows = body.items;
-    const { rule, levels } = levelsOf(metric);
+    })}`, { signal });
+    return body.items;
+  }
+
+  function newSection(metric) {
+    // A metric's panel: the title, the table frame and its toggle stay for as long as the station and period are
+    // shown (a refresh keeps the table open and the keyboard focus where it was); fillSection swaps the rest.
     const section = el("section", { class: "panel metric", "data-metric": metric.metric, "aria-labelledby": `mt-${metric.metric}` });
     const title = el("h2", { id: `mt-${metric.metric}` }, metric.name_vi);
     title.append(" ", el("span", { class: "en" }, `/ ${metric.name_en}${metric.unit && unitText(metric.unit) ? ` (${unitText(metric.unit)})` : ""}`));
-    section.append(title, latestLine(metric, rule));
-    if (rule) {
-      section.append(el("p", { class: "note" },
-        `Quy tắc ${rule.rule_id}: cảnh báo khi giá trị ${rule.direction === "above" ? "đạt hoặc vượt" : "bằng hoặc dưới"} mức`
-        + `${rule.min_duration_s ? ` trong ${fmtNumber(rule.min_duration_s)} giây` : ""}. / Rule ${rule.rule_id}: alerts when the value is `
-        + `${rule.direction === "above" ? "at or above" : "at or below"} a level${rule.min_duration_s ? ` for ${rule.min_duration_s} s` : ""}.`));
-    }
-    if (!rows.length) section.append(el("p", { class: "note" }, "Không có số đo trong khoảng này. / No readings in this period."));
+    const latest = el("p", { class: "latest" });
+    const notes = el("div", { class: "notes" });
     const chart = el("div", { class: "chart" });
     const toggle = el("button", { type: "button", class: "secondary", "aria-pressed": "false", "aria-controls": `table-${metric.metric}` },
       "Xem dạng bảng ");
     toggle.append(el("span", { class: "en" }, "/ Show as a table"));
-    const table = readingsTable(metric, rows);
+    const table = readingsTable(metric);
     toggle.addEventListener("click", () => {
       const show = toggle.getAttribute("aria-pressed") !== "true";
       toggle.setAttribute("aria-pressed", String(show));
       table.hidden = !show;
     });
-    section.append(chart, toggle, table);
-    return { section, draw: () => drawMetric(chart, station, metric, rows, levels, rule ? rule.direction : "above") };
+    section.append(title, latest, notes, chart, toggle, table);
+    return { section, latest, notes, chart, table, draw: () => {} };
   }
 
-  async function show(event) {
-    if (event) event.preventDefault();
-    showError($("page-error"), "");
-    const station = page.stations.find((s) => keyOf(s) === $("station").value);
-    if (!station) return;
-    document.body.dataset.loaded = "false";
+  function fillSection(entry, station, metric, rows) {
+    const { rule, levels } = levelsOf(metric);
+    const latest = latestLine(metric, rule);
+    entry.latest.replaceWith(latest);
+    entry.latest = latest;
+    const notes = el("div", { class: "notes" });
+    if (rule) {
+      notes.append(el("p", { class: "note" },
+        `Quy tắc ${rule.rule_id}: cảnh báo khi giá trị ${rule.direction === "above" ? "đạt hoặc vượt" : "bằng hoặc dưới"} mức`
+        + `${rule.min_duration_s ? ` trong ${fmtNumber(rule.min_duration_s)} giây` : ""}. / Rule ${rule.rule_id}: alerts when the value is `
+        + `${rule.direction === "above" ? "at or above" : "at or below"} a level${rule.min_duration_s ? ` for ${rule.min_duration_s} s` : ""}.`));
+    }
+    if (!rows.length) notes.append(el("p", { class: "note" }, "Không có số đo trong khoảng này. / No readings in this period."));
+    entry.notes.replaceWith(notes);
+    entry.notes = notes;
+    entry.table.tBodies[0].replaceWith(readingsBody(rows));
+    entry.draw = () => drawMetric(entry.chart, station, metric, rows, levels, rule ? rule.direction : "above");
+  }
+
+  function render(station, results, keep) {
+    // keep: the same station and period as on the page (a refresh): update its panels in place.
+    const before = keep ? page.sections : new Map();
+    const sections = new Map();
+    for (const { metric, rows } of results) {
+      const entry = before.get(metric.metric) || newSection(metric);
+      fillSection(entry, station, metric, rows);
+      sections.set(metric.metric, entry);
+    }
+    page.sections = sections;
+    const wanted = [...sections.values()].map((entry) => entry.section);
+    if (!wanted.length) {
+      wanted.push(el("p", { class: "panel note" }, "Trạm chưa gửi số đo nào. / The station has sent no readings yet."));
+    }
+    const container = $("metrics");
+    const current = [...container.children];
+    // Moving a panel would take the keyboard focus out of it: only when the set of metrics changed.
+    if (wanted.length !== current.length || wanted.some((node, i) => node !== current[i])) container.replaceChildren(...wanted);
+    sections.forEach((entry) => entry.draw()); // after they are in the page, so each chart takes the panel's width
+  }
+
+  function showStation(station) {
     const kind = KINDS[station.sensor_kind] || ["Chưa rõ loại", "Unknown kind"];
     const place = [station.commune, station.district, station.province].filter(Boolean).join(", ");
     $("station-info").textContent = `${station.name || station.source_id} · ${kind[0]} / ${kind[1]}`
@@ -204,17 +251,81 @@
     const url = new URL(location.href);
     url.searchParams.set("station", keyOf(station));
     history.replaceState(null, "", url);
-    try {
-      const parts = await Promise.all(station.metrics.map((m) => metricSection(station, m, $("range").value)));
-      $("metrics").replaceChildren(...parts.map((p) => p.section));
-      if (!parts.length) {
-        $("metrics").append(el("p", { class: "panel note" }, "Trạm chưa gửi số đo nào. / The station has sent no readings yet."));
-      }
-      parts.forEach((p) => p.draw()); // after they are in the page, so each chart takes the panel's width
-    } catch (error) {
-      showError($("page-error"), error.message);
+  }
+
+  async function load() {
+    // Show the chosen station over the chosen period. Each load has a number and aborts the one before, so
+    // only the newest one's answers reach the page (arrowing through the station list starts one per step).
+    const chosen = page.stations.find((s) => keyOf(s) === $("station").value);
+    if (!chosen) {
+      document.body.dataset.loaded = "true";
+      return;
     }
-    document.body.dataset.loaded = "true";
+    const key = keyOf(chosen), range = $("range").value;
+    const same = page.shown !== null && page.shown.key === key && page.shown.range === range;
+    const number = ++page.load;
+    if (page.controller) page.controller.abort();
+    const controller = new AbortController();
+    page.controller = controller;
+    page.loading = true;
+    document.body.dataset.loaded = "false";
+    showStation(chosen);
+    if (!same) {
+      // Nothing of the station or period shown before stays under the new heading, even if this load fails.
+      showError($("page-error"), "");
+      page.shown = null;
+      page.sections = new Map();
+      $("metrics").replaceChildren(el("p", { class: "panel note" }, "Đang tải số đo… / Loading the readings…"));
+      $("updated-at").textContent = "";
+    }
+    try {
+      // The station's own record again: its latest values and the level they are at move with each reading.
+      const answer = await api(`/api/v1/dashboards/sensors/stations?${query({ agent_id: chosen.agent_id, source_id: chosen.source_id })}`,
+        { signal: controller.signal });
+      const station = answer.items.find((s) => keyOf(s) === key) || chosen;
+      const results = await Promise.all(station.metrics.map(async (metric) => (
+        { metric, rows: await loadReadings(station, metric, range, controller.signal) })));
+      if (number !== page.load) return;
+      page.stations = page.stations.map((s) => (keyOf(s) === key ? station : s));
+      showStation(station);
+      render(station, results, same);
+      page.shown = { key, range };
+      page.updatedAt = Date.now();
+      showError($("page-error"), "");
+      const at = fmtTime(new Date());
+      $("updated-at").textContent = `Cập nhật lúc ${at}, tự làm mới mỗi phút / Updated at ${at}, refreshed every minute`;
+    } catch (error) {
+      if (number !== page.load) return; // a newer load took over (this one was aborted or answered late)
+      if (same) {
+        showError($("page-error"), "Không làm mới được; số liệu bên dưới là của lần cập nhật trước. / Could not "
+          + `refresh; the figures below are from the last update. ${error.message}`);
+      } else {
+        showError($("page-error"), error.message);
+        $("metrics").replaceChildren();
+      }
+    } finally {
+      if (number === page.load) {
+        page.loading = false;
+        page.controller = null;
+        document.body.dataset.loaded = "true";
+      }
+    }
+  }
+
+  function show(event) {
+    // The user chose a station or period: the note about a station not in the area no longer applies.
+    if (event) {
+      event.preventDefault();
+      $("station-missing").hidden = true;
+    }
+    return load();
+  }
+
+  function refreshIfDue() {
+    // A minute after the last update while the page is visible and no load is running (a failed load is
+    // retried), and at once on coming back to the page after a minute away.
+    if (document.hidden || page.loading) return;
+    if (Date.now() - page.updatedAt >= REFRESH_MS) load();
   }
 
   window.IOC.shell({
@@ -229,8 +340,9 @@
       $("picker").addEventListener("submit", show);
       $("station").addEventListener("change", show);
       $("range").addEventListener("change", show);
-      await show();
-      document.body.dataset.loaded = "true";
+      setInterval(refreshIfDue, TICK_MS);
+      document.addEventListener("visibilitychange", refreshIfDue);
+      await load();
     },
   });
 })();

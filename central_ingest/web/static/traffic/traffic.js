@@ -1,5 +1,6 @@
 // The traffic dashboard (/traffic): counts over time by class and direction, peak hours, violations per
-// junction against the rule's trailing average and +X% line, and the counts CSV export. Plain JavaScript, no
+// junction against the rule's trailing average and +X% line (the texts built from the rule itself), and the
+// counts CSV export. Each refresh has a number: only the newest one's answers are drawn. Plain JavaScript, no
 // build step; every value from the server reaches the page as text (textContent / SVG text), never as HTML.
 "use strict";
 
@@ -18,11 +19,21 @@
     clear: ["ok", "Bình thường", "Normal"],
     unknown: ["muted", "Chưa đủ dữ liệu", "Not enough data"],
   };
-  const STATUS_TEXT = {
-    insufficient_baseline: ["chưa đủ ngày để tính trung bình", "too few days for an average"],
-    undetermined_low_coverage: ["camera chưa phân tích đủ thời gian", "cameras analysed too little of the day"],
+  const SHOWN_PERIODS = 30; // periods of each junction in the violations section, whatever the chosen range
+  // The words of a violation_increase rule's period ("1d" or "1h").
+  const PERIOD_WORDS = {
+    "1d": { one: ["một ngày", "one day"], unit: ["ngày", "days"], latest: ["Ngày gần nhất", "Latest day"], column: ["Ngày", "Day"] },
+    "1h": { one: ["một giờ", "one hour"], unit: ["giờ", "hours"], latest: ["Giờ gần nhất", "Latest hour"], column: ["Giờ", "Hour"] },
   };
-  const page = { sites: [], junctions: [], shown: null };
+  const wordsOf = (rule) => PERIOD_WORDS[rule.period] || PERIOD_WORDS["1d"];
+  function statusText(status, rule) {
+    const w = wordsOf(rule);
+    if (status === "insufficient_baseline") return [`chưa đủ ${w.unit[0]} có dữ liệu để tính trung bình`, `too few ${w.unit[1]} with data for an average`];
+    if (status === "undetermined_low_coverage") return [`camera chưa phân tích đủ thời gian của ${w.one[0]}`, "cameras analysed too little of the period"];
+    return null;
+  }
+  // load: the number of the newest refresh (older answers are dropped) and its AbortController.
+  const page = { sites: [], junctions: [], load: 0, controller: null, exporting: false };
 
   // ---- time ------------------------------------------------------------------------------------
   const dayFormat = new Intl.DateTimeFormat("en-CA", { timeZone: TZ, year: "numeric", month: "2-digit", day: "2-digit" });
@@ -49,7 +60,9 @@
     const days = spanDays(from, to);
     if (days > 400) throw new Error("Tối đa 400 ngày. / At most 400 days.");
     const bucket = days <= 2 ? "1h" : days <= 14 ? "6h" : "1d";
-    return { start: dayStart(from), end: dayStart(addDays(to, 1)), bucket, days };
+    const end = dayStart(addDays(to, 1));
+    // last: the range's last second, for what is judged "as of" its last day (the end itself is the day after).
+    return { start: dayStart(from), end, bucket, days, custom: true, last: new Date(new Date(end).getTime() - 1000).toISOString() };
   }
 
   function bucketLabel(iso, bucket) {
@@ -114,7 +127,7 @@
   const cameraParams = (camera) => (camera ? { agent_id: camera[0], source_id: camera[1] } : {});
 
   // ---- counts over time ------------------------------------------------------------------------
-  async function loadCounts(sel, range) {
+  async function loadCounts(sel, range, signal) {
     // Per bucket: counts per class and per direction, and the analysed/expected seconds behind them. A junction
     // adds up its cameras (one request per camera and grouping, merged here).
     const targets = sel.cameras || [null];
@@ -125,7 +138,7 @@
     };
     await Promise.all(targets.flatMap((camera) => ["vehicle_class", "direction"].map(async (group) => {
       const base = { ...cameraParams(camera), start: range.start, end: range.end, bucket: range.bucket, timezone: TZ };
-      const rows = await api(`/api/v1/counts?${query({ ...base, group_by: group })}`);
+      const rows = await api(`/api/v1/counts?${query({ ...base, group_by: group })}`, { signal });
       const seen = new Set();
       for (const row of rows) {
         const b = slot(row.bucket);
@@ -254,8 +267,9 @@
     }));
   }
 
-  async function showCounts(sel, range) {
-    const rows = await loadCounts(sel, range);
+  async function showCounts(sel, range, load) {
+    const rows = await loadCounts(sel, range, load.signal);
+    if (!load.current()) return;
     const classes = CLASS_ORDER.filter((c) => rows.some((r) => r.classes[c]));
     const total = rows.reduce((s, r) => s + totalOf(r), 0);
     $("counts-summary").textContent = rows.length
@@ -266,12 +280,20 @@
     fillCountsTable(rows, range.bucket, classes);
   }
 
+  function clearCounts() {
+    $("counts-summary").textContent = "Không tải được số liệu đếm. / The counts could not be loaded.";
+    for (const id of ["class-chart", "class-legend", "direction-chart"]) $(id).replaceChildren();
+    $("counts-table").tHead.replaceChildren();
+    $("counts-table").tBodies[0].replaceChildren();
+  }
+
   // ---- peak hours ------------------------------------------------------------------------------
-  async function showPeakHours(sel, range) {
+  async function showPeakHours(sel, range, load) {
     const params = { start: range.start, end: range.end };
     if (sel.junction) params.junction_id = sel.junction;
     else if (sel.cameras) Object.assign(params, cameraParams(sel.cameras[0]));
-    const body = await api(`/api/v1/dashboards/traffic/peak-hours?${query(params)}`);
+    const body = await api(`/api/v1/dashboards/traffic/peak-hours?${query(params)}`, { signal: load.signal });
+    if (!load.current()) return;
     const rows = body.items;
     const hourText = (h) => `${String(h).padStart(2, "0")}:00`;
     $("peak-summary").textContent = body.busiest_hour === null
@@ -308,9 +330,15 @@
     }));
   }
 
+  function clearPeakHours() {
+    $("peak-summary").textContent = "Không tải được giờ cao điểm. / The peak hours could not be loaded.";
+    $("peak-chart").replaceChildren();
+    $("peak-table").tBodies[0].replaceChildren();
+  }
+
   // ---- violations per junction -----------------------------------------------------------------
   function ruleText(rule) {
-    const unit = rule.period === "1h" ? ["giờ", "hours"] : ["ngày", "days"];
+    const unit = wordsOf(rule).unit;
     return `Quy tắc ${rule.id}: cảnh báo khi số vi phạm vượt trung bình ${rule.window_periods} ${unit[0]} trước hơn `
       + `${fmtNumber(rule.threshold_pct, 0)}% (ít nhất ${rule.min_count} vi phạm). / Rule ${rule.id}: alerts when `
       + `violations exceed the average of the previous ${rule.window_periods} ${unit[1]} by more than `
@@ -360,10 +388,11 @@
 
   function junctionTable(j, id) {
     const table = el("table", { id, hidden: "" });
-    const caption = el("caption", {}, `Vi phạm theo ngày: ${j.name_vi} `);
-    caption.append(el("span", { class: "en" }, `/ Violations per period: ${j.name_en}`));
+    const w = wordsOf(j.rule);
+    const caption = el("caption", {}, `Vi phạm theo ${w.unit[0]}: ${j.name_vi} `);
+    caption.append(el("span", { class: "en" }, `/ Violations per ${w.column[1].toLowerCase()}: ${j.name_en}`));
     const head = el("tr");
-    head.append(headCell("Ngày", "Period", false), headCell("Vi phạm", "Violations"), headCell("Trung bình", "Average"),
+    head.append(headCell(...w.column, false), headCell("Vi phạm", "Violations"), headCell("Trung bình", "Average"),
       headCell("Ngưỡng", "Threshold"), headCell("Độ phủ", "Coverage"), headCell("Đánh giá", "Verdict", false));
     const thead = el("thead");
     thead.append(head);
@@ -396,9 +425,10 @@
     if (today) {
       const [css, vi, en] = STATE_CHIPS[today.state] || STATE_CHIPS.unknown;
       const line = el("p", { class: "today-summary" });
-      const why = STATUS_TEXT[today.status];
+      const why = statusText(today.status, j.rule);
+      const latest = wordsOf(j.rule).latest;
       line.append(el("span", { class: `chip ${css}` }, `${vi} / ${en}`), " ",
-        `Ngày gần nhất / Latest day: ${fmtNumber(today.count)} vi phạm / violations; trung bình / average `
+        `${latest[0]} / ${latest[1]}: ${fmtNumber(today.count)} vi phạm / violations; trung bình / average `
         + `${fmtNumber(today.baseline, 1)}; ngưỡng / threshold ${fmtNumber(today.threshold, 1)}`
         + (why ? ` (${why[0]} / ${why[1]})` : ""));
       section.append(line);
@@ -416,14 +446,74 @@
     return section;
   }
 
-  async function showJunctions(sel, range) {
-    const params = { periods: 30 };
-    if ($("range").value === "custom") params.end = range.end;
-    const body = await api(`/api/v1/dashboards/traffic/junctions?${query(params)}`);
+  function bilingualText(node, vi, en) {
+    node.replaceChildren(vi, " ", el("span", { class: "en" }, `/ ${en}`));
+  }
+
+  function describeViolations(items, sel, range) {
+    // The heading and notes say what the section shows, from the rules themselves: which periods (the last
+    // SHOWN_PERIODS of each junction, not the chosen range), the average over how many and the +X% line.
+    const rules = [...new Map(items.filter((j) => j.rule).map((j) => [j.rule.id, j.rule])).values()];
+    const rule = rules.length === 1 ? rules[0] : null;
+    const w = rule ? wordsOf(rule) : null;
+    if (rule) {
+      bilingualText($("violations-title"), `Vi phạm theo nút giao so với trung bình ${rule.window_periods} ${w.unit[0]} trước`,
+        `Violations per junction against the average of the previous ${rule.window_periods} ${w.unit[1]}`);
+      const pct = fmtNumber(rule.threshold_pct, 0);
+      bilingualText($("violations-note"),
+        `Mỗi cột là số vi phạm của ${w.one[0]}; đường liền là trung bình ${rule.window_periods} ${w.unit[0]} trước đó `
+        + `(những ${w.unit[0]} đủ dữ liệu), đường đứt là ngưỡng cảnh báo (trung bình + ${pct}%). Cột đỏ: vượt ngưỡng. `
+        + `Số liệu tính bằng chính quy tắc cảnh báo ${rule.id}.`,
+        `Each bar is ${w.one[1]}'s violations; the solid line is the average of the previous ${rule.window_periods} `
+        + `${w.unit[1]} (those with enough data), the dashed line the alert threshold (average + ${pct}%). Red bars: `
+        + `above the threshold. Computed by the alert rule ${rule.id} itself.`);
+    } else {
+      bilingualText($("violations-title"), "Vi phạm theo nút giao so với trung bình của quy tắc cảnh báo",
+        "Violations per junction against the alert rule's average");
+      bilingualText($("violations-note"),
+        "Mỗi cột là số vi phạm của một kỳ (ngày hoặc giờ, theo quy tắc của nút giao); đường liền là trung bình các "
+        + "kỳ trước đó, đường đứt là ngưỡng cảnh báo của quy tắc (ghi dưới tên từng nút giao). Cột đỏ: vượt ngưỡng. "
+        + "Số liệu tính bằng chính quy tắc cảnh báo.",
+        "Each bar is one period's violations (a day or an hour, by the junction's rule); the solid line is the "
+        + "average of the periods before, the dashed line the rule's alert threshold (stated under each junction). "
+        + "Red bars: above the threshold. Computed by the alert rule itself.");
+    }
+    const periods = w ? `${SHOWN_PERIODS} ${w.unit[0]}` : `${SHOWN_PERIODS} kỳ`;
+    const periodsEn = w ? `${SHOWN_PERIODS} ${w.unit[1]}` : `${SHOWN_PERIODS} periods`;
+    const first = sel.junction ? " Nút giao đã chọn đứng đầu." : "";
+    const firstEn = sel.junction ? " The chosen junction comes first." : "";
+    if (range.custom) {
+      const last = fmtTime(range.last).slice(0, 10);
+      bilingualText($("violations-scope"),
+        `Phần này gồm ${periods} gần nhất của mỗi nút giao tính đến hết ngày ${last} (ngày cuối của khoảng đã chọn), `
+        + `với mọi camera của nút giao, không theo camera đã chọn.${first}`,
+        `This section covers the last ${periodsEn} of each junction up to the end of ${last} (the chosen range's `
+        + `last day), with all of the junction's cameras, whatever camera is chosen.${firstEn}`);
+    } else {
+      bilingualText($("violations-scope"),
+        `Phần này luôn gồm ${periods} gần nhất của mỗi nút giao tính đến nay, với mọi camera của nút giao, không `
+        + `theo khoảng thời gian và camera đã chọn ở trên.${first}`,
+        `This section always covers the last ${periodsEn} of each junction up to now, with all of the junction's `
+        + `cameras, whatever period and camera are chosen above.${firstEn}`);
+    }
+  }
+
+  async function showJunctions(sel, range, load) {
+    const params = { periods: SHOWN_PERIODS };
+    if (range.custom) params.end = range.last; // judged as of the range's last day, not the day after it
+    const body = await api(`/api/v1/dashboards/traffic/junctions?${query(params)}`, { signal: load.signal });
+    if (!load.current()) return;
     let items = body.items;
     if (sel.junction) items = [...items.filter((j) => j.junction_id === sel.junction), ...items.filter((j) => j.junction_id !== sel.junction)];
+    describeViolations(items, sel, range);
     $("junctions-empty").hidden = items.length > 0;
     $("junctions").replaceChildren(...items.map(junctionSection));
+  }
+
+  function clearJunctions() {
+    $("junctions-empty").hidden = true;
+    $("junctions").replaceChildren(el("p", { class: "note" },
+      "Không tải được vi phạm theo nút giao. / The violations per junction could not be loaded."));
   }
 
   // ---- export ----------------------------------------------------------------------------------
@@ -434,34 +524,53 @@
     link.remove();
   }
 
+  function fileNameOf(response, fallback) {
+    // The API's own name for its file (it says the range), from Content-Disposition.
+    const match = /filename="([^"\/\\]+)"/.exec(response.headers.get("Content-Disposition") || "");
+    return match ? match[1] : fallback;
+  }
+
+  function exportStatus(text, failed) {
+    const status = $("export-status");
+    status.textContent = text;
+    status.classList.toggle("error", failed);
+  }
+
   async function exportCsv() {
+    // Fetched here (not a link the browser follows), so a refusal or an error is said on the page, not saved
+    // as a "CSV"; then handed to the browser as a file. A junction: one export per camera, under one header.
+    if (page.exporting) return;
     let range;
     try { range = chosenRange(); } catch (error) { showError($("page-error"), error.message); return; }
     const sel = selection();
     const base = { start: range.start, end: range.end, format: "csv" };
-    if (!sel.cameras || sel.cameras.length === 1) {
-      // One request: the browser downloads the API's own file (its name says the range).
-      download(`/api/v1/counts/export?${query({ ...base, ...cameraParams(sel.cameras && sel.cameras[0]) })}`);
-      $("export-status").textContent = "Đang tải tệp CSV… / Downloading the CSV…";
-      return;
-    }
-    // A junction: one export per camera, joined under one header row.
+    const targets = sel.cameras || [null];
+    page.exporting = true;
+    exportStatus("Đang tạo tệp CSV… / Preparing the CSV…", false);
     try {
-      const parts = await Promise.all(sel.cameras.map(async (camera) => {
-        const response = await api(`/api/v1/counts/export?${query({ ...base, ...cameraParams(camera) })}`, { raw: true });
-        return response.text();
-      }));
-      const lines = [];
-      parts.forEach((text, i) => {
-        const rows = text.split("\r\n").filter((line) => line);
-        lines.push(...(i === 0 ? rows : rows.slice(1)));
-      });
-      const url = URL.createObjectURL(new Blob([lines.join("\r\n") + "\r\n"], { type: "text/csv" }));
-      download(url, `counts_${sel.junction}_${range.start.slice(0, 10)}_${range.end.slice(0, 10)}.csv`);
+      const responses = await Promise.all(targets.map((camera) => (
+        api(`/api/v1/counts/export?${query({ ...base, ...cameraParams(camera) })}`, { raw: true }))));
+      let blob, name;
+      if (responses.length === 1) {
+        blob = new Blob([await responses[0].text()], { type: "text/csv" });
+        name = fileNameOf(responses[0], `counts_${range.start.slice(0, 10)}_${range.end.slice(0, 10)}.csv`);
+      } else {
+        const lines = [];
+        (await Promise.all(responses.map((r) => r.text()))).forEach((text, i) => {
+          const rows = text.split("\r\n").filter((line) => line);
+          lines.push(...(i === 0 ? rows : rows.slice(1)));
+        });
+        blob = new Blob([lines.join("\r\n") + "\r\n"], { type: "text/csv" });
+        name = `counts_${sel.junction}_${range.start.slice(0, 10)}_${range.end.slice(0, 10)}.csv`;
+      }
+      const url = URL.createObjectURL(blob);
+      download(url, name);
       setTimeout(() => URL.revokeObjectURL(url), 60000);
-      $("export-status").textContent = "Đã tạo tệp CSV của nút giao. / The junction's CSV is ready.";
+      exportStatus(`Đã tải tệp CSV: ${name} / The CSV is downloaded: ${name}`, false);
     } catch (error) {
-      showError($("page-error"), error.message);
+      exportStatus(`Không tải được tệp CSV. / The CSV could not be downloaded. ${error.message}`, true);
+    } finally {
+      page.exporting = false;
     }
   }
 
@@ -479,18 +588,32 @@
   }
 
   async function refresh(event) {
+    // Each refresh has a number and aborts the one before; each part draws only if its refresh is still the
+    // newest, so a slow earlier answer never replaces a newer one. A part that fails is cleared, not left
+    // showing the choice before under the new range label.
     if (event) event.preventDefault();
     showError($("page-error"), "");
     let range;
     try { range = chosenRange(); } catch (error) { showError($("page-error"), error.message); return; }
     const sel = selection();
+    const number = ++page.load;
+    if (page.controller) page.controller.abort();
+    const controller = new AbortController();
+    page.controller = controller;
+    const load = { signal: controller.signal, current: () => number === page.load };
     $("range-label").textContent = `${sel.label} · ${fmtTime(range.start)} → ${fmtTime(range.end)}`;
     document.body.dataset.loaded = "false";
-    try {
-      await Promise.all([showCounts(sel, range), showPeakHours(sel, range), showJunctions(sel, range)]);
-    } catch (error) {
-      showError($("page-error"), error.message);
-    }
+    const parts = [[showCounts, clearCounts], [showPeakHours, clearPeakHours], [showJunctions, clearJunctions]];
+    const results = await Promise.allSettled(parts.map(([show]) => show(sel, range, load)));
+    if (!load.current()) return;
+    const messages = [];
+    results.forEach((result, i) => {
+      if (result.status !== "rejected") return;
+      parts[i][1]();
+      if (!messages.includes(result.reason.message)) messages.push(result.reason.message);
+    });
+    showError($("page-error"), messages.join(" "));
+    page.controller = null;
     document.body.dataset.loaded = "true";
   }
 
