@@ -340,3 +340,96 @@ def test_technician_reads_alerts_without_acting_on_them(
     expect(card.locator("[data-action='acknowledge'], [data-action='resolve']")).to_have_count(0)
     assert problems == []
     context.close()
+
+
+class HeldAnswers:
+    """Requests whose answers are read from central at once (the state *then*) and handed to the page only when
+    the test says so: a slow network, made deterministic. ``route.fetch`` runs inside the handler, when the
+    request arrives."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[Route, Any]] = []
+
+    def __call__(self, route: Route) -> None:
+        self.held.append((route, route.fetch()))
+
+    def wait_for(self, page: Page, count: int) -> None:
+        deadline = time.monotonic() + 15
+        while len(self.held) < count:
+            assert time.monotonic() < deadline, f"{len(self.held)} of {count} requests arrived"
+            page.wait_for_timeout(50)  # lets Playwright dispatch the route handlers
+
+    def release(self) -> None:
+        for route, answer in self.held:
+            route.fulfill(response=answer)
+        self.held.clear()
+
+
+def test_late_answers_never_bring_back_a_resolved_alert_nor_replace_the_details(
+    world: World, central: CentralService, browser: Browser
+) -> None:
+    """Review item 3: an answer that left central before a change must not undo it on the page."""
+    problems: list[str] = []
+    context, page = watched_page(browser, problems)
+    sign_in(page, central.url, "/alerts", OPERATOR, PASSWORD)
+    wait_for_feed(page)
+    first = card_within_deadline(page, central, world, {"tram-an-cuu": 9.8, "tram-thuan-an": 9.9})
+    second = page.locator(".alert-card:has-text('tram-thuan-an')")
+    expect(second).to_be_visible()
+    first_id, second_id = first.get_attribute("data-alert-id"), second.get_attribute("data-alert-id")
+    assert first_id
+    assert second_id
+
+    # Details of A (answer held), closed, then details of B: A's late answer must not replace B's.
+    held_detail = HeldAnswers()
+    page.route(lambda url: url.endswith(f"/api/v1/alerts/{first_id}"), held_detail)
+    # B's answer carries evidence that tries to leave the site; only the same-site path becomes a link.
+    outside = ["//evil.example/steal", "/\\evil.example/steal", "/\t/evil.example/steal"]
+
+    def with_outside_evidence(route: Route) -> None:
+        answer = route.fetch()
+        body = answer.json()
+        body["evidence"] = [*body["evidence"], *outside, f"/api/v1/alerts/{second_id}"]
+        route.fulfill(response=answer, json=body)
+
+    page.route(lambda url: url.endswith(f"/api/v1/alerts/{second_id}"), with_outside_evidence)
+    first.locator("[data-action='details']").click()
+    held_detail.wait_for(page, 1)
+    expect(page.locator("#detail-dialog")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator("#detail-dialog")).to_be_hidden()
+    second.locator("[data-action='details']").click()
+    expect(page.locator("#detail-body")).to_have_attribute("data-loaded-for", second_id)
+    held_detail.release()
+    page.wait_for_function("() => window.IOC_ALERTS_STATS.stale_details === 1")
+    expect(page.locator("#detail-dialog")).to_have_attribute("data-alert-id", second_id)
+    expect(page.locator("#detail-body")).to_contain_text("tram-thuan-an")
+    expect(page.locator("#detail-body")).not_to_contain_text("tram-an-cuu")
+    evidence = page.locator("#detail-body .evidence")
+    expect(evidence.locator("a[href*='evil']")).to_have_count(0)
+    expect(evidence.locator("code")).to_have_count(len(outside))
+    expect(evidence.locator(f"a[href='/api/v1/alerts/{second_id}']")).to_have_count(1)
+    page.keyboard.press("Escape")
+    page.unroute_all()
+
+    # The open alerts load (at start and again when the stream opens) is answered before A is resolved by
+    # someone else, and reaches the page after the resolution's notice: A must not come back as a ghost card.
+    held_lists = HeldAnswers()
+    page.route(lambda url: "/api/v1/alerts?status=" in url, held_lists)
+    page.reload()
+    held_lists.wait_for(page, 4)  # two loads (start, stream open), each open + acknowledged
+    expect(page.locator("#stream-state")).to_have_attribute("data-state", "connected")
+    page.evaluate(
+        "([id, by]) => IOC.api(`/api/v1/alerts/${id}/resolve`, {json: {comment: 'Nước đã rút', by}})",
+        [first_id, OPERATOR],
+    )
+    expect(page.locator("#announcer")).to_contain_text("Đã đóng cảnh báo")  # the stream told the page
+    held_lists.release()
+    page.unroute_all()
+    expect(page.locator("#feed")).to_have_attribute("data-loaded", "1")
+    page.wait_for_function("() => window.IOC_ALERTS_STATS.stale_loaded >= 2")
+    expect(page.locator(f".alert-card[data-alert-id='{second_id}']")).to_be_visible()
+    expect(page.locator(f".alert-card[data-alert-id='{first_id}']")).to_have_count(0)
+    assert alert_json(page, central, first_id)["status"] == "resolved"
+    assert problems == []
+    context.close()

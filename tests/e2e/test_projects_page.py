@@ -25,7 +25,7 @@ import httpx
 import numpy as np
 import psycopg
 import pytest
-from playwright.sync_api import Browser, FilePayload, Page, expect
+from playwright.sync_api import Browser, FilePayload, Page, Route, WebSocketRoute, expect
 from psycopg.rows import dict_row
 
 from central_ingest.access.admin import Actor, create_user
@@ -44,6 +44,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 SHOTS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "screenshots"
 VN = dt.timezone(dt.timedelta(hours=7))
 PROJECT = "cau-phu-xuan"
+OTHER_PROJECT = "ke-song-an-cuu"
+"""A second project, with a plan and no camera: its page must show none of the first one's views."""
+LIVE_SOCKETS = re.compile(r"/api/v1/live/[^/]+/[^/]+/ws")
 AGENT = "site-agent-1"
 PASSWORD = "mat-khau-that-dai-2025"
 PMU = "pmu.lan"
@@ -333,5 +336,136 @@ def test_operator_sees_the_project_without_the_form(
     page.locator(f"#projects tr[data-project='{PROJECT}'] button.open").click()
     expect(page.locator("#scurve-svg")).to_be_visible()
     expect(page.locator("#confirm-section")).to_be_hidden()
+    assert problems == []
+    context.close()
+
+
+class HeldAnswers:
+    """Requests whose answers are read from central when they arrive and handed to the page only when the test
+    says so: a slow network, made deterministic."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[Route, Any]] = []
+
+    def __call__(self, route: Route) -> None:
+        self.held.append((route, route.fetch()))
+
+    def wait_for(self, page: Page, count: int) -> None:
+        for _ in range(300):
+            if len(self.held) >= count:
+                return
+            page.wait_for_timeout(50)  # lets Playwright dispatch the route handlers
+        raise AssertionError(f"{len(self.held)} of {count} requests arrived")
+
+    def release(self, page: Page) -> None:
+        """Answer every held request, and return once the page has had the answers (and time to use them)."""
+        for route, answer in self.held:
+            route.fulfill(response=answer)
+        self.held.clear()
+        page.evaluate("() => new Promise((done) => setTimeout(done, 300))")
+
+
+def answer_live_sockets(page: Page) -> list[WebSocketRoute]:
+    """The page's live video sockets from now on, answered by the test in central's place: each opens and
+    stays silent (never connected to central) until the test closes it."""
+    sockets: list[WebSocketRoute] = []
+
+    def keep(socket: WebSocketRoute) -> None:
+        sockets.append(socket)
+
+    page.route_web_socket(LIVE_SOCKETS, keep)
+    return sockets
+
+
+def put_other_plan(url: str, today: dt.date) -> None:
+    with httpx.Client(base_url=url, timeout=10.0) as client:
+        login = client.post("/api/v1/auth/login", json={"username": PMU, "password": PASSWORD})
+        assert login.status_code == 200, login.text
+        body = {
+            "project_name_vi": "Kè sông An Cựu",
+            "project_name_en": "An Cuu river embankment",
+            "packages": [
+                {
+                    "id": "ke",
+                    "name": "Kè",
+                    "weight": 100,
+                    "planned_start": (today - dt.timedelta(days=5)).isoformat(),
+                    "planned_finish": (today + dt.timedelta(days=25)).isoformat(),
+                }
+            ],
+        }
+        headers = {"Authorization": f"Bearer {login.json()['token']}"}
+        stored = client.put(f"/api/v1/projects/{OTHER_PROJECT}/plan", json=body, headers=headers)
+        assert stored.status_code == 200, stored.text
+
+
+def test_a_late_answer_of_another_project_is_not_drawn(
+    world: ProjectWorld, central: CentralService, browser: Browser
+) -> None:
+    """Review item 4: open a project, go back to the list before its views answer, open another: the first
+    one's timelapse, activity and cameras never show inside the second, and no live stream is started."""
+    put_other_plan(central.url, world.today)
+    problems: list[str] = []
+    context, page = watched_page(browser, problems)
+    sockets = answer_live_sockets(page)
+    held = HeldAnswers()
+    page.route(re.compile(rf"/api/v1/projects/{PROJECT}/(timelapse|activity|cameras)\b"), held)
+    sign_in(page, central.url, PMU)
+    page.locator(f"#projects tr[data-project='{PROJECT}'] button.open").click()
+    held.wait_for(page, 3)
+    expect(page.locator("#project-title")).to_contain_text("Cầu Phú Xuân")
+    page.click("#back")
+    expect(page.locator("#list-section")).to_be_visible()
+    page.locator(f"#projects tr[data-project='{OTHER_PROJECT}'] button.open").click()
+    expect(page.locator("#project-section")).to_have_attribute("data-loaded", OTHER_PROJECT)
+    held.release(page)  # the first project's answers arrive now
+
+    expect(page.locator("#project-title")).to_contain_text("Kè sông An Cựu")
+    expect(page.locator("#curve-package option[value='ke']")).to_have_count(1)
+    expect(page.locator("#live-grid figure")).to_have_count(0)
+    expect(page.locator("#live-empty")).to_be_visible()
+    expect(page.locator("#timelapse")).to_be_hidden()
+    expect(page.locator("#timelapse-empty")).to_be_visible()
+    expect(page.locator("#activity-svg rect.bar")).to_have_count(0)
+    assert page.evaluate("() => Object.keys(window.IOC_LIVE_STATS.tiles)") == []
+    assert sockets == []
+    assert page.url.endswith(f"#{OTHER_PROJECT}")
+    assert problems == []
+    context.close()
+
+
+def test_a_live_view_closed_for_an_ended_session_asks_to_sign_in_again(
+    world: ProjectWorld, central: CentralService, browser: Browser
+) -> None:
+    """Review item 5: the live proxy closes a viewer whose session ended with 4401; the page must ask to sign
+    in again (not show "bị từ chối" for ever), and come back to the same project after signing in."""
+    problems: list[str] = []
+    context, page = watched_page(browser, problems)
+    sockets = answer_live_sockets(page)  # the test closes them as the proxy would
+    sign_in(page, central.url, PMU)
+    page.locator(f"#projects tr[data-project='{PROJECT}'] button.open").click()
+    expect(page.locator("#project-section")).to_have_attribute("data-loaded", PROJECT)
+    live = page.locator("#live-grid figure[data-state]")
+    expect(live).to_have_count(1)  # cam-a has a live stream configured, cam-b none
+    for _ in range(100):
+        if sockets:
+            break
+        page.wait_for_timeout(50)
+    assert sockets, "the live tile opened no socket"
+
+    page.evaluate("() => IOC.signOut()")  # the session ends on the server; the page is not told
+    for socket in sockets:
+        socket.close(code=4401, reason="not signed in")
+    expect(page.locator("#login-section")).to_be_visible()
+    expect(page.locator("#project-section")).to_be_hidden()
+    expect(page.locator("#who")).to_be_hidden()
+    assert page.url.endswith(f"#{PROJECT}")  # kept for after signing in
+
+    page.fill("#login-username", PMU)
+    page.fill("#login-password", PASSWORD)
+    page.click("#login-button")
+    expect(page.locator("#project-section")).to_have_attribute("data-loaded", PROJECT)
+    expect(page.locator("#project-title")).to_contain_text("Cầu Phú Xuân")
+    expect(page.locator("#login-section")).to_be_hidden()
     assert problems == []
     context.close()

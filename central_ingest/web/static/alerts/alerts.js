@@ -14,6 +14,7 @@
   const HISTORY_PAGE = 50;
   const MAX_ANNOUNCEMENTS = 5; // the aria-live log keeps the newest few (drop oldest)
   const MAX_SEEN = 2000; // remembered (alert, changed_at) pairs, to play each notice once (drop oldest)
+  const MAX_RESOLVED = 2000; // remembered resolved alerts, so that a late answer cannot bring one back (drop oldest)
   const MAX_BAD_FRAMES = 10; // unreadable stream frames kept for inspection (drop oldest), all counted
   const RECONNECT = { first_ms: 1000, factor: 2, ceiling_ms: 30000, jitter: 0.2 };
   const BEEP_GAP_MS = 1500; // a burst of alerts makes one sound, not one per alert (the rest are counted)
@@ -71,7 +72,8 @@
 
   const stats = {
     frames: 0, bad_frames: 0, last_bad_frames: [], stale_frames: 0, reconnects: 0, announced: 0,
-    beeps: 0, beeps_suppressed: 0, beeps_muted: 0, seen_dropped: 0, stream_state: "connecting",
+    beeps: 0, beeps_suppressed: 0, beeps_muted: 0, seen_dropped: 0, stale_loaded: 0,
+    stale_details: 0, stream_state: "connecting",
   };
   window.IOC_ALERTS_STATS = stats; // read by the browser tests and useful from the console
 
@@ -79,6 +81,7 @@
   let canAct = false;
   const alerts = new Map(); // alert_id -> the newest known state of an open or acknowledged alert
   const seen = new Set(); // "alert_id|changed_at" of notices already applied
+  const resolved = new Map(); // alert_id -> changed_at (ms) of its resolution, as this page learnt it
   let lastFocus = null;
 
   // ---- small helpers ----------------------------------------------------------------------------------
@@ -285,12 +288,27 @@
         `Ảnh vi phạm ${keyframe[1].slice(0, 12)}… (xem qua tra cứu của cảnh sát) / Violation image (opened through the police search)`));
       return item;
     }
-    if (/^https?:\/\//i.test(ref) || ref.startsWith("/")) {
-      item.append(el("a", { href: ref, target: "_blank", rel: "noopener noreferrer" }, ref));
+    const href = linkOf(ref);
+    if (href) {
+      item.append(el("a", { href, target: "_blank", rel: "noopener noreferrer" }, ref));
       return item;
     }
     item.append(el("code", {}, ref));
     return item;
+  }
+
+  function linkOf(ref) {
+    // An evidence reference as a link: a full http(s) address (shown as such), or a path on this site. A path
+    // must stay on this site: "//host/..." and "/\host/..." name another host to the browser, and so does
+    // "/<tab>/host" once the URL parser drops the tab; so the path is resolved and its origin checked.
+    if (/^https?:\/\//i.test(ref)) return ref;
+    if (!/^\/(?![/\\])/.test(ref)) return null;
+    try {
+      const url = new URL(ref, window.location.origin);
+      return url.origin === window.location.origin ? `${url.pathname}${url.search}${url.hash}` : null;
+    } catch (_) {
+      return null;
+    }
   }
 
   async function toggleReadings(alert, ref, button, target) {
@@ -457,21 +475,39 @@
     }
   }
 
+  function rememberResolved(alertId, changedAt) {
+    // Resolved is final (a new episode is a new alert id): any state of this alert not newer than its
+    // resolution is stale, whether it comes from a slow load of the open alerts or a late notice.
+    const at = timeOf(changedAt);
+    if ((resolved.get(alertId) ?? -Infinity) >= at) return;
+    resolved.delete(alertId); // re-inserted: the Map keeps insertion order, so the oldest is dropped first
+    resolved.set(alertId, at);
+    if (resolved.size > MAX_RESOLVED) resolved.delete(resolved.keys().next().value);
+  }
+
+  function resolvedSince(alertId, changedAt) {
+    // True when this page knows the alert was resolved at or after ``changedAt``.
+    return resolved.has(alertId) && resolved.get(alertId) >= timeOf(changedAt);
+  }
+
   function applyNotice(notice, { fromStream }) {
     // Merge one AlertNotice (stream or an action's answer); returns true when it changed the feed.
     const key = `${notice.alert_id}|${notice.changed_at}`;
     if (seen.has(key)) return false;
     rememberSeen(key);
     const known = alerts.get(notice.alert_id);
-    if (known && timeOf(known.changed_at) > timeOf(notice.changed_at)) {
+    if ((known && timeOf(known.changed_at) > timeOf(notice.changed_at))
+      || (notice.status !== "resolved" && resolvedSince(notice.alert_id, notice.changed_at))) {
       stats.stale_frames += 1;
       return false;
     }
     const merged = Object.assign({}, known || {}, notice, {
       message_vi: stripPrefix(notice.message_vi), message_en: stripPrefix(notice.message_en), received_at: Date.now(),
     });
-    if (merged.status === "resolved") alerts.delete(notice.alert_id);
-    else keep(merged);
+    if (merged.status === "resolved") {
+      rememberResolved(notice.alert_id, notice.changed_at);
+      alerts.delete(notice.alert_id);
+    } else keep(merged);
     renderFeed(notice.transition === "opened" || notice.transition === "escalated" ? notice.alert_id : null);
     announce(merged, notice.transition);
     if (fromStream && (notice.transition === "opened" || notice.transition === "escalated")) alarm(notice.severity);
@@ -484,7 +520,11 @@
     try {
       const full = await api(`/api/v1/alerts/${encodeURIComponent(alertId)}`);
       const known = alerts.get(alertId);
-      if (!known || timeOf(full.changed_at) < timeOf(known.changed_at) || full.status === "resolved") return;
+      if (full.status === "resolved") rememberResolved(alertId, full.changed_at);
+      if (!known || timeOf(full.changed_at) < timeOf(known.changed_at) || full.status === "resolved") {
+        if (known && full.status === "resolved") { alerts.delete(alertId); renderFeed(); }
+        return;
+      }
       keep(Object.assign({}, known, full, { received_at: Date.now() }));
       renderFeed();
     } catch (_) { /* the card keeps what the notice said */ }
@@ -510,8 +550,10 @@
   }
 
   async function loadOpen() {
-    // The alerts open or acknowledged now; notices that arrived while loading and are newer win, and alerts
-    // resolved while the stream was down go away.
+    // The alerts open or acknowledged now; notices that arrived while loading and are newer win, alerts
+    // resolved while the stream was down go away, and an alert resolved while this load was in flight (its
+    // answer read before the resolution) stays away. Loads may overlap (start, each reconnect, a 409): each
+    // merge only moves an alert forward in time, so the order their answers arrive in does not matter.
     const started = Date.now();
     try {
       const [open, acknowledged] = await Promise.all(["open", "acknowledged"].map(
@@ -523,6 +565,10 @@
       }
       for (const [id, item] of loaded) {
         const known = alerts.get(id);
+        if (resolvedSince(id, item.changed_at)) {
+          stats.stale_loaded += 1;
+          continue;
+        }
         if (!known || timeOf(known.changed_at) <= timeOf(item.changed_at)) {
           keep(Object.assign({}, known || {}, item, { received_at: started }));
         }
@@ -828,23 +874,36 @@
 
   // ---- the detail view ---------------------------------------------------------------------------------
   let detailOpener = null;
+  let detailLoad = 0; // numbers each opening of the detail view; an answer for an older one is dropped
 
   async function openDetail(alertId, opener) {
     detailOpener = opener;
     const dialog = $("detail-dialog");
     const body = $("detail-body");
     const rows = $("detail-transitions").querySelector("tbody");
+    detailLoad += 1;
+    const load = detailLoad;
+    dialog.dataset.alertId = alertId; // set before the fetch: the answer must still be for what is shown
+    delete body.dataset.loadedFor;
     body.replaceChildren(el("p", { class: "note" }, "Đang tải… / Loading…"));
     rows.replaceChildren();
     showError($("detail-error"), "");
     dialog.showModal();
     $("detail-close").focus();
+    // Open A, close, open B: A's slow answer must not replace B's (nor fill a closed dialog).
+    const current = () => {
+      if (load === detailLoad && dialog.open && dialog.dataset.alertId === alertId) return true;
+      stats.stale_details += 1;
+      return false;
+    };
     try {
       const alert = await api(`/api/v1/alerts/${encodeURIComponent(alertId)}`);
+      if (!current()) return;
       body.replaceChildren(detailSummary(alert), numbersBlock(alert), evidenceBlock(alert, "detail"));
       for (const t of alert.transitions || []) rows.append(transitionRow(t));
-      dialog.dataset.alertId = alertId;
+      body.dataset.loadedFor = alertId; // the browser tests wait on it
     } catch (error) {
+      if (!current()) return;
       body.replaceChildren();
       showError($("detail-error"), error.message);
     }

@@ -28,6 +28,11 @@
   let roles = [];
   let current = null; // { id, name, threshold, minConfidence, entries: Map(packageId -> entry) }
   let timelapse = { cameras: [], timer: null };
+  // Numbers each change of view (a project opened, the list, signed out): an answer that comes back for an
+  // older view is dropped, so opening A then B never draws A's figures or starts A's cameras inside B, and
+  // going back to the list before the cameras answer starts no stream on a hidden section.
+  let view = 0;
+  const newView = () => { view += 1; return view; };
 
   // ---- small helpers ----------------------------------------------------------------------------
   const todayVn = () => new Date(Date.now() + 7 * 3600 * 1000).toISOString().slice(0, 10);
@@ -154,7 +159,9 @@
   }
 
   function showLoggedOut() {
+    newView();
     roles = [];
+    current = null;
     stopPlaying();
     closeLiveTiles();
     $("who").hidden = true;
@@ -163,30 +170,56 @@
     $("project-section").hidden = true;
   }
 
+  function sessionEnded() {
+    // An API call answered 401 (the session expired or was revoked): back to the sign-in form with a word on
+    // why; the address keeps the project, which opens again after signing in.
+    if (!$("login-section").hidden) return; // already signed out (several calls fail at once)
+    showLoggedOut();
+    showError($("login-error"),
+      "Phiên đăng nhập đã hết hạn, vui lòng đăng nhập lại. / Your session has expired; please sign in again.");
+    $("login-username").focus();
+  }
+
   async function login(event) {
     event.preventDefault();
     showError($("login-error"), "");
     const result = await window.IOC.signIn(
       $("login-username").value.trim(), $("login-password").value, $("login-totp").value.trim());
     if (!result.ok) { showError($("login-error"), result.message); return; }
+    showError($("login-error"), "");
     $("login-password").value = "";
     $("login-totp").value = "";
     showLoggedIn(result);
   }
 
   async function logout() {
-    await window.IOC.signOut();
+    try {
+      await window.IOC.signOut(); // rejects only when the server cannot be reached: still signed in there
+    } catch (error) {
+      showError($($("project-section").hidden ? "list-error" : "project-error"), error.message || String(error));
+      return;
+    }
     history.replaceState(null, "", location.pathname);
     showLoggedOut();
   }
 
   function failed(error, node) {
-    if (error.status === 401) { showLoggedOut(); return; }
+    if (error.status === 401) { sessionEnded(); return; }
     showError(node, error.message || String(error));
+  }
+
+  function liveSessionEnded() {
+    // A live tile closed with 4401: central's live proxy found no session (it ended while the page was open).
+    // IOC.unauthorized() asks the server first, so a refusal that was not about the session changes nothing,
+    // and on this page (no IOC.shell) reloads it: its start shows the sign-in form, and the address keeps the
+    // project, which opens again after signing in. Without it (an older ioc.js), the page's own path.
+    if (typeof window.IOC.unauthorized === "function") window.IOC.unauthorized();
+    else sessionEnded();
   }
 
   // ---- the list ---------------------------------------------------------------------------------
   async function showList() {
+    const mine = newView();
     stopPlaying();
     closeLiveTiles();
     current = null;
@@ -194,7 +227,13 @@
     $("list-section").hidden = false;
     showError($("list-error"), "");
     let body;
-    try { body = await getJson("/api/v1/projects"); } catch (error) { failed(error, $("list-error")); return; }
+    try {
+      body = await getJson("/api/v1/projects");
+    } catch (error) {
+      if (mine === view) failed(error, $("list-error"));
+      return;
+    }
+    if (mine !== view) return;
     const projects = listOf(body, "projects");
     const tbody = $("projects").querySelector("tbody");
     tbody.replaceChildren();
@@ -227,30 +266,63 @@
 
   // ---- one project --------------------------------------------------------------------------------
   async function openProject(id) {
+    const mine = newView();
     stopPlaying();
+    closeLiveTiles(); // the previous project's streams, whether or not it finished loading
+    current = null;
+    clearProject();
     history.replaceState(null, "", `#${encodeURIComponent(id)}`);
     $("list-section").hidden = true;
     $("project-section").hidden = false;
     showError($("project-error"), "");
     $("project-title").textContent = id;
     const base = `/api/v1/projects/${encodeURIComponent(id)}`;
+    let progress;
     try {
-      current = { id, base, ...readProgress(await getJson(`${base}/progress`)) };
-    } catch (error) { failed(error, $("project-error")); return; }
+      progress = readProgress(await getJson(`${base}/progress`));
+    } catch (error) {
+      if (mine === view) failed(error, $("project-error"));
+      return;
+    }
+    if (mine !== view) return; // another project, the list or the sign-in form is shown now
+    current = { id, base, ...progress };
     $("project-title").textContent = current.name ? `${current.name} (${id})` : id;
     fillPackageChoices();
     drawProgress();
     // The other views fail on their own: a missing timelapse does not hide the chart.
     const range = dateRange();
     const query = range ? `?start=${range[0]}&end=${range[1]}` : "";
+    const ifStill = (show) => (body) => { if (mine === view) show(body); };
     const views = [
-      getJson(`${base}/timelapse${query}`).then(showTimelapse),
-      getJson(`${base}/activity${query}`).then(showActivity),
-      getJson(`${base}/cameras`).then(showLiveGrid),
+      getJson(`${base}/timelapse${query}`).then(ifStill(showTimelapse)),
+      getJson(`${base}/activity${query}`).then(ifStill(showActivity)),
+      getJson(`${base}/cameras`).then(ifStill(showLiveGrid)),
     ];
     for (const result of await Promise.allSettled(views)) {
-      if (result.status === "rejected") failed(result.reason, $("project-error"));
+      if (result.status === "rejected" && mine === view) failed(result.reason, $("project-error"));
     }
+    if (mine === view) $("project-section").dataset.loaded = id; // the browser tests wait on it
+  }
+
+  function clearProject() {
+    // Nothing of the previous project stays on screen while the next one loads.
+    delete $("project-section").dataset.loaded;
+    $("project-summary").replaceChildren();
+    for (const id of ["curve-package", "confirm-package"]) $(id).replaceChildren();
+    $("scurve").replaceChildren();
+    for (const id of ["curve-table", "packages", "activity-table"]) $(id).querySelector("tbody").replaceChildren();
+    timelapse.cameras = [];
+    $("timelapse-camera").replaceChildren();
+    $("timelapse-image").removeAttribute("src");
+    $("timelapse-caption").textContent = "";
+    $("timelapse").hidden = true;
+    $("timelapse-empty").hidden = true;
+    $("activity").replaceChildren();
+    $("activity-empty").hidden = true;
+    $("live-grid").replaceChildren();
+    $("live-empty").hidden = true;
+    $("confirm-result").textContent = "";
+    showError($("confirm-error"), "");
   }
 
   function dateRange() {
@@ -277,6 +349,7 @@
   }
 
   function drawProgress() {
+    if (!current) return; // still loading
     const entry = current.entries.get($("curve-package").value) || current.entries.values().next().value;
     if (!entry) return;
     const today = todayVn();
@@ -413,6 +486,8 @@
     const error = $("confirm-error"), result = $("confirm-result");
     showError(error, "");
     result.textContent = "";
+    const project = current, mine = view; // the answers below belong to this project only
+    if (!project) { showError(error, "Dự án đang tải. / The project is still loading."); return; }
     const note = $("confirm-note").value.trim();
     if (!note) { showError(error, "Cần nhập ghi chú. / A note is required."); return; }
     const body = {
@@ -427,27 +502,34 @@
       }
       if (file.size > MAX_PHOTO_BYTES) { showError(error, "Ảnh lớn hơn 5 MB. / The photo is over 5 MB."); return; }
       body.photo_base64 = await readPhoto(file);
+      if (mine !== view) return;
     }
     $("confirm-button").disabled = true;
     try {
-      const response = await fetch(`${current.base}/progress/confirm`, {
+      const response = await fetch(`${project.base}/progress/confirm`, {
         method: "POST", credentials: "same-origin",
         headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() }, body: JSON.stringify(body),
       });
       if (!response.ok) {
-        showError(error, messageFor(response.status, await detailOf(response)));
-        if (response.status === 401) showLoggedOut();
+        const message = messageFor(response.status, await detailOf(response));
+        if (response.status === 401) { sessionEnded(); return; }
+        if (mine === view) showError(error, message);
         return;
       }
-      const entry = current.entries.get(body.package_id);
+      if (mine !== view) return; // stored; the page shows another project (or the list) now
+      const entry = project.entries.get(body.package_id);
       result.textContent = `Đã lưu xác nhận / Confirmation stored: ${entry ? entry.name : body.package_id} `
         + `${formatDay(body.date)} ${pct(body.percent_complete)}`;
       $("confirm-note").value = "";
       $("confirm-photo").value = "";
-      current = { ...current, ...readProgress(await getJson(`${current.base}/progress`)) };
+      const progress = readProgress(await getJson(`${project.base}/progress`));
+      if (mine !== view) return;
+      current = { ...project, ...progress };
       $("curve-package").value = body.package_id;
       drawProgress();
     } catch (failure) {
+      if (mine !== view) return;
+      if (failure.status === 401) { sessionEnded(); return; }
       const reason = failure.message || failure;
       showError(error, `Không kết nối được máy chủ. / Cannot reach the server. (${reason})`);
     } finally {
@@ -619,6 +701,7 @@
             } else if (state !== "live") waiting.textContent = `${vi} / ${en}`;
           },
           onFrame: () => { waiting.hidden = true; figure.dataset.frames = String(tile.stats.frames_drawn); },
+          onUnauthorized: liveSessionEnded,
         });
         liveTiles.push(tile.start());
         const caption = el("figcaption", {}, `${cameraName(camera)} · `);
@@ -658,6 +741,10 @@
     $("timelapse-day").addEventListener("input", showFrame);
     $("timelapse-play").addEventListener("click", togglePlay);
     $("live-fullscreen").addEventListener("click", fullScreen);
-    window.IOC.currentUser().then((me) => (me ? showLoggedIn(me) : showLoggedOut()));
+    window.IOC.currentUser().then((me) => (me ? showLoggedIn(me) : showLoggedOut()), (error) => {
+      // The server cannot say whether there is a session (unreachable, 503): the form, with why.
+      showLoggedOut();
+      showError($("login-error"), error.message || String(error));
+    });
   });
 })();
