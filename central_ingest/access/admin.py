@@ -6,7 +6,10 @@ Used by the CLI (``central-ingest user ...``) and meant for a later admin page. 
 scope; it never holds a password, hash or TOTP secret.
 
 Area scope: a user's ``areas`` are area paths (``access.scope.parse_area_path``); none at all is the whole
-province. A change takes effect at the user's next request (sessions read the areas every time).
+province. A change of roles or areas, disabling a user or ending its sessions, takes effect at the user's next
+request (sessions read the user every time); streams already open (the alert event stream, live view
+WebSockets) pick it up within their recheck interval (``alerts.sinks.routes.SESSION_RECHECK_S``,
+``live.routes.SESSION_RECHECK_S``: 60 s), and end when the session or the role is gone.
 """
 
 from __future__ import annotations

@@ -11,8 +11,12 @@ as a latest-value slot beside the records.
 
 A failed or ended upstream is reconnected with exponential backoff (full jitter, ceiling); after
 ``down_after_failures`` failures in a row viewers are told the camera is down and retries slow to
-``down_retry_s``, for as long as someone watches. ``idle_close_s`` after the last viewer left, the upstream
-is closed. The numbers of channels and viewers are bounded; a refused viewer is counted, never queued.
+``down_retry_s``, for as long as someone watches. A connection counts as working (the failures and the
+backoff start again from zero) only once a picture record came, or once it stayed up for ``stall_after_s``:
+an agent that answers, sends its opening keepalive and drops the stream is a failure like a refused
+connect, or it would be reconnected at the backoff's base forever and never reported down.
+``idle_close_s`` after the last viewer left, the upstream is closed. The numbers of channels and viewers are
+bounded; a refused viewer is counted, never queued.
 """
 
 from __future__ import annotations
@@ -248,7 +252,8 @@ class CameraChannel:
                 raise UpstreamError(f"agent answered {content_type or 'no content type'!r}, not {CONTENT_TYPE}")
             self.stats.connects += 1
             decoder = RecordDecoder(max_header_bytes=settings.max_header_bytes, max_jpeg_bytes=settings.max_jpeg_bytes)
-            last_frame = loop.time()
+            connected_at = last_frame = loop.time()
+            working = False
             async for chunk in response.aiter_raw():
                 self.stats.bytes_received += len(chunk)
                 for record in decoder.feed(chunk):
@@ -259,8 +264,11 @@ class CameraChannel:
                     else:
                         last_frame = now
                         self._set_state("live")
-                    self._failures = 0
-                    self._backoff.reset()
+                    if not working and (not record.keepalive or now - connected_at >= settings.stall_after_s):
+                        # Not on the first keepalive: the agent sends one as soon as it answers (see module doc).
+                        working = True
+                        self._failures = 0
+                        self._backoff.reset()
                     self._broadcast(record)
             decoder.finish()
             raise UpstreamError("the agent ended the stream")
@@ -287,6 +295,10 @@ class LiveHub:
         self.viewers = 0
         self.refused: Counter[str] = Counter()
         """Viewers refused, by reason: origin, unauthenticated, forbidden, not_found, upstreams, viewers."""
+        self.revoked: Counter[str] = Counter()
+        """Open viewers closed by a session recheck, by reason: unauthenticated, forbidden, not_found."""
+        self.recheck_failures = 0
+        """Session rechecks the database could not answer (the viewer kept watching)."""
 
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -337,12 +349,17 @@ class LiveHub:
             del self._channels[channel.key]
         channel.stats.state = "idle"
 
-    def stats_document(self) -> dict[str, Any]:
+    def stats_document(self, visible: frozenset[CameraKey] | None = None) -> dict[str, Any]:
+        """The counters; ``cameras`` only those in ``visible`` (None: all). The totals are the whole hub's."""
         return {
             "upstreams": len(self._channels),
             "viewers": self.viewers,
             "refused": dict(sorted(self.refused.items())),
-            "cameras": [asdict(stats) for _, stats in sorted(self._stats.items())],
+            "revoked": dict(sorted(self.revoked.items())),
+            "recheck_failures": self.recheck_failures,
+            "cameras": [
+                asdict(stats) for key, stats in sorted(self._stats.items()) if visible is None or key in visible
+            ],
         }
 
     async def aclose(self) -> None:

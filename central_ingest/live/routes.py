@@ -2,6 +2,11 @@
 
 The hub is made on first use on the serving event loop and kept in ``app.state.ioc_live_hub``;
 ``close_live_hub(app)`` (called from the app's lifespan on shutdown) closes every agent connection.
+
+A viewer socket outlives the handshake that checked it, so every ``SESSION_RECHECK_S`` it re-reads the user
+from its session token, as a new request would: a session gone (sign-out, expiry, user disabled) closes it
+with 4401, a user who lost every live role or whose areas no longer hold the camera with 4403. A recheck the
+database cannot answer keeps the view (logged, counted in the stats' ``recheck_failures``).
 """
 
 from __future__ import annotations
@@ -11,11 +16,15 @@ import contextlib
 import logging
 from typing import Annotated, Any
 
+import psycopg
 from fastapi import APIRouter, Depends, FastAPI, Request, WebSocket
+from psycopg_pool import PoolTimeout
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from central_ingest.access.dependencies import require_role
 from central_ingest.access.principal import Principal
+from central_ingest.access.runtime import AccessRuntime
+from central_ingest.access.scope import visible_sources
 from central_ingest.audit import AuditEntry, append_audit
 from central_ingest.live.access import (
     CLOSE_FORBIDDEN,
@@ -42,12 +51,16 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["live"])
 
 SESSION_RECHECK_S = 60.0
-"""How often an open viewer's session is checked again; a revoked or expired one ends the view (4401)."""
+"""How often an open viewer's session, roles and area are checked again: the longest a sign-out, a disabled
+user or a role or area change goes unnoticed by a view already open (4401 / 4403 then)."""
 
 NOT_SIGNED_IN = "Chưa đăng nhập / not signed in"
 FORBIDDEN = "Không có quyền xem camera này / not allowed to view this camera"
 NO_CAMERA = "Không có camera này / no such camera"
 NO_LIVE_URL = "Chưa có địa chỉ xem trực tiếp / no live address for this camera"
+CLOSE_REASONS = {CLOSE_UNAUTHENTICATED: NOT_SIGNED_IN, CLOSE_FORBIDDEN: FORBIDDEN, CLOSE_NOT_FOUND: NO_CAMERA}
+REVOKED_AS = {CLOSE_UNAUTHENTICATED: "unauthenticated", CLOSE_FORBIDDEN: "forbidden", CLOSE_NOT_FOUND: "not_found"}
+"""The ``LiveHub.revoked`` reason of a view closed by a recheck."""
 
 
 def live_hub(app: FastAPI) -> LiveHub:
@@ -95,11 +108,20 @@ async def live_cameras(
     ]
 
 
-@router.get("/api/v1/live/stats", summary="Live proxy counters per camera: viewers, frames relayed, drops")
+@router.get(
+    "/api/v1/live/stats",
+    summary="Live proxy counters per camera (the caller's area only): viewers, frames relayed, drops",
+    description="The totals (upstreams, viewers, refused, revoked, recheck_failures) are the whole proxy's: its "
+    "bounds are shared by every area. The cameras are those in the caller's area.",
+)
 async def live_stats(
-    _principal: Annotated[Principal, Depends(require_role(*STATS_ROLES))], request: Request
+    principal: Annotated[Principal, Depends(require_role(*STATS_ROLES))],
+    state: Annotated[AppState, Depends(get_app_state)],
+    request: Request,
 ) -> dict[str, Any]:
-    return live_hub(request.app).stats_document()
+    async with state.pool.connection() as conn:
+        visible = await visible_sources(conn, principal.scope)
+    return live_hub(request.app).stats_document(visible)
 
 
 @router.websocket("/api/v1/live/{agent_id}/{camera_id}/ws")
@@ -149,27 +171,29 @@ async def live_socket(websocket: WebSocket, agent_id: str, camera_id: str) -> No
         code = await _serve(websocket, channel, viewer, token, state)
     finally:
         hub.leave(channel, viewer)
-    await _close(websocket, code, NOT_SIGNED_IN if code == CLOSE_UNAUTHENTICATED else "")
+    await _close(websocket, code, CLOSE_REASONS.get(code, ""))
 
 
 async def _serve(
     websocket: WebSocket, channel: CameraChannel, viewer: Viewer, token: str | None, state: AppState
 ) -> int:
-    """Relay until the viewer leaves (1000) or its session ends (4401); returns the close code."""
+    """Relay until the viewer leaves (1000) or a recheck ends the view (4401, 4403, 4404); returns the close code."""
     hub_settings = live_hub(websocket.app).settings
+    recheck = asyncio.create_task(_session_loop(websocket, token, state, channel.key))
     tasks = {
         asyncio.create_task(_send_loop(websocket, channel, viewer, hub_settings.status_every_s)),
         asyncio.create_task(_receive_loop(websocket)),
-        asyncio.create_task(_session_loop(websocket, token, state)),
+        recheck,
     }
     try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    codes = [task.result() for task in done if not task.cancelled() and task.exception() is None]
-    return CLOSE_UNAUTHENTICATED if CLOSE_UNAUTHENTICATED in codes else 1000
+    if recheck.done() and not recheck.cancelled() and recheck.exception() is None:
+        return recheck.result()
+    return 1000
 
 
 async def _send_loop(websocket: WebSocket, channel: CameraChannel, viewer: Viewer, status_every_s: float) -> int:
@@ -195,12 +219,36 @@ async def _receive_loop(websocket: WebSocket) -> int:
             return 1000
 
 
-async def _session_loop(websocket: WebSocket, token: str | None, state: AppState) -> int:
+async def _session_loop(websocket: WebSocket, token: str | None, state: AppState, key: tuple[str, str]) -> int:
+    """Every ``SESSION_RECHECK_S``: the close code that ends the view, once the user may no longer watch."""
     runtime = access_runtime(websocket, state)
+    hub = live_hub(websocket.app)
     while True:
         await asyncio.sleep(SESSION_RECHECK_S)
-        if await websocket_principal(token, state, runtime) is None:
-            return CLOSE_UNAUTHENTICATED
+        try:
+            code = await _recheck(token, state, runtime, key)
+        except (psycopg.Error, PoolTimeout) as error:
+            hub.recheck_failures += 1
+            log.warning("live: session recheck of a viewer of %s/%s failed, keeping the view: %s", *key, error)
+            continue
+        if code is not None:
+            hub.revoked[REVOKED_AS[code]] += 1
+            log.info("live: viewer of %s/%s closed by the session recheck (%d)", *key, code)
+            return code
+
+
+async def _recheck(token: str | None, state: AppState, runtime: AccessRuntime, key: tuple[str, str]) -> int | None:
+    """None while the session's user may still watch camera ``key``; else the close code, as at the handshake."""
+    principal = await websocket_principal(token, state, runtime)
+    if principal is None:
+        return CLOSE_UNAUTHENTICATED
+    if not principal.has_any(*LIVE_ROLES):
+        return CLOSE_FORBIDDEN
+    async with state.pool.connection() as conn:
+        site = await get_site(conn, *key)
+    if not site_visible(site, principal):
+        return CLOSE_NOT_FOUND if site is None and principal.scope.unrestricted else CLOSE_FORBIDDEN
+    return None
 
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:

@@ -9,7 +9,9 @@ and cross-site handshakes (403); when the agent restarts, the proxy reconnects a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import itertools
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -44,7 +46,7 @@ from edge_agent.preview.config import PreviewConfig
 from edge_agent.preview.feed import CameraFeed
 from edge_agent.preview.server import PreviewServer, PreviewSources
 from ioc_common.backoff import BackoffConfig
-from ioc_common.live_records import LiveRecord, decode_records
+from ioc_common.live_records import CONTENT_TYPE, LiveRecord, decode_records, encode_record
 from tests.api_sessions import API_PASSWORD, open_users
 from tests.unit.test_annotate import cars
 from tests.unit.test_preview_server import stats
@@ -413,3 +415,89 @@ def test_an_upstream_that_is_not_a_live_stream_ends_down_and_keeps_being_retried
         asyncio.run(scenario())
     finally:
         agent.server.stop()
+
+
+class ShortLivedAgent:
+    """An agent whose live stream dies right after connecting: it answers 200, sends its opening keepalive (and,
+    with ``frame``, one picture) and closes. The time of every connection is kept."""
+
+    def __init__(self, *, frame: bool = False) -> None:
+        self.frame = frame
+        self.connected_at: list[float] = []
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._answer, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}/cameras/cam-1/live"
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connected_at.append(asyncio.get_running_loop().time())
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            await reader.readuntil(b"\r\n\r\n")
+            body = encode_record({"type": "keepalive", "camera_id": "cam-1", "sequence": 0, "sent_at_ms": 0})
+            if self.frame:
+                body += encode_record({"type": "frame", "camera_id": "cam-1", "sequence": 1}, b"\xff\xd8jpeg\xff\xd9")
+            writer.write(
+                f"HTTP/1.1 200 OK\r\nContent-Type: {CONTENT_TYPE}\r\nConnection: close\r\n\r\n".encode() + body
+            )
+            await writer.drain()
+        writer.close()
+
+    async def aclose(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+def test_a_stream_that_dies_after_its_opening_keepalive_backs_off_and_ends_down() -> None:
+    # Before the fix the keepalive reset the failures: reconnected ~every 25 ms forever, never reported down.
+    settings = LIVE.model_copy(update={"down_after_failures": 4, "down_retry_s": 0.5, "stall_after_s": 60})
+    agent = ShortLivedAgent()
+
+    async def scenario() -> None:
+        url = await agent.start()
+        hub = LiveHub(settings)
+        channel, viewer = hub.join((AGENT, "cam-1"), url)
+        try:
+            await _until(lambda: channel.state == "down", "the camera to be reported down")
+            assert channel.stats.connects == channel.stats.reconnects == settings.down_after_failures
+            assert channel.stats.keepalives_relayed == settings.down_after_failures
+            down_at = asyncio.get_running_loop().time()
+            await asyncio.sleep(1.6)
+            assert channel.state == "down"
+            later = [at for at in agent.connected_at if at > down_at]
+            # Down: one try per down_retry_s (0.5 s), i.e. at most 4 in 1.6 s, not the ~60 at the backoff's base.
+            assert 2 <= len(later) <= 4, later
+            gaps = [b - a for a, b in itertools.pairwise(later)]
+            assert all(gap >= settings.down_retry_s * 0.9 for gap in gaps), gaps
+            states = []
+            while (message := await viewer.get(0)) is not None:
+                if isinstance(message, str):
+                    states.append(json.loads(message)["state"])
+            assert states[-1] == "down"
+        finally:
+            await hub.aclose()
+            await agent.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_stream_that_delivered_a_picture_counts_as_working_and_is_not_reported_down() -> None:
+    settings = LIVE.model_copy(update={"down_after_failures": 2, "down_retry_s": 5, "stall_after_s": 60})
+    agent = ShortLivedAgent(frame=True)
+
+    async def scenario() -> None:
+        url = await agent.start()
+        hub = LiveHub(settings)
+        channel, _ = hub.join((AGENT, "cam-1"), url)
+        try:
+            # Each connection brought a frame: the failures start from zero each time, the backoff stays at its base.
+            await _until(lambda: channel.stats.connects >= 3 * settings.down_after_failures, "repeated reconnects")
+            assert channel.state != "down"
+            assert channel.stats.frames_relayed >= 3 * settings.down_after_failures
+        finally:
+            await hub.aclose()
+            await agent.aclose()
+
+    asyncio.run(scenario())

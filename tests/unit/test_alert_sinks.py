@@ -11,8 +11,10 @@ import json
 import random
 import threading
 import uuid
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
+import psycopg
 import pytest
 from pydantic import ValidationError
 
@@ -30,7 +32,8 @@ from central_ingest.alerts.sinks import (
     verify_signature,
 )
 from central_ingest.alerts.sinks.mqtt_sink import alert_topic, topic_level
-from central_ingest.alerts.sinks.sse import StreamFilter, alert_frame
+from central_ingest.alerts.sinks.routes import SESSION_ENDED_FRAME, StreamEndedError, StreamScope, _frames
+from central_ingest.alerts.sinks.sse import HEARTBEAT_FRAME, StreamFilter, alert_frame
 from central_ingest.alerts.sinks.webhook import delivery_id, notice_body, sign
 from ioc_common.backoff import BackoffConfig
 
@@ -38,13 +41,15 @@ T0 = dt.datetime(2025, 3, 1, 8, 30, tzinfo=dt.UTC)
 TINY_BACKOFF = BackoffConfig(base_s=0.001, ceiling_s=0.002)
 
 
-def make_notice(n: int = 0, *, rule_kind: str = "sensor_threshold", severity: str = "warning") -> AlertNotice:
+def make_notice(
+    n: int = 0, *, rule_kind: str = "sensor_threshold", severity: str = "warning", subject: str = "sensor:agent-1/wl-01"
+) -> AlertNotice:
     return AlertNotice.model_validate(
         {
             "alert_id": uuid.UUID(int=n + 1),
             "rule_id": "water-level-hn",
             "rule_kind": rule_kind,
-            "subject": "sensor:agent-1/wl-01",
+            "subject": subject,
             "status": "open",
             "transition": "opened",
             "severity": severity,
@@ -384,9 +389,110 @@ def test_broker_filters_and_a_slow_client_only_loses_its_own_oldest_notices() ->
         assert critical_only.queued == 0
         assert water_only.dropped == 7
         assert water_only.queued == 3
-        assert broker.stats() == {"clients": 4, "fanned_out": 11, "dropped": 8 + 7, "scope_refresh_failures": 0}
+        assert broker.stats() == {
+            "clients": 4,
+            "fanned_out": 11,
+            "dropped": 8 + 7,
+            "scope_refresh_failures": 0,
+            "streams_revoked": 0,
+        }
         broker.unsubscribe(stalled)
         broker.unsubscribe(stalled)  # twice is harmless
         assert broker.client_count == 3
 
     asyncio.run(scenario())
+
+
+# --- the stream route's recheck of its user (routes._frames; the real session lookup: test_stream_revocation) ---
+
+OWN, OTHER = "sensor:agent-a/tram-a", "sensor:agent-b/tram-b"
+
+
+class FakeRecheck:
+    """What the route's recheck answers, in turn: a subject set, or an exception to raise."""
+
+    def __init__(self, *answers: frozenset[str] | Exception | None) -> None:
+        self.answers = list(answers)
+        self.calls = 0
+
+    async def __call__(self) -> frozenset[str] | None:
+        self.calls += 1
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+async def _next_alert_subject(frames: AsyncGenerator[bytes, None]) -> str:
+    async for frame in frames:
+        if frame.startswith(b"event: alert"):
+            data = frame.decode().split("\n")[2].removeprefix("data: ")
+            return AlertNotice.model_validate_json(data).subject
+    raise AssertionError("the stream ended")
+
+
+def test_a_recheck_that_finds_the_session_gone_ends_the_stream() -> None:
+    async def scenario() -> None:
+        broker = SseBroker(heartbeat_s=0.01)
+        recheck = FakeRecheck(None, StreamEndedError("session ended"))
+        frames = _frames(broker, StreamFilter(), StreamScope(None, recheck), recheck_every_s=0.05)
+        seen = [frame async for frame in frames]
+        assert seen[0].endswith(b": connected\n\n")
+        assert seen[-1] == SESSION_ENDED_FRAME
+        assert recheck.calls == 2
+        assert broker.stats()["streams_revoked"] == 1
+        assert broker.client_count == 0  # unsubscribed
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+
+
+def test_a_recheck_applies_the_fresh_areas_before_a_queued_notice_goes_out() -> None:
+    async def scenario() -> None:
+        broker = SseBroker(heartbeat_s=10)
+        recheck = FakeRecheck(frozenset({OTHER}))  # the user was moved to the other commune
+        wanted = StreamFilter(subjects=frozenset({OWN}))
+        frames = _frames(broker, wanted, StreamScope(frozenset({OWN}), recheck), recheck_every_s=0.01)
+        assert (await anext(frames)).endswith(b": connected\n\n")
+        await broker.deliver(make_notice(0, subject=OWN))  # queued under the old set
+        await asyncio.sleep(0.02)  # the recheck is due when the stream takes it
+        reading = asyncio.create_task(_next_alert_subject(frames))
+        await asyncio.sleep(0.05)
+        assert recheck.calls >= 1
+        await broker.deliver(make_notice(1, subject=OTHER))
+        assert await reading == OTHER  # OWN was never sent
+        await frames.aclose()
+        assert broker.client_count == 0
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+
+
+def test_a_recheck_the_database_cannot_answer_keeps_the_previous_set_and_is_counted() -> None:
+    async def scenario() -> None:
+        broker = SseBroker(heartbeat_s=0.01)
+        recheck = FakeRecheck(psycopg.OperationalError("connection refused"))
+        frames = _frames(broker, StreamFilter(subjects=frozenset({OWN})), StreamScope(frozenset({OWN}), recheck), 0.02)
+        assert (await anext(frames)).endswith(b": connected\n\n")
+        while recheck.calls < 2:
+            await anext(frames)
+        for n, subject in enumerate((OTHER, OWN)):
+            await broker.deliver(make_notice(n, subject=subject))
+        assert await _next_alert_subject(frames) == OWN
+        assert broker.stats()["scope_refresh_failures"] >= 2
+        assert broker.stats()["streams_revoked"] == 0
+        await frames.aclose()
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))
+
+
+def test_heartbeats_keep_coming_between_rechecks() -> None:
+    async def scenario() -> None:
+        broker = SseBroker(heartbeat_s=0.02)
+        recheck = FakeRecheck(None)
+        frames = _frames(broker, StreamFilter(), StreamScope(None, recheck), recheck_every_s=0.05)
+        await anext(frames)
+        beats = [await anext(frames) for _ in range(10)]
+        assert set(beats) == {HEARTBEAT_FRAME}
+        assert 2 <= recheck.calls <= 6  # about every 0.05 s over ~0.2 s
+        await frames.aclose()
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))

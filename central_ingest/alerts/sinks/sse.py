@@ -15,7 +15,8 @@ A page that reconnects gets what happens from then on; the database is the place
 
 Area scope: a subscription's ``StreamFilter`` carries the subject keys its user may see
 (``alerts.scope.visible_subjects``), so a commune user's queue never even holds another commune's
-notices; the stream route refreshes that set while the client stays connected (``set_filter``).
+notices; the stream route rechecks the user and refreshes that set while the client stays connected
+(``set_filter``), and ends the stream when the user's session or reader role is gone.
 """
 
 from __future__ import annotations
@@ -109,7 +110,9 @@ class SseBroker:
         self._dropped_total = 0
         self._fanned_out = 0
         self.scope_refresh_failures = 0
-        """Stream routes that could not recompute a subscriber's area scope (it kept the previous one)."""
+        """Stream routes that could not recheck a subscriber's session and area scope (it kept the previous set)."""
+        self.streams_revoked = 0
+        """Streams ended by a recheck: the session was gone or the user no longer held a reader role."""
 
     @property
     def name(self) -> str:
@@ -141,12 +144,14 @@ class SseBroker:
         return len(self._clients)
 
     def stats(self) -> dict[str, int]:
-        """clients connected, notices fanned out, notices dropped over all clients and scope refreshes failed (ever)."""
+        """clients connected, notices fanned out, notices dropped over all clients, scope rechecks failed and
+        streams ended by a recheck (ever)."""
         return {
             "clients": len(self._clients),
             "fanned_out": self._fanned_out,
             "dropped": self._dropped_total,
             "scope_refresh_failures": self.scope_refresh_failures,
+            "streams_revoked": self.streams_revoked,
         }
 
     def client_stats(self) -> dict[int, dict[str, int]]:
