@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from central_ingest.access.admin import Actor, create_user
 from central_ingest.access.roles import Role
@@ -315,3 +315,53 @@ def test_operator_of_another_commune_is_refused(world: LiveWorld, browser: Brows
     save_screenshot(page, "live_refused")
     assert problems == []
     context.close()
+
+
+def test_an_ended_session_asks_to_sign_in_again(world: LiveWorld, browser: Browser) -> None:
+    """A tile whose socket central closes with 4401 (the session ended) brings back the sign-in form with why,
+    instead of a tile "refused" for good; signing in again restarts the page with the same layout."""
+    problems: list[str] = []
+    context, page = watched_page(browser, problems)
+    url = world.central.url
+    sign_in(page, url, f"/live?grid=4&cameras={KEY}", OPERATOR_HERE, PASSWORD)
+    wait_for_frames(page, KEY, 2, with_boxes=False)
+    page.evaluate("() => IOC.signOut()")  # the session ends on the server; the page is not told
+    # The next socket (a camera picked in tile 2) is closed by central with 4401.
+    page.locator(".tile[data-index='1'] select").select_option(KEY)
+    notice = page.locator("#ioc-login-notice")
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text("Phiên đăng nhập đã hết hạn")
+    expect(page.locator("#app")).to_be_hidden()
+    expect(page.locator("nav")).to_have_count(0)
+    expect(page.locator("#ioc-login-username")).to_be_focused()
+    assert page.evaluate("(key) => window.IOC_LIVE_STATS.tiles[key].close_code", KEY) == 4401
+    assert_accessible(page, "live, session ended")
+    save_screenshot(page, "live_session_ended")
+    page.fill("#ioc-login-username", OPERATOR_HERE)
+    page.fill("#ioc-login-password", PASSWORD)
+    with page.expect_navigation():
+        page.click("#ioc-login-button")  # signed in again: the page starts over
+    page.wait_for_selector("#app", state="visible")
+    expect(page.locator("#ioc-login")).to_have_count(0)
+    expect(page.locator(".tile[data-index='1'] select")).to_have_value(KEY)  # the layout stayed in the address
+    wait_for_frames(page, KEY, 2, with_boxes=False)
+    assert problems == []
+    context.close()
+
+
+def _refusing(status: int) -> Callable[[Route], None]:
+    return lambda route: route.fulfill(status=status, json={"detail": "stubbed by the test"})
+
+
+def test_a_failed_camera_list_is_not_an_empty_area(world: LiveWorld, browser: Browser) -> None:
+    """The camera list call fails (403, 503): the page says why, and not "no camera in your area"."""
+    for status, wording in ((403, "không có quyền"), (503, "tạm thời không sẵn sàng")):
+        problems: list[str] = []
+        context, page = watched_page(browser, problems)
+        page.route(re.compile(r"/api/v1/live/cameras$"), _refusing(status))
+        sign_in(page, world.central.url, "/live?grid=1", OPERATOR_HERE, PASSWORD)
+        expect(page.locator("#live-error")).to_be_visible()
+        expect(page.locator("#live-error")).to_contain_text(wording)
+        expect(page.locator("#live-empty")).to_be_hidden()
+        assert problems == []
+        context.close()

@@ -5,11 +5,12 @@ open alerts as the alert API lists them, and the vehicle totals section only for
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Route, expect
 
 from devstack.apps import CentralService, start_central
 from tests.e2e.browser import assert_accessible, save_screenshot, sign_in, watched_page
@@ -51,6 +52,7 @@ def test_overview_shows_the_callers_own_numbers(central: CentralService, world: 
             ["1", "0"],
         ]
         expect(page.locator("#alerts-open")).to_have_text(str(len(open_alerts)))
+        expect(page.locator("#alerts-capped")).to_be_hidden()  # every alert counted: no "at least" note
         expect(page.locator("#traffic-card")).to_be_visible()
         expect(page.locator("#traffic-body")).to_contain_text("Chưa có lượt xe")
         expect(page.locator("nav a[aria-current='page']")).to_contain_text("Tổng quan")
@@ -83,6 +85,35 @@ def test_a_commune_operator_and_a_pmu_see_less(central: CentralService, browser:
         expect(page.locator("#traffic-card")).to_be_hidden()  # counts are not a PMU's (403): the card stays out
         expect(page.locator("nav")).not_to_contain_text("Giao thông")
         save_screenshot(page, "overview-pmu")
+        assert not problems, problems
+    finally:
+        context.close()
+
+
+def _with_more_pages(route: Route) -> None:
+    """The alert API's real answer with a next page announced (as with more than the 200 asked for)."""
+    answer = route.fetch()
+    body = answer.json()
+    body["next_cursor"] = "more-after-this-page"
+    route.fulfill(response=answer, json=body)
+
+
+def test_a_capped_alert_count_says_at_least(central: CentralService, world: MapWorld, browser: Browser) -> None:
+    open_alerts = httpx.get(
+        f"{central.url}/api/v1/alerts", params={"status": "open"}, headers=world.bearer("op.tinh"), timeout=10
+    ).json()["items"]
+    problems: list[str] = []
+    context, page = watched_page(browser, problems)
+    try:
+        page.route(re.compile(r"/api/v1/alerts\?status=open&"), _with_more_pages)
+        sign_in(page, central.url, "/", "op.tinh", PASSWORD)
+        page.wait_for_selector("body[data-ready='1']")
+        expect(page.locator("#alerts-open")).to_have_text(f"{len(open_alerts)}+")
+        expect(page.locator("#alerts-capped")).to_be_visible()
+        for chip in page.locator("#alerts-severity .chip").all():
+            expect(chip).to_have_text(re.compile(r": \d+\+$"))
+        assert_accessible(page, "overview, capped alert count")
+        save_screenshot(page, "overview-capped-alerts")
         assert not problems, problems
     finally:
         context.close()

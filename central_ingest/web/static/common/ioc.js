@@ -62,14 +62,30 @@ window.IOC = (() => {
     return detail && status !== 401 ? `${base}: ${detail}` : base;
   }
 
+  const UNREACHABLE = "Không kết nối được máy chủ. / Cannot reach the server.";
+
+  class ApiError extends Error {
+    // A failed API call: .status (0 when the network failed) and a bilingual .message for the page.
+    constructor(status, message) {
+      super(message);
+      this.name = "ApiError";
+      this.status = status;
+    }
+  }
+
   async function signIn(username, password, totp, overrides = {}) {
-    // { ok: true, username, roles } or { ok: false, message }.
+    // { ok: true, username, roles } or { ok: false, message } (a network failure too: never a rejection).
     const body = { username, password };
     if (totp) body.totp = totp;
-    const response = await fetch("/api/v1/auth/login", {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-      credentials: "same-origin",
-    });
+    let response;
+    try {
+      response = await fetch("/api/v1/auth/login", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+        credentials: "same-origin",
+      });
+    } catch (_) {
+      return { ok: false, message: UNREACHABLE };
+    }
     if (!response.ok) {
       const detail = await detailOf(response);
       return {
@@ -85,28 +101,36 @@ window.IOC = (() => {
   }
 
   async function signOut() {
-    await fetch("/api/v1/auth/logout", {
-      method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": csrfToken() },
-    });
-    csrfFromLogin = null;
-  }
-
-  async function currentUser() {
-    // The signed-in user ({ username, roles }) of this browser's session cookie, or null.
-    const response = await fetch("/api/v1/auth/me", { credentials: "same-origin" });
-    return response.ok ? response.json() : null;
-  }
-
-  class ApiError extends Error {
-    // A failed API call: .status (0 when the network failed) and a bilingual .message for the page.
-    constructor(status, message) {
-      super(message);
-      this.name = "ApiError";
-      this.status = status;
+    // Rejects (ApiError, status 0) only when the server cannot be reached; the caller decides what to show.
+    try {
+      await fetch("/api/v1/auth/logout", {
+        method: "POST", credentials: "same-origin", headers: { "X-CSRF-Token": csrfToken() },
+      });
+    } catch (_) {
+      throw new ApiError(0, UNREACHABLE);
+    } finally {
+      csrfFromLogin = null;
     }
   }
 
-  let onUnauthorized = null;
+  async function currentUser() {
+    // The signed-in user ({ username, roles, ... }) of this browser's session cookie; null only when the server
+    // says there is no session (401). Anything else (server unreachable: status 0, 503, ...) rejects with an
+    // ApiError, so a page can say the server is unavailable instead of offering a sign-in that cannot work.
+    let response;
+    try {
+      response = await fetch("/api/v1/auth/me", { credentials: "same-origin" });
+    } catch (_) {
+      throw new ApiError(0, UNREACHABLE);
+    }
+    if (response.status === 401) return null;
+    if (!response.ok) throw new ApiError(response.status, messageFor(response.status, await detailOf(response)));
+    try {
+      return await response.json();
+    } catch (_) {
+      throw new ApiError(response.status, messageFor(500, ""));
+    }
+  }
 
   async function api(path, options = {}) {
     // fetch with this session: same-origin cookies, the CSRF header on unsafe methods, JSON in and out.
@@ -124,11 +148,11 @@ window.IOC = (() => {
       response = await fetch(path, { method, headers, body, credentials: "same-origin", signal: options.signal });
     } catch (error) {
       if (error && error.name === "AbortError") throw error;
-      throw new ApiError(0, "Không kết nối được máy chủ. / Cannot reach the server.");
+      throw new ApiError(0, UNREACHABLE);
     }
     if (!response.ok) {
       const detail = await detailOf(response);
-      if (response.status === 401 && onUnauthorized) onUnauthorized();
+      if (response.status === 401) unauthorized();
       throw new ApiError(response.status, messageFor(response.status, detail, options.statusMessages || {}));
     }
     if (options.raw) return response;
@@ -189,7 +213,16 @@ window.IOC = (() => {
       who.append(el("span", { id: "ioc-who-name" }, `${me.display_name || me.username}`),
         el("span", { class: "ioc-who-area", title: "Khu vực / Area" }, areas));
       const out = bilingual("button", "Đăng xuất", "Sign out", { type: "button", id: "ioc-sign-out", class: "secondary" });
-      out.addEventListener("click", async () => { await signOut(); window.location.reload(); });
+      out.addEventListener("click", async () => {
+        out.disabled = true;
+        try {
+          await signOut();
+        } catch (_) {
+          /* unreachable: the reload below then shows the shell's "server unavailable" panel, not a dead button */
+        } finally {
+          window.location.reload();
+        }
+      });
       who.append(out);
       top.append(who);
     }
@@ -211,9 +244,11 @@ window.IOC = (() => {
     header.append(nav);
   }
 
-  function signInForm(onSignedIn) {
+  function signInForm(onSignedIn, notice = "") {
+    // notice: why the form is shown again (the session expired while the page was open), read out first.
     const section = el("section", { id: "ioc-login", class: "ioc-login", "aria-labelledby": "ioc-login-title" });
     section.append(bilingual("h2", "Đăng nhập", "Sign in", { id: "ioc-login-title" }));
+    if (notice) section.append(el("p", { id: "ioc-login-notice", class: "ioc-notice", role: "alert" }, notice));
     const form = el("form", { id: "ioc-login-form", autocomplete: "off" });
     const field = (id, vi, en, attrs) => {
       const label = el("label", { for: id }, vi);
@@ -248,16 +283,97 @@ window.IOC = (() => {
     return section;
   }
 
+  function showUnavailable(error, retry) {
+    // The server could not say whether there is a session (unreachable, 503, ...): say so, with a retry
+    // button, instead of a blank page or a sign-in form that cannot work. Updated in place on a failed retry,
+    // so the keyboard focus stays on the button.
+    // The time of the try makes a retry that failed the same way visible (and read out) as a new answer.
+    const message = `${(error && error.message) || UNREACHABLE} (${fmtTime(new Date())})`;
+    let panel = $("ioc-unavailable");
+    if (!panel) {
+      panel = el("section", { id: "ioc-unavailable", class: "ioc-login", "aria-labelledby": "ioc-unavailable-title" });
+      panel.append(bilingual("h2", "Chưa mở được trang", "The page could not be opened", { id: "ioc-unavailable-title" }));
+      panel.append(el("p", { id: "ioc-unavailable-message", class: "error", role: "alert" }));
+      const button = bilingual("button", "Thử lại", "Try again", { type: "button", id: "ioc-retry" });
+      let busy = false; // not .disabled: disabling the focused button would drop the keyboard focus
+      button.addEventListener("click", async () => {
+        if (busy) return;
+        busy = true;
+        button.setAttribute("aria-disabled", "true");
+        try { await retry(); } finally { busy = false; button.removeAttribute("aria-disabled"); }
+      });
+      panel.append(button);
+      $("app").before(panel);
+      $("ioc-unavailable-message").textContent = message;
+      $("ioc-retry").focus();
+      return;
+    }
+    $("ioc-unavailable-message").textContent = message;
+  }
+
+  // The page shell's state, for unauthorized(): null on pages that do not use IOC.shell (police, projects).
+  let shellState = null;
+  let unauthorizedCheck = null; // the pending session check, so a burst of 401s / 4401s makes one
+  let expired = false; // the "sign in again" form is up: later 401s have nothing more to do
+
+  function askToSignInAgain() {
+    expired = true;
+    if (document.fullscreenElement && document.exitFullscreen) document.exitFullscreen().catch(() => {});
+    const app = $("app");
+    renderHeader($("ioc-header"), shellState.page, null);
+    for (const id of ["ioc-login", "ioc-unavailable"]) { const old = $(id); if (old) old.remove(); }
+    app.hidden = true;
+    // After signing in the page starts over (reload): its loads failed, its streams closed, and the account
+    // may be another one with other roles; what the page keeps in its address (filters, layout) stays.
+    app.before(signInForm(async () => { window.location.reload(); }, KNOWN_STATUS[401]));
+    $("ioc-login-username").focus();
+  }
+
+  function unauthorized() {
+    // The server refused this session (an API call answered 401, a live video socket closed with 4401):
+    // on a page with IOC.shell, hide the page and show the sign-in form again with why; on another page,
+    // reload so its own start shows its sign-in. The session is asked about first (/api/v1/auth/me), so a
+    // refusal that was not about the session cannot loop; only "no session" (401) acts. Resolves to true when
+    // the user is asked to sign in.
+    if (expired) return Promise.resolve(true);
+    if (unauthorizedCheck) return unauthorizedCheck;
+    unauthorizedCheck = (async () => {
+      let me;
+      try {
+        me = await currentUser();
+      } catch (_) {
+        return false; // the server is unreachable or unwell: the page's own errors say so
+      }
+      if (me) return false;
+      if (shellState && shellState.started) askToSignInAgain();
+      else if (shellState) return true; // not started yet: the shell's own sign-in form is up
+      else { expired = true; window.location.reload(); }
+      return true;
+    })().finally(() => { unauthorizedCheck = null; });
+    return unauthorizedCheck;
+  }
+
   function shell({ page, onReady }) {
-    // Header + navigation for ``page``, a sign-in form while there is no session, then #app shown and
-    // onReady(me) called once (me: {username, display_name, roles, areas}).
-    let started = false;
+    // Header + navigation for ``page``, a sign-in form while there is no session (a "server unavailable"
+    // panel with a retry button when the server cannot say), then #app shown and onReady(me) called once
+    // (me: {username, display_name, roles, areas}).
+    const state = { page, started: false };
+    shellState = state;
     const start = async () => {
       const header = $("ioc-header");
       const app = $("app");
-      const me = await currentUser();
-      const old = $("ioc-login");
-      if (old) old.remove();
+      let me;
+      try {
+        me = await currentUser();
+      } catch (error) {
+        app.hidden = true;
+        const old = $("ioc-login");
+        if (old) old.remove();
+        renderHeader(header, page, null);
+        showUnavailable(error, start);
+        return;
+      }
+      for (const id of ["ioc-login", "ioc-unavailable"]) { const old = $(id); if (old) old.remove(); }
       renderHeader(header, page, me);
       if (!me) {
         app.hidden = true;
@@ -267,18 +383,17 @@ window.IOC = (() => {
         return;
       }
       app.hidden = false;
-      if (!started) {
-        started = true;
+      if (!state.started) {
+        state.started = true;
         await onReady(me);
       }
     };
-    onUnauthorized = () => { if (started) window.location.reload(); };
     if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
     else start();
   }
 
   return {
     $, el, svg, csrfToken, showError, detailOf, messageFor, signIn, signOut, currentUser,
-    ApiError, api, fmtTime, fmtNumber, bilingual, shell, PAGES,
+    ApiError, api, fmtTime, fmtNumber, bilingual, shell, unauthorized, PAGES,
   };
 })();

@@ -173,7 +173,9 @@ window.IOC_LIVE = (() => {
 
   // ---- one tile -----------------------------------------------------------------------------------
   class LiveTile {
-    // options: {agentId, cameraId, canvas, onState(state, vi, en), onFrame(header, drawn)}
+    // options: {agentId, cameraId, canvas, onState(state, vi, en), onFrame(header, drawn), onUnauthorized()}
+    // onUnauthorized: called when central closes the socket with 4401 (no session any more); by default the
+    // page shell's IOC.unauthorized(), which asks to sign in again.
     constructor(options) {
       this.agentId = options.agentId;
       this.cameraId = options.cameraId;
@@ -181,6 +183,9 @@ window.IOC_LIVE = (() => {
       this.canvas = options.canvas;
       this.onState = options.onState || (() => {});
       this.onFrame = options.onFrame || (() => {});
+      this.onUnauthorized = options.onUnauthorized || (() => {
+        if (window.IOC && typeof window.IOC.unauthorized === "function") window.IOC.unauthorized();
+      });
       this.socket = null;
       this.closed = false;
       this.attempt = 0;
@@ -325,8 +330,10 @@ window.IOC_LIVE = (() => {
       if (this.closed) return;
       const final = FINAL_CLOSE[code];
       if (final) {
-        // Access was refused: retrying cannot help; say why.
+        // Access was refused: retrying cannot help; say why. A session that ended (4401) is the user's to
+        // renew: the page asks them to sign in again rather than leaving the tile refused for good.
         this.setState("refused", final[0], final[1]);
+        if (code === 4401) this.onUnauthorized();
         return;
       }
       this.setState("down");

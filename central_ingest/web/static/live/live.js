@@ -309,15 +309,18 @@
 
   // ---- start --------------------------------------------------------------------------------------
   async function start() {
+    let listed = false;
     try {
       const list = await api("/api/v1/live/cameras");
       cameras = (Array.isArray(list) ? list : []).map((c) => ({ ...c, key: `${c.agent_id}/${c.camera_id}` }))
         .filter((c) => KEY_PATTERN.test(c.key));
+      listed = true;
     } catch (error) {
       showError($("live-error"), error.message || String(error));
       cameras = [];
     }
-    $("live-empty").hidden = cameras.length > 0;
+    // "No camera in your area" only when the list says so; a failed list call is not an empty area.
+    $("live-empty").hidden = !listed || cameras.length > 0;
     layout = layoutFromUrl() || layoutFromStorage() || { grid: DEFAULT_GRID, cameras: [] };
     if (!layout.cameras.some((key) => key)) {
       // No camera chosen (first visit, or ?grid=N alone): fill the grid with the first cameras that have a stream.

@@ -19,6 +19,8 @@
     other_vehicle: "Phương tiện khác / Other vehicle",
   };
 
+  const ALERTS_PAGE = 200; // alerts counted per status; the API pages beyond (next_cursor)
+
   function cell(text, cls) { return el("td", cls ? { class: cls } : {}, text); }
 
   async function section(id, load) {
@@ -33,15 +35,19 @@
 
   async function loadAlerts() {
     const [open, acknowledged] = await Promise.all([
-      api("/api/v1/alerts?status=open&limit=200"), api("/api/v1/alerts?status=acknowledged&limit=200"),
+      api(`/api/v1/alerts?status=open&limit=${ALERTS_PAGE}`), api(`/api/v1/alerts?status=acknowledged&limit=${ALERTS_PAGE}`),
     ]);
     const items = [...open.items, ...acknowledged.items];
-    $("alerts-open").textContent = fmtNumber(items.length);
+    // A status with a next page has more alerts than were counted: every count is then "at least" (N+), and
+    // the note says so, rather than a total that silently stops at the page size.
+    const more = open.next_cursor || acknowledged.next_cursor ? "+" : "";
+    $("alerts-open").textContent = `${fmtNumber(items.length)}${more}`;
+    $("alerts-capped").hidden = !more;
     const bySeverity = {};
     for (const alert of items) bySeverity[alert.severity] = (bySeverity[alert.severity] || 0) + 1;
     $("alerts-severity").replaceChildren(...Object.entries(SEVERITY).map(([key, [vi, en, cls]]) => {
       const item = el("li");
-      item.append(el("span", { class: `chip ${cls}` }, `${vi} / ${en}: ${fmtNumber(bySeverity[key] || 0)}`));
+      item.append(el("span", { class: `chip ${cls}` }, `${vi} / ${en}: ${fmtNumber(bySeverity[key] || 0)}${more}`));
       return item;
     }));
     items.sort((a, b) => (a.opened_at < b.opened_at ? 1 : -1));

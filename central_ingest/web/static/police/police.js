@@ -73,7 +73,15 @@
   }
 
   async function restoreSession() {
-    const me = await window.IOC.currentUser();
+    let me = null;
+    try {
+      me = await window.IOC.currentUser();
+    } catch (error) {
+      // The server is unreachable or unwell (not "no session"): say so above the sign-in form.
+      showLoggedOut();
+      window.IOC.showError($("login-error"), error.message || String(error));
+      return;
+    }
     if (me) showLoggedIn(me); else showLoggedOut();
   }
 
