@@ -30,8 +30,7 @@ from central_ingest.store.agents import add_agent
 from central_ingest.store.migrate import apply_migrations
 from devstack.apps import CentralService, start_central
 from event_contract import EventBatch, SensorReadingEvent
-from tests.e2e.browser import AXE_SCRIPT, save_screenshot, sign_in, watched_page
-from tests.e2e.browser import assert_accessible as axe_check
+from tests.e2e.browser import assert_accessible, save_screenshot, sign_in, watched_page
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -135,14 +134,6 @@ def card_within_deadline(page: Page, central: CentralService, world: World, leve
     elapsed = time.monotonic() - start
     assert elapsed <= FEED_DEADLINE_S, f"the alert card showed {elapsed:.2f} s after the injection"
     return card
-
-
-def assert_accessible(page: Page, context: str) -> None:
-    """``browser.assert_accessible`` on this page. Its ``add_script_tag`` is an inline script, which the page's
-    strict CSP refuses; ``page.evaluate`` (DevTools) is not subject to it, so axe-core is loaded that way first."""
-    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
-        page.evaluate(AXE_SCRIPT.read_text(encoding="utf-8"))
-    axe_check(page, context)
 
 
 def stats(page: Page) -> dict[str, Any]:
