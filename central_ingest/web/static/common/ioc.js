@@ -64,6 +64,56 @@ window.IOC = (() => {
 
   const UNREACHABLE = "Không kết nối được máy chủ. / Cannot reach the server.";
 
+  // ---- updating in place: a refresh changes only what changed, so keyboard focus, opened widgets and
+  // screen readers' live regions survive it (the map and health pages refresh every few seconds) ----------
+  function setText(node, text) {
+    // Write a (live region's) text only when it changes, so screen readers do not hear it again.
+    if (node.textContent !== text) node.textContent = text;
+  }
+
+  function morph(old, fresh) {
+    // Make ``old`` look like ``fresh`` touching only what differs: an element of the same tag is kept (with its
+    // focus and listeners) and its attributes and children are brought in line; returns the node now in place.
+    if (old.isEqualNode(fresh)) return old;
+    if (old.nodeType === Node.TEXT_NODE && fresh.nodeType === Node.TEXT_NODE) {
+      old.data = fresh.data;
+      return old;
+    }
+    if (old.nodeType !== Node.ELEMENT_NODE || old.nodeName !== fresh.nodeName) {
+      old.replaceWith(fresh);
+      return fresh;
+    }
+    for (const { name } of [...old.attributes]) if (!fresh.hasAttribute(name)) old.removeAttribute(name);
+    for (const { name, value } of [...fresh.attributes]) if (old.getAttribute(name) !== value) old.setAttribute(name, value);
+    morphChildren(old, [...fresh.childNodes]);
+    return old;
+  }
+
+  function morphChildren(parent, freshNodes) {
+    const olds = [...parent.childNodes];
+    freshNodes.forEach((fresh, i) => { if (i < olds.length) morph(olds[i], fresh); else parent.append(fresh); });
+    for (const extra of olds.slice(freshNodes.length)) extra.remove();
+  }
+
+  function reconcile(parent, olds, fresh, keyOf, first) {
+    // ``olds`` (keyed children of ``parent``) become ``fresh`` in that order: a child with the key of one already
+    // there is kept and changed in place, new ones are added, the others removed; ``first()`` is where the keyed
+    // children start. Returns the children now in place.
+    const byKey = new Map(olds.map((node) => [keyOf(node), node]));
+    const nodes = fresh.map((node) => {
+      const old = byKey.get(keyOf(node));
+      return old ? morph(old, node) : node;
+    });
+    const keep = new Set(nodes);
+    for (const old of olds) if (!keep.has(old)) old.remove();
+    let next = first();
+    for (const node of nodes) {
+      if (node === next) next = node.nextSibling;
+      else parent.insertBefore(node, next);
+    }
+    return nodes;
+  }
+
   class ApiError extends Error {
     // A failed API call: .status (0 when the network failed) and a bilingual .message for the page.
     constructor(status, message) {
@@ -395,5 +445,6 @@ window.IOC = (() => {
   return {
     $, el, svg, csrfToken, showError, detailOf, messageFor, signIn, signOut, currentUser,
     ApiError, api, fmtTime, fmtNumber, bilingual, shell, unauthorized, PAGES,
+    setText, morph, morphChildren, reconcile,
   };
 })();

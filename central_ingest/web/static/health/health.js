@@ -7,7 +7,7 @@
 "use strict";
 
 (() => {
-  const { $, el, api, fmtTime, fmtNumber } = IOC;
+  const { $, el, api, fmtTime, fmtNumber, reconcile } = IOC;
   const STATES = {
     live: { vi: "Hoạt động", en: "Live", symbol: "✓", chip: "ok", rank: 0 },
     stalled: { vi: "Gián đoạn", en: "Stalled", symbol: "!", chip: "warn", rank: 2 },
@@ -30,46 +30,6 @@
   const REFRESH_MS = 30000;
   let agents = [];
   let sort = { key: "name", dir: 1 };
-
-  function morph(old, fresh) {
-    // Make ``old`` look like ``fresh`` touching only what differs: an element of the same tag is kept and its
-    // attributes and children are brought in line; returns the node now in place.
-    if (old.isEqualNode(fresh)) return old;
-    if (old.nodeType === Node.TEXT_NODE && fresh.nodeType === Node.TEXT_NODE) {
-      old.data = fresh.data;
-      return old;
-    }
-    if (old.nodeType !== Node.ELEMENT_NODE || old.nodeName !== fresh.nodeName) {
-      old.replaceWith(fresh);
-      return fresh;
-    }
-    for (const { name } of [...old.attributes]) if (!fresh.hasAttribute(name)) old.removeAttribute(name);
-    for (const { name, value } of [...fresh.attributes]) if (old.getAttribute(name) !== value) old.setAttribute(name, value);
-    const olds = [...old.childNodes];
-    const news = [...fresh.childNodes];
-    news.forEach((node, i) => { if (i < olds.length) morph(olds[i], node); else old.append(node); });
-    for (const extra of olds.slice(news.length)) extra.remove();
-    return old;
-  }
-
-  function reconcile(parent, olds, fresh, keyOf, first) {
-    // ``olds`` (the keyed children at the end of ``parent``) become ``fresh`` in that order: a child with the key
-    // of one already there is kept and changed in place, new ones are added, the others removed; ``first()`` is
-    // where the keyed children start. Returns the children now in place.
-    const byKey = new Map(olds.map((node) => [keyOf(node), node]));
-    const nodes = fresh.map((node) => {
-      const old = byKey.get(keyOf(node));
-      return old ? morph(old, node) : node;
-    });
-    const keep = new Set(nodes);
-    for (const old of olds) if (!keep.has(old)) old.remove();
-    let next = first();
-    for (const node of nodes) {
-      if (node === next) next = node.nextSibling;
-      else parent.insertBefore(node, next);
-    }
-    return nodes;
-  }
 
   function chip(row) {
     const s = STATES[row.state] || STATES.unknown;

@@ -8,7 +8,7 @@
 "use strict";
 
 (() => {
-  const { $, el, api, fmtTime, fmtNumber, bilingual } = IOC;
+  const { $, el, api, fmtTime, fmtNumber, bilingual, setText, morphChildren, reconcile } = IOC;
   const STATES = {
     live: { vi: "Hoạt động", en: "Live", symbol: "✓", chip: "ok" },
     stalled: { vi: "Gián đoạn", en: "Stalled", symbol: "!", chip: "warn" },
@@ -41,51 +41,10 @@
     return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
   }
 
-  function setText(node, text) {
-    // Write a (live region's) text only when it changes, so screen readers do not hear it again.
-    if (node.textContent !== text) node.textContent = text;
-  }
-
-  function morph(old, fresh) {
-    // Make ``old`` look like ``fresh`` touching only what differs: an element of the same tag is kept (with its
-    // focus and listeners) and its attributes and children are brought in line; returns the node now in place.
-    if (old.isEqualNode(fresh)) return old;
-    if (old.nodeType === Node.TEXT_NODE && fresh.nodeType === Node.TEXT_NODE) {
-      old.data = fresh.data;
-      return old;
-    }
-    if (old.nodeType !== Node.ELEMENT_NODE || old.nodeName !== fresh.nodeName) {
-      old.replaceWith(fresh);
-      return fresh;
-    }
-    for (const { name } of [...old.attributes]) if (!fresh.hasAttribute(name)) old.removeAttribute(name);
-    for (const { name, value } of [...fresh.attributes]) if (old.getAttribute(name) !== value) old.setAttribute(name, value);
-    morphChildren(old, [...fresh.childNodes]);
-    return old;
-  }
-
-  function morphChildren(parent, freshNodes) {
-    const olds = [...parent.childNodes];
-    freshNodes.forEach((fresh, i) => { if (i < olds.length) morph(olds[i], fresh); else parent.append(fresh); });
-    for (const extra of olds.slice(freshNodes.length)) extra.remove();
-  }
-
   function reconcileRows(body, freshRows) {
     // The rows of ``body`` become ``freshRows`` (keyed by data-key): a row of a site already listed is kept and
     // changed in place, new rows are added, rows of sites no longer shown removed, nothing else moves.
-    const keyOfRow = (row) => row.dataset.key || "";
-    const olds = new Map([...body.rows].map((row) => [keyOfRow(row), row]));
-    const rows = freshRows.map((fresh) => {
-      const old = olds.get(keyOfRow(fresh));
-      return old ? morph(old, fresh) : fresh;
-    });
-    const keep = new Set(rows);
-    for (const old of olds.values()) if (!keep.has(old)) old.remove();
-    let next = body.firstChild;
-    for (const row of rows) {
-      if (row === next) next = row.nextSibling;
-      else body.insertBefore(row, next);
-    }
+    reconcile(body, [...body.rows], freshRows, (row) => row.dataset.key || "", () => body.firstChild);
   }
 
   function stateLabel(state) {
