@@ -252,10 +252,7 @@ async def audited_search(
     """Search (only the ``visible`` cameras when given) and append the audit record in one transaction;
     (result, audit seq, audit time)."""
     async with conn.transaction():
-        result = await search_passes(conn, vault, scoped_query(query, visible))
-        if visible is not None:
-            kept = tuple(record for record in result.records if (record.agent_id, record.source_id) in visible)
-            result = dataclasses.replace(result, records=kept)
+        result = await search_passes(conn, vault, scoped_query(query, visible), visible=visible)
         try:
             record = await append_audit(conn, dataclasses.replace(entry, result_count=len(result.records)))
         except Exception as error:  # any failure: the search must not outlive its missing record

@@ -24,6 +24,7 @@ from uuid import UUID
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
+from central_ingest.access.scope import Source, named_source_condition
 from central_ingest.plates.partial import PatternError, PlatePattern, compact_plate
 from central_ingest.plates.vault import PlateVault, PlateVaultError, plate_aad
 
@@ -108,10 +109,19 @@ class PassSearchResult:
     """Rows whose plate did not open (unknown key, tampered, moved): skipped, and logged without the plate."""
 
 
-def _filters(query: PassQuery) -> tuple[sql.Composable, dict[str, Any]]:
-    if not query.source_ids:
-        return sql.SQL(""), {}
-    return sql.SQL(" AND source_id = ANY(%(sources)s)"), {"sources": list(query.source_ids)}
+def _filters(query: PassQuery, visible: frozenset[Source] | None) -> tuple[sql.Composable, dict[str, Any]]:
+    """The camera filters: the query's camera ids, and the caller's visible (agent, camera) pairs in SQL, so a
+    pass outside the caller's area is never read, let alone decrypted (ids are unique per agent only)."""
+    parts: list[sql.Composable] = []
+    params: dict[str, Any] = {}
+    if query.source_ids:
+        parts.append(sql.SQL(" AND source_id = ANY(%(sources)s)"))
+        params["sources"] = list(query.source_ids)
+    if visible is not None:
+        condition, scope_params = named_source_condition(visible, "agent_id", "source_id")
+        parts.append(sql.SQL(" AND ") + condition)
+        params |= scope_params
+    return sql.Composed(parts), params
 
 
 def _record(row: dict[str, Any], plate: str) -> PassRecord:
@@ -160,11 +170,13 @@ async def _fetch(conn: AsyncConnection[Any], statement: sql.Composed, params: di
         return await cursor.fetchall()
 
 
-async def _search_exact(conn: AsyncConnection[Any], vault: PlateVault, query: PassQuery) -> PassSearchResult:
+async def _search_exact(
+    conn: AsyncConnection[Any], vault: PlateVault, query: PassQuery, visible: frozenset[Source] | None
+) -> PassSearchResult:
     assert query.plate is not None
     wanted = compact_plate(query.plate)
     keys = [vault.blind_index(query.plate, index_key=key.index_key) for key in vault.search_keys()]
-    where, params = _filters(query)
+    where, params = _filters(query, visible)
     # One index key (no rotation running): a plain equality, which plans faster than = ANY(array).
     match = sql.SQL("plate_bidx = %(bidx)s") if len(keys) == 1 else sql.SQL("plate_bidx = ANY(%(bidx)s)")
     statement = sql.SQL(
@@ -211,12 +223,16 @@ def _token_condition(vault: PlateVault, pattern: PlatePattern) -> tuple[sql.Comp
 
 
 async def _search_partial(
-    conn: AsyncConnection[Any], vault: PlateVault, query: PassQuery, max_candidates: int
+    conn: AsyncConnection[Any],
+    vault: PlateVault,
+    query: PassQuery,
+    max_candidates: int,
+    visible: frozenset[Source] | None,
 ) -> PassSearchResult:
     assert query.pattern is not None
     pattern = PlatePattern.parse(query.pattern)
     tokens, token_params = _token_condition(vault, pattern)
-    where, params = _filters(query)
+    where, params = _filters(query, visible)
     statement = sql.SQL(
         "SELECT {columns} FROM plate_passes WHERE {tokens} AND time >= %(since)s AND time < %(until)s{where}"
         " ORDER BY time DESC, event_id DESC LIMIT %(cap)s"
@@ -243,8 +259,10 @@ async def search_passes(
     query: PassQuery,
     *,
     max_candidates: int = DEFAULT_MAX_CANDIDATES,
+    visible: frozenset[Source] | None = None,
 ) -> PassSearchResult:
-    """The passes matching ``query``, newest first, plates decrypted (see the module doc)."""
+    """The passes matching ``query`` (of the ``visible`` cameras only, when given), newest first, plates
+    decrypted (see the module doc)."""
     if query.plate is not None:
-        return await _search_exact(conn, vault, query)
-    return await _search_partial(conn, vault, query, max_candidates)
+        return await _search_exact(conn, vault, query, visible)
+    return await _search_partial(conn, vault, query, max_candidates, visible)
