@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import logging
 import ssl
 import sys
@@ -36,6 +37,7 @@ from pydantic import ValidationError
 from central_ingest.access.commands import add_user_parser, run_user
 from central_ingest.alerts.rules import load_rules
 from central_ingest.app import create_app
+from central_ingest.audit.cli_actions import audit_cli_action
 from central_ingest.audit.commands import add_audit_parser, run_audit
 from central_ingest.ingest.mqtt_config import MqttIngestConfig
 from central_ingest.ingest.mqtt_worker import run_worker
@@ -148,6 +150,9 @@ def _agent(settings: Settings, args: argparse.Namespace) -> int:
     with psycopg.connect(settings.database_url) as conn:
         if args.agent_command == "add":
             token = add_agent(conn, args.agent_id, rotate=args.rotate)
+            conn.commit()
+            action = "agent_token_rotated" if args.rotate else "agent_added"
+            audit_cli_action(settings.database_url, action, {"agent_id": args.agent_id})
             print(token)
             print(
                 f"agent {args.agent_id!r}: keep this token now, it is not stored and cannot be shown again",
@@ -155,6 +160,8 @@ def _agent(settings: Settings, args: argparse.Namespace) -> int:
             )
         elif args.agent_command == "revoke":
             revoke_agent(conn, args.agent_id)
+            conn.commit()
+            audit_cli_action(settings.database_url, "agent_revoked", {"agent_id": args.agent_id})
             print(f"agent {args.agent_id!r} revoked", file=sys.stderr)
         else:
             for record in list_agents(conn):
@@ -167,6 +174,16 @@ def _cameras_import(settings: Settings, path: Path, prune: bool) -> int:
     sites = load_sites(path)  # validate the whole file before touching the database
     with psycopg.connect(settings.database_url) as conn:
         counts = import_sites(conn, sites.sites, prune=prune)
+    # The registry decides every user's area scope: an administrator's import is an audited action.
+    target = {
+        "file": path.name,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "prune": prune,
+        "added": counts.added,
+        "updated": counts.updated,
+        "removed": counts.removed,
+    }
+    audit_cli_action(settings.database_url, "sites_imported", target)
     print(
         f"{path}: {len(sites.sites)} site(s): {counts.added} added, {counts.updated} updated, "
         f"{counts.unchanged} unchanged, {counts.removed} removed"

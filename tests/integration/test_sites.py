@@ -3,6 +3,7 @@ the table it fills, on the real TimescaleDB."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import psycopg
@@ -118,6 +119,17 @@ def test_cameras_import_upserts_and_prunes(pg_dsn: str, tmp_path: Path, capsys: 
     assert main(["--database-url", pg_dsn, "cameras", "import", str(only_a), "--prune"]) == 0
     assert "1 removed" in capsys.readouterr().out
     assert [row[1] for row in rows(pg_dsn)] == ["cam-a"]
+
+    # The registry decides who sees what: every import is in the audit log, with the file's digest and counts.
+    with psycopg.connect(pg_dsn) as conn:
+        imports = conn.execute(
+            "SELECT actor, target FROM audit_log WHERE action = 'sites_imported' ORDER BY seq"
+        ).fetchall()
+    assert len(imports) == 5
+    actor, last = imports[-1]
+    assert actor.startswith("cli:")
+    assert (last["file"], last["prune"], last["removed"]) == ("only_a.yaml", True, 1)
+    assert last["sha256"] == hashlib.sha256(only_a.read_bytes()).hexdigest()
 
 
 def test_cameras_import_of_a_bad_file_changes_nothing(
