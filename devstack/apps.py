@@ -29,6 +29,7 @@ import yaml
 from central_ingest.plates.keyring import new_keyring, write_keyring_file
 from devstack.errors import DevstackError
 from devstack.ports import LOCALHOST, free_port, wait_until
+from event_contract import Event, EventBatch
 
 CountKey = tuple[str, str, str]
 """(line_id, vehicle_class, direction)."""
@@ -172,6 +173,21 @@ class CentralService:
             key = (str(row["line_id"]), str(row["vehicle_class"]), str(row["direction"]))
             totals[key] = totals.get(key, 0) + int(row["count"])
         return totals
+
+    def post_events(self, agent_token: str, agent_id: str, events: Sequence[Event]) -> dict[str, Any]:
+        """Send ``events`` as one batch as agent ``agent_id`` does; central's ack (``DevstackError`` unless 200)."""
+        request = urllib.request.Request(  # noqa: S310 - our own local service
+            f"{self.url}/api/v1/events",
+            data=EventBatch(agent_id=agent_id, events=tuple(events)).model_dump_json().encode(),
+            headers={"Authorization": f"Bearer {agent_token}", "Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - our own local service
+                ack: dict[str, Any] = json.load(response)
+        except urllib.error.HTTPError as error:
+            raise DevstackError(f"POST /api/v1/events: {error.code} {error.read().decode(errors='replace')}") from None
+        return ack
 
     def alerts(self, **filters: str) -> list[dict[str, Any]]:
         """Alerts as ``GET /api/v1/alerts`` lists them (first page, newest first)."""

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
@@ -29,7 +28,7 @@ from central_ingest.access.totp import totp
 from central_ingest.store.agents import add_agent
 from central_ingest.store.migrate import apply_migrations
 from devstack.apps import CentralService, start_central
-from event_contract import EventBatch, SensorReadingEvent
+from event_contract import SensorReadingEvent
 from tests.e2e.browser import assert_accessible, save_screenshot, sign_in, watched_page
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -107,15 +106,8 @@ def inject_readings(central: CentralService, world: World, levels: dict[str, flo
         )
         for station, metres in levels.items()
     )
-    body = EventBatch(agent_id=AGENT, events=readings).model_dump_json()
-    answer = httpx.post(
-        f"{central.url}/api/v1/events",
-        content=body,
-        headers={"Authorization": f"Bearer {world.agent_token}", "Content-Type": "application/json"},
-        timeout=10,
-    )
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["rejected"] == 0, answer.text
+    ack = central.post_events(world.agent_token, AGENT, readings)
+    assert ack["rejected"] == 0, ack
 
 
 def wait_for_feed(page: Page) -> None:

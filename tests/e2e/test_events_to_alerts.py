@@ -30,7 +30,6 @@ from devstack.mosquitto import MosquittoBroker
 from event_contract import (
     CountIntervalEvent,
     Event,
-    EventBatch,
     IntervalQuality,
     SensorReadingEvent,
     ViolationEvent,
@@ -169,12 +168,7 @@ def mqtt_alerts(mqtt_broker: MosquittoBroker) -> Iterator[queue.Queue[tuple[str,
 
 
 def _post(central: CentralService, token: str, events: Sequence[Event]) -> dict[str, Any]:
-    body = EventBatch(agent_id=AGENT, events=tuple(events)).model_dump_json()
-    response = httpx.post(
-        f"{central.url}/api/v1/events", content=body, headers={"Authorization": f"Bearer {token}"}, timeout=30
-    )
-    assert response.status_code == 200, response.text
-    ack: dict[str, Any] = response.json()
+    ack = central.post_events(token, AGENT, events)
     assert ack["rejected"] == 0, ack
     return ack
 

@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
@@ -28,7 +27,7 @@ from central_ingest.sites.store import import_sites
 from central_ingest.store.agents import add_agent
 from central_ingest.store.migrate import apply_migrations
 from devstack.apps import CentralService, start_central
-from event_contract import Event, EventBatch, SensorReadingEvent
+from event_contract import Event, SensorReadingEvent
 from tests.api_sessions import API_PASSWORD, open_users
 from tests.e2e.browser import assert_accessible, save_screenshot, sign_in, watched_page
 
@@ -122,12 +121,7 @@ def central(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     log = tmp_path_factory.mktemp("sensors_page_central") / "central.log"
     service = start_central(world.dsn, log, env={"IOC_CENTRAL_ALERT_RULES_PATH": str(world.rules)})
     try:
-        body = EventBatch(agent_id=AGENT, events=tuple(readings(dt.datetime.now(dt.UTC)))).model_dump_json()
-        posted = httpx.post(
-            f"{service.url}/api/v1/events", content=body, timeout=30.0,
-            headers={"Authorization": f"Bearer {world.agent_token}", "Content-Type": "application/json"},
-        )  # fmt: skip
-        assert posted.status_code == 200, posted.text
+        service.post_events(world.agent_token, AGENT, readings(dt.datetime.now(dt.UTC)))
         yield service
     finally:
         service.process.stop()
@@ -135,15 +129,6 @@ def central(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 def loaded(page: Page) -> None:
     page.wait_for_function("() => document.body.dataset.loaded === 'true'")
-
-
-def post_readings(central: CentralService, token: str, events: list[Event]) -> None:
-    body = EventBatch(agent_id=AGENT, events=tuple(events)).model_dump_json()
-    posted = httpx.post(
-        f"{central.url}/api/v1/events", content=body, timeout=30.0,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )  # fmt: skip
-    assert posted.status_code == 200, posted.text
 
 
 def test_operator_reads_levels_and_latest_values(central: CentralService, browser: Browser) -> None:
@@ -264,7 +249,7 @@ def test_the_page_refreshes_itself_every_minute(central: CentralService, world: 
     expect(water.locator("table")).to_be_visible()
 
     now = dt.datetime.now(dt.UTC)
-    post_readings(central, world.agent_token, [SensorReadingEvent(
+    central.post_events(world.agent_token, AGENT, [SensorReadingEvent(
         agent_id=AGENT, source_id="tram-song-huong", time=now, sensor_kind="water_level",
         values={"water_level_m": 5.2}, alert_levels_m=(3.0, 4.0, 5.0),
     )])  # fmt: skip

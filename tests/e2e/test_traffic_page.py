@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect
@@ -30,7 +29,7 @@ from central_ingest.sites.store import import_sites
 from central_ingest.store.agents import add_agent
 from central_ingest.store.migrate import apply_migrations
 from devstack.apps import CentralService, start_central
-from event_contract import CountBucket, CountIntervalEvent, Event, EventBatch, IntervalQuality, ViolationEvent
+from event_contract import CountBucket, CountIntervalEvent, Event, IntervalQuality, ViolationEvent
 from tests.api_sessions import API_PASSWORD, open_users
 from tests.e2e.browser import assert_accessible, save_screenshot, sign_in, watched_page
 
@@ -146,12 +145,7 @@ def central(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     log = tmp_path_factory.mktemp("traffic_page_central") / "central.log"
     service = start_central(world.dsn, log, env={"IOC_CENTRAL_ALERT_RULES_PATH": str(world.rules)})
     try:
-        body = EventBatch(agent_id=AGENT, events=tuple(events())).model_dump_json()
-        posted = httpx.post(
-            f"{service.url}/api/v1/events", content=body, timeout=30.0,
-            headers={"Authorization": f"Bearer {world.agent_token}", "Content-Type": "application/json"},
-        )  # fmt: skip
-        assert posted.status_code == 200, posted.text
+        service.post_events(world.agent_token, AGENT, events())
         yield service
     finally:
         service.process.stop()
