@@ -7,7 +7,9 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
+from devstack.apps import CentralService, start_central
 from tests.e2e.browser import CHROMIUM
+from tests.integration.test_map_api import MapWorld, build_map_world
 
 
 @pytest.fixture(scope="module")
@@ -21,3 +23,22 @@ def browser() -> Iterator[Browser]:
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture(scope="module")
+def map_world(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> MapWorld:
+    """The map API tests' world (two agents, six sites in every state, scoped users), for one page test module.
+
+    Built with asyncio.run: a test asks for ``map_central`` (or this) before ``browser``, whose Playwright loop
+    would otherwise be running in this thread."""
+    return build_map_world(pg_dsn, tmp_path_factory.mktemp("map_world"), boundaries=False)
+
+
+@pytest.fixture(scope="module")
+def map_central(map_world: MapWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CentralService]:
+    """``central-ingest serve`` on ``map_world``'s database."""
+    service = start_central(map_world.settings.database_url, tmp_path_factory.mktemp("map_central") / "central.log")
+    try:
+        yield service
+    finally:
+        service.process.stop()

@@ -7,33 +7,16 @@ only its agent; a PMU user is refused. Every state passes axe-core and leaves a 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from playwright.sync_api import Browser, expect
 
-from devstack.apps import CentralService, start_central
+from devstack.apps import CentralService
 from tests.e2e.browser import assert_accessible, save_screenshot, sign_in, watched_page
-from tests.integration.test_map_api import AGENT_1, AGENT_2, PASSWORD, MapWorld, build_map_world
+from tests.integration.test_map_api import AGENT_1, AGENT_2, PASSWORD
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
-# The tests ask for ``central`` before ``browser``: the world is built with asyncio.run, which must happen before
+# The tests ask for ``map_central`` before ``browser``: the world is built with asyncio.run, which must happen before
 # Playwright's loop runs in this thread.
-
-
-@pytest.fixture(scope="module")
-def world(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> MapWorld:
-    return build_map_world(pg_dsn, tmp_path_factory.mktemp("health_page_world"), boundaries=False)
-
-
-@pytest.fixture(scope="module")
-def central(world: MapWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CentralService]:
-    log = tmp_path_factory.mktemp("health_page_central") / "central.log"
-    service = start_central(world.settings.database_url, log)
-    try:
-        yield service
-    finally:
-        service.process.stop()
 
 
 WATCH = """(agent) => {
@@ -55,11 +38,11 @@ SAME_NODES = """(agent) => {
 }"""
 
 
-def test_health_page(central: CentralService, browser: Browser) -> None:
+def test_health_page(map_central: CentralService, browser: Browser) -> None:
     problems: list[str] = []
     context, page = watched_page(browser, problems)
     try:
-        sign_in(page, central.url, "/health", "op.tinh", PASSWORD)
+        sign_in(page, map_central.url, "/health", "op.tinh", PASSWORD)
         expect(page.locator("tr.agent-row")).to_have_count(2)
         expect(page.locator("tr.source-row")).to_have_count(7)
         agent = page.locator(f'tr.agent-row[data-agent="{AGENT_1}"]')
@@ -104,11 +87,11 @@ def test_health_page(central: CentralService, browser: Browser) -> None:
         context.close()
 
 
-def test_scoped_and_refused_users(central: CentralService, browser: Browser) -> None:
+def test_scoped_and_refused_users(map_central: CentralService, browser: Browser) -> None:
     problems: list[str] = []
     context, page = watched_page(browser, problems)
     try:
-        sign_in(page, central.url, "/health", "kt.phuhoi", PASSWORD)
+        sign_in(page, map_central.url, "/health", "kt.phuhoi", PASSWORD)
         expect(page.locator("tr.agent-row")).to_have_count(1)
         expect(page.locator("tr.source-row")).to_have_count(3)
         save_screenshot(page, "health-commune-technician")
@@ -116,7 +99,7 @@ def test_scoped_and_refused_users(central: CentralService, browser: Browser) -> 
         context.close()
     context, page = watched_page(browser, problems)
     try:
-        sign_in(page, central.url, "/health", "pmu.lan", PASSWORD)
+        sign_in(page, map_central.url, "/health", "pmu.lan", PASSWORD)
         expect(page.locator("#health-error")).to_contain_text("không có quyền")
         assert_accessible(page, "health, refused")
     finally:

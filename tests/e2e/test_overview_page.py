@@ -6,41 +6,28 @@ open alerts as the alert API lists them, and the vehicle totals section only for
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Route, expect
 
-from devstack.apps import CentralService, start_central
+from devstack.apps import CentralService
 from tests.e2e.browser import assert_accessible, save_screenshot, sign_in, watched_page
-from tests.integration.test_map_api import PASSWORD, MapWorld, build_map_world
+from tests.integration.test_map_api import PASSWORD, MapWorld
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
-@pytest.fixture(scope="module")
-def world(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> MapWorld:
-    return build_map_world(pg_dsn, tmp_path_factory.mktemp("overview_world"), boundaries=False)
-
-
-@pytest.fixture(scope="module")
-def central(world: MapWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CentralService]:
-    service = start_central(world.settings.database_url, tmp_path_factory.mktemp("overview_central") / "central.log")
-    try:
-        yield service
-    finally:
-        service.process.stop()
-
-
-def test_overview_shows_the_callers_own_numbers(central: CentralService, world: MapWorld, browser: Browser) -> None:
+def test_overview_shows_the_callers_own_numbers(
+    map_central: CentralService, map_world: MapWorld, browser: Browser
+) -> None:
     open_alerts = httpx.get(
-        f"{central.url}/api/v1/alerts", params={"status": "open"}, headers=world.bearer("op.tinh"), timeout=10
+        f"{map_central.url}/api/v1/alerts", params={"status": "open"}, headers=map_world.bearer("op.tinh"), timeout=10
     ).json()["items"]
     problems: list[str] = []
     context, page = watched_page(browser, problems)
     try:
-        sign_in(page, central.url, "/", "op.tinh", PASSWORD)
+        sign_in(page, map_central.url, "/", "op.tinh", PASSWORD)
         page.wait_for_selector("body[data-ready='1']")
         rows = page.locator("#sites-body tr")
         expect(rows).to_have_count(4)
@@ -63,11 +50,11 @@ def test_overview_shows_the_callers_own_numbers(central: CentralService, world: 
         context.close()
 
 
-def test_a_commune_operator_and_a_pmu_see_less(central: CentralService, browser: Browser) -> None:
+def test_a_commune_operator_and_a_pmu_see_less(map_central: CentralService, browser: Browser) -> None:
     problems: list[str] = []
     context, page = watched_page(browser, problems)
     try:
-        sign_in(page, central.url, "/", "op.kimlong", PASSWORD)
+        sign_in(page, map_central.url, "/", "op.kimlong", PASSWORD)
         page.wait_for_selector("body[data-ready='1']")
         rows = page.locator("#sites-body tr")
         assert [rows.nth(i).locator("td").all_inner_texts() for i in range(4)] == [
@@ -79,7 +66,7 @@ def test_a_commune_operator_and_a_pmu_see_less(central: CentralService, browser:
         page.click("#ioc-sign-out")
         page.wait_for_selector("#ioc-login-form")  # signed out: the page reloaded to the sign-in form
         expect(page.locator("#app")).to_be_hidden()
-        sign_in(page, central.url, "/", "pmu.lan", PASSWORD)
+        sign_in(page, map_central.url, "/", "pmu.lan", PASSWORD)
         page.wait_for_selector("body[data-ready='1']")
         expect(page.locator("#alerts-card")).to_be_visible()
         expect(page.locator("#traffic-card")).to_be_hidden()  # counts are not a PMU's (403): the card stays out
@@ -98,15 +85,15 @@ def _with_more_pages(route: Route) -> None:
     route.fulfill(response=answer, json=body)
 
 
-def test_a_capped_alert_count_says_at_least(central: CentralService, world: MapWorld, browser: Browser) -> None:
+def test_a_capped_alert_count_says_at_least(map_central: CentralService, map_world: MapWorld, browser: Browser) -> None:
     open_alerts = httpx.get(
-        f"{central.url}/api/v1/alerts", params={"status": "open"}, headers=world.bearer("op.tinh"), timeout=10
+        f"{map_central.url}/api/v1/alerts", params={"status": "open"}, headers=map_world.bearer("op.tinh"), timeout=10
     ).json()["items"]
     problems: list[str] = []
     context, page = watched_page(browser, problems)
     try:
         page.route(re.compile(r"/api/v1/alerts\?status=open&"), _with_more_pages)
-        sign_in(page, central.url, "/", "op.tinh", PASSWORD)
+        sign_in(page, map_central.url, "/", "op.tinh", PASSWORD)
         page.wait_for_selector("body[data-ready='1']")
         expect(page.locator("#alerts-open")).to_have_text(f"{len(open_alerts)}+")
         expect(page.locator("#alerts-capped")).to_be_visible()

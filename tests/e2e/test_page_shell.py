@@ -8,32 +8,17 @@ call answers 401) brings back the sign-in form with why, and signing in again re
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Route, expect
 
-from devstack.apps import CentralService, start_central
+from devstack.apps import CentralService
 from tests.e2e.browser import assert_accessible, save_screenshot, sign_in, watched_page
-from tests.integration.test_map_api import PASSWORD, MapWorld, build_map_world
+from tests.integration.test_map_api import PASSWORD
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 ME = re.compile(r"/api/v1/auth/me$")
-
-
-@pytest.fixture(scope="module")
-def world(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> MapWorld:
-    return build_map_world(pg_dsn, tmp_path_factory.mktemp("shell_world"), boundaries=False)
-
-
-@pytest.fixture(scope="module")
-def central(world: MapWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CentralService]:
-    service = start_central(world.settings.database_url, tmp_path_factory.mktemp("shell_central") / "central.log")
-    try:
-        yield service
-    finally:
-        service.process.stop()
 
 
 def _unreachable(route: Route) -> None:
@@ -44,12 +29,12 @@ def _unavailable(route: Route) -> None:
     route.fulfill(status=503, json={"detail": "database starting"})
 
 
-def test_an_unreachable_server_says_so_with_a_retry(central: CentralService, browser: Browser) -> None:
+def test_an_unreachable_server_says_so_with_a_retry(map_central: CentralService, browser: Browser) -> None:
     problems: list[str] = []
     context, page = watched_page(browser, problems)
     try:
         page.route(ME, _unreachable)
-        page.goto(central.url + "/")
+        page.goto(map_central.url + "/")
         panel = page.locator("#ioc-unavailable")
         expect(panel).to_be_visible()
         expect(page.locator("#ioc-unavailable-message")).to_contain_text("Không kết nối được máy chủ")
@@ -81,12 +66,12 @@ def test_an_unreachable_server_says_so_with_a_retry(central: CentralService, bro
         context.close()
 
 
-def test_a_503_is_not_a_sign_in_form(central: CentralService, browser: Browser) -> None:
+def test_a_503_is_not_a_sign_in_form(map_central: CentralService, browser: Browser) -> None:
     problems: list[str] = []
     context, page = watched_page(browser, problems)
     try:
         page.route(ME, _unavailable)
-        page.goto(central.url + "/")
+        page.goto(map_central.url + "/")
         expect(page.locator("#ioc-unavailable-message")).to_contain_text("Máy chủ tạm thời không sẵn sàng")
         expect(page.locator("#ioc-unavailable-message")).to_contain_text("database starting")
         expect(page.locator("#ioc-login-form")).to_have_count(0)
@@ -99,11 +84,11 @@ def test_a_503_is_not_a_sign_in_form(central: CentralService, browser: Browser) 
         context.close()
 
 
-def test_sign_out_reloads_even_when_the_server_is_unreachable(central: CentralService, browser: Browser) -> None:
+def test_sign_out_reloads_even_when_the_server_is_unreachable(map_central: CentralService, browser: Browser) -> None:
     problems: list[str] = []
     context, page = watched_page(browser, problems)
     try:
-        sign_in(page, central.url, "/", "op.tinh", PASSWORD)
+        sign_in(page, map_central.url, "/", "op.tinh", PASSWORD)
         page.wait_for_selector("body[data-ready='1']")
         page.route(re.compile(r"/api/v1/auth/(logout|me)$"), _unreachable)
         with page.expect_navigation():
@@ -120,11 +105,11 @@ def test_sign_out_reloads_even_when_the_server_is_unreachable(central: CentralSe
         context.close()
 
 
-def test_an_ended_session_asks_to_sign_in_again(central: CentralService, browser: Browser) -> None:
+def test_an_ended_session_asks_to_sign_in_again(map_central: CentralService, browser: Browser) -> None:
     problems: list[str] = []
     context, page = watched_page(browser, problems)
     try:
-        sign_in(page, central.url, "/", "op.tinh", PASSWORD)
+        sign_in(page, map_central.url, "/", "op.tinh", PASSWORD)
         page.wait_for_selector("body[data-ready='1']")
         context.clear_cookies()  # the session is gone (expired, revoked) while the page stays open
         status = page.evaluate("() => IOC.api('/api/v1/map/sites').then(() => 200, (e) => e.status)")
@@ -152,12 +137,12 @@ def test_an_ended_session_asks_to_sign_in_again(central: CentralService, browser
         context.close()
 
 
-def test_a_refusal_with_a_live_session_changes_nothing(central: CentralService, browser: Browser) -> None:
+def test_a_refusal_with_a_live_session_changes_nothing(map_central: CentralService, browser: Browser) -> None:
     """IOC.unauthorized() asks the server first: while the session is alive it shows no sign-in form."""
     problems: list[str] = []
     context, page = watched_page(browser, problems)
     try:
-        sign_in(page, central.url, "/", "op.tinh", PASSWORD)
+        sign_in(page, map_central.url, "/", "op.tinh", PASSWORD)
         page.wait_for_selector("body[data-ready='1']")
         assert page.evaluate("() => IOC.unauthorized()") is False
         expect(page.locator("#ioc-login")).to_have_count(0)
