@@ -21,11 +21,7 @@
   const SOUND_KEY = "ioc.alerts.sound";
   const PROVINCE_OFFSET = "+07:00"; // Asia/Ho_Chi_Minh has no daylight saving time
 
-  const SEVERITY = {
-    critical: { vi: "Nghiêm trọng", en: "Critical", chip: "bad", rank: 3 },
-    warning: { vi: "Cảnh báo", en: "Warning", chip: "warn", rank: 2 },
-    notice: { vi: "Thông báo", en: "Notice", chip: "muted", rank: 1 },
-  };
+  const { SEVERITY } = window.IOC;
   const STATUS = {
     open: { vi: "Đang mở", en: "Open", chip: "bad" },
     acknowledged: { vi: "Đã tiếp nhận", en: "Acknowledged", chip: "warn" },

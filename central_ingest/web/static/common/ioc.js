@@ -210,6 +210,13 @@ window.IOC = (() => {
     return response.json();
   }
 
+  // Alert severities as every page names and colours them (most severe first; rank orders them).
+  const SEVERITY = Object.freeze({
+    critical: { vi: "Nghiêm trọng", en: "Critical", chip: "bad", rank: 3 },
+    warning: { vi: "Cảnh báo", en: "Warning", chip: "warn", rank: 2 },
+    notice: { vi: "Thông báo", en: "Notice", chip: "muted", rank: 1 },
+  });
+
   const TIME_ZONE = "Asia/Ho_Chi_Minh";
   const timeFormat = new Intl.DateTimeFormat("vi-VN", {
     timeZone: TIME_ZONE, day: "2-digit", month: "2-digit", year: "numeric",
@@ -445,6 +452,6 @@ window.IOC = (() => {
   return {
     $, el, svg, csrfToken, showError, detailOf, messageFor, signIn, signOut, currentUser,
     ApiError, api, fmtTime, fmtNumber, bilingual, shell, unauthorized, PAGES,
-    setText, morph, morphChildren, reconcile,
+    setText, morph, morphChildren, reconcile, SEVERITY,
   };
 })();

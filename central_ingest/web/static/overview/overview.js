@@ -6,9 +6,6 @@
 (() => {
   const { $, el, api, fmtNumber, fmtTime, showError } = window.IOC;
 
-  const SEVERITY = {
-    critical: ["Khẩn cấp", "Critical", "bad"], warning: ["Cảnh báo", "Warning", "warn"], notice: ["Lưu ý", "Notice", "muted"],
-  };
   const STATES = [
     ["live", "Đang hoạt động", "Live"], ["stalled", "Chậm / gián đoạn", "Stalled"], ["down", "Mất tín hiệu", "Down"],
     ["unknown", "Chưa có dữ liệu", "Never heard"],
@@ -45,9 +42,9 @@
     $("alerts-capped").hidden = !more;
     const bySeverity = {};
     for (const alert of items) bySeverity[alert.severity] = (bySeverity[alert.severity] || 0) + 1;
-    $("alerts-severity").replaceChildren(...Object.entries(SEVERITY).map(([key, [vi, en, cls]]) => {
+    $("alerts-severity").replaceChildren(...Object.entries(window.IOC.SEVERITY).map(([key, { vi, en, chip }]) => {
       const item = el("li");
-      item.append(el("span", { class: `chip ${cls}` }, `${vi} / ${en}: ${fmtNumber(bySeverity[key] || 0)}${more}`));
+      item.append(el("span", { class: `chip ${chip}` }, `${vi} / ${en}: ${fmtNumber(bySeverity[key] || 0)}${more}`));
       return item;
     }));
     items.sort((a, b) => (a.opened_at < b.opened_at ? 1 : -1));
