@@ -2,7 +2,7 @@
 
 Reads need a session of an operator, a project unit (PMU) or an admin; a confirmation needs
 ``project_unit`` or ``admin`` (cookie sessions also send the CSRF header: ``access.dependencies``).
-A user scoped to some communes sees the projects with a camera there (``views.project_visible``); any
+A user scoped to some communes sees the projects with a camera there (``views.require_visible_project``); any
 other project answers 404 like an unknown one. Within a visible project the per-camera answers (cameras,
 timelapse, activity, keyframes) hold only the visible cameras' rows, and the PMU's (see ``views``).
 Ranges are local days (the service's ``timezone``), both ends included. Keyframes and PMU photos are
@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from central_ingest.access.dependencies import client_address, require_role
 from central_ingest.access.principal import Principal
 from central_ingest.access.roles import Role
-from central_ingest.access.scope import AreaScope, visible_sources
+from central_ingest.access.scope import AreaScope, Source, visible_sources
 from central_ingest.alerts.routes import running_alert_service
 from central_ingest.alerts.scope import visible_projects
 from central_ingest.plates.evidence_routes import SHA256_PATTERN, sealed_image
@@ -40,13 +40,14 @@ from central_ingest.projects.confirm import (
 )
 from central_ingest.projects.views import (
     UNKNOWN_PROJECT,
+    Conn,
     keyframe_referenced,
     keyframe_url,
     project_cameras,
     project_known,
     project_list,
     project_progress,
-    project_visible,
+    require_visible_project,
     timelapse,
     visible_rows,
 )
@@ -93,11 +94,12 @@ def _check_range(first: dt.date, last: dt.date, most: int) -> None:
         raise HTTPException(422, f"the range is {(last - first).days + 1} days; at most {most}")
 
 
-async def _require_project(app: AppState, scope: AreaScope, project_id: str) -> None:
-    """404 for an unknown project and for one outside the caller's area (the same answer)."""
-    async with app.pool.connection() as conn:
-        if not await project_known(conn, project_id) or not await project_visible(conn, scope, project_id):
-            raise HTTPException(404, UNKNOWN_PROJECT)
+async def _require_project(conn: Conn, scope: AreaScope, project_id: str) -> frozenset[Source] | None:
+    """The caller's visible cameras (None: all); 404 for an unknown project and for one outside the caller's
+    area (the same answer)."""
+    if not await project_known(conn, project_id):
+        raise HTTPException(404, UNKNOWN_PROJECT)
+    return await require_visible_project(conn, scope, project_id)
 
 
 @router.get("", summary="Projects with today's planned and actual % complete and the gap")
@@ -131,8 +133,7 @@ async def get_progress(
     if start is not None and end is not None:
         _check_range(start, end, MAX_PROGRESS_DAYS)
     async with app.pool.connection() as conn:
-        if not await project_visible(conn, principal.scope, project_id):
-            raise HTTPException(404, UNKNOWN_PROJECT)
+        await require_visible_project(conn, principal.scope, project_id)
         found = await project_progress(
             conn, project_id, first=start, last=end, today=_today(app), timezone=app.settings.timezone
         )
@@ -150,9 +151,8 @@ async def get_timelapse(
     project_id: ProjectId, principal: Reader, app: App, start: StartDay = None, end: EndDay = None
 ) -> dict[str, Any]:
     first, last = _range(start, end, _today(app), default_days=DEFAULT_DAILY_VIEW_DAYS)
-    await _require_project(app, principal.scope, project_id)
     async with app.pool.connection() as conn:
-        visible = await visible_sources(conn, principal.scope)
+        visible = await _require_project(conn, principal.scope, project_id)
         return await timelapse(conn, project_id, first, last, app.settings.timezone, visible=visible)
 
 
@@ -164,18 +164,16 @@ async def get_activity(
     project_id: ProjectId, principal: Reader, app: App, start: StartDay = None, end: EndDay = None
 ) -> dict[str, Any]:
     first, last = _range(start, end, _today(app), default_days=DEFAULT_DAILY_VIEW_DAYS)
-    await _require_project(app, principal.scope, project_id)
     async with app.pool.connection() as conn:
-        visible = await visible_sources(conn, principal.scope)
+        visible = await _require_project(conn, principal.scope, project_id)
         found = await activity_days(conn, project_id, first, last, app.settings.timezone)
     return found | {"days": visible_rows(found["days"], visible)}
 
 
 @router.get("/{project_id}/cameras", summary="The project's cameras, with their site registry entry and live view")
 async def get_cameras(project_id: ProjectId, principal: Reader, app: App) -> list[dict[str, Any]]:
-    await _require_project(app, principal.scope, project_id)
     async with app.pool.connection() as conn:
-        return await project_cameras(conn, project_id, await visible_sources(conn, principal.scope))
+        return await project_cameras(conn, project_id, await _require_project(conn, principal.scope, project_id))
 
 
 @router.get(
@@ -233,8 +231,7 @@ async def post_confirm(
         raise HTTPException(503, "photos are kept sealed and no keyring is configured; send the figure without one")
     event = confirmation_event(project_id, body, who, time=time, now=now, photo=photo)
     async with app.pool.connection() as conn:
-        if not await project_visible(conn, principal.scope, project_id):
-            raise HTTPException(404, UNKNOWN_PROJECT)
+        await require_visible_project(conn, principal.scope, project_id)
         packages = await plan_packages(conn, project_id)
         if body.package_id and packages is not None and body.package_id not in packages:
             raise HTTPException(

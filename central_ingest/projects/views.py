@@ -50,16 +50,14 @@ PMU_AGENT = "central"
 UNKNOWN_PROJECT = "Không có dự án này. / No such project (no plan, progress or site activity)."
 
 
-async def project_visible(conn: Conn, scope: AreaScope, project_id: str) -> bool:
-    """Whether ``scope`` may see the project (always, when unrestricted)."""
-    projects = await visible_projects(conn, await visible_sources(conn, scope))
-    return projects is None or project_id in projects
-
-
-async def require_visible_project(conn: Conn, scope: AreaScope, project_id: str) -> None:
-    """HTTP 404 (the unknown project's answer) when ``scope`` may not see the project."""
-    if not await project_visible(conn, scope, project_id):
+async def require_visible_project(conn: Conn, scope: AreaScope, project_id: str) -> frozenset[Source] | None:
+    """The cameras ``scope`` may see (None: all), once it may see the project (always, when unrestricted);
+    HTTP 404 (the unknown project's answer) otherwise. Routes use the set for their per-camera rows."""
+    visible = await visible_sources(conn, scope)
+    projects = await visible_projects(conn, visible)
+    if projects is not None and project_id not in projects:
         raise HTTPException(404, UNKNOWN_PROJECT)
+    return visible
 
 
 def visible_rows(rows: Iterable[dict[str, Any]], visible: frozenset[Source] | None) -> list[dict[str, Any]]:
