@@ -147,6 +147,12 @@ def _pairs_in(agent_column: str, source_column: str, agents: sql.SQL, sources: s
     )
 
 
+def require_in_visible(visible: frozenset[Source] | None, agent_id: str, source_id: str) -> None:
+    """``require_visible_source`` for a route that already holds ``visible_sources``: no second query."""
+    if visible is not None and (agent_id, source_id) not in visible:
+        raise HTTPException(404, NOT_IN_AREA)
+
+
 async def require_visible_source(conn: AsyncConnection[Any], scope: AreaScope, agent_id: str, source_id: str) -> None:
     """Nothing when ``scope`` may see that source; HTTP 404 otherwise (the same answer as for no such source)."""
     if scope.unrestricted:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from central_ingest.access.dependencies import require_role
 from central_ingest.access.principal import Principal
-from central_ingest.access.scope import NOT_IN_AREA, Source, require_visible_source, visible_sources
+from central_ingest.access.scope import NOT_IN_AREA, Source, require_in_visible, visible_sources
 from central_ingest.alerts.routes import running_alert_service
 from central_ingest.alerts.rules import AlertRulesConfig
 from central_ingest.alerts.scope import junction_visible
@@ -139,7 +139,7 @@ async def get_peak_hours(
         except QueryError as error:
             raise HTTPException(422, str(error)) from None
         if agent_id is not None and source_id is not None:
-            await require_visible_source(conn, principal.scope, agent_id, source_id)
+            require_in_visible(visible, agent_id, source_id)
         filters = PeakFilters(visible, sources, vehicle_class, direction)
         rows = await peak_hours(conn, time_range, filters, timezone)
     return {

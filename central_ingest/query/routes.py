@@ -19,7 +19,7 @@ from psycopg import AsyncConnection
 from central_ingest.access.dependencies import require_role
 from central_ingest.access.principal import Principal
 from central_ingest.access.roles import Role
-from central_ingest.access.scope import Source, require_visible_source, visible_sources
+from central_ingest.access.scope import Source, require_in_visible, visible_sources
 from central_ingest.query.export import row_as_json
 from central_ingest.query.params import (
     GROUP_KEYS,
@@ -65,10 +65,10 @@ async def scoped_sources(
     conn: AsyncConnection[Any], principal: Principal, agent_id: str | None, source_id: str | None
 ) -> frozenset[Source] | None:
     """The sources ``principal`` may see (None: all); 404 when the request names one camera outside them."""
-    scope = principal.scope
+    visible = await visible_sources(conn, principal.scope)
     if agent_id is not None and source_id is not None:
-        await require_visible_source(conn, scope, agent_id, source_id)
-    return await visible_sources(conn, scope)
+        require_in_visible(visible, agent_id, source_id)
+    return visible
 
 
 def count_filters(

@@ -5,12 +5,20 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
+from fastapi import HTTPException
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from central_ingest.access.principal import Principal
-from central_ingest.access.scope import AreaError, AreaScope, parse_area_path, site_area_path, source_condition
+from central_ingest.access.scope import (
+    AreaError,
+    AreaScope,
+    parse_area_path,
+    require_in_visible,
+    site_area_path,
+    source_condition,
+)
 from central_ingest.sites.config import SiteConfig
 
 
@@ -75,3 +83,11 @@ def test_the_sites_file_takes_places_from_the_top() -> None:
         SiteConfig(id="c", agent_id="a", name="n", lat=16.0, lon=107.0, commune="Phú Hội")
     with pytest.raises(ValidationError):
         SiteConfig(id="c", agent_id="a", name="n", lat=16.0, lon=107.0, province="Huế/Phú Hội")
+
+
+def test_a_source_outside_the_visible_set_is_the_answer_for_a_missing_one() -> None:
+    require_in_visible(None, "a", "c")  # the whole province
+    require_in_visible(frozenset({("a", "c")}), "a", "c")
+    with pytest.raises(HTTPException) as refused:
+        require_in_visible(frozenset({("a", "c")}), "b", "c")  # the same camera id under another agent
+    assert refused.value.status_code == 404
