@@ -217,6 +217,15 @@ window.IOC = (() => {
     notice: { vi: "Thông báo", en: "Notice", chip: "muted", rank: 1 },
   });
 
+  // A camera's or sensor's state as every page names and marks it (colour is never the only cue: a symbol too);
+  // rank orders the worst first when sorting (never heard sits between live and stalled).
+  const SOURCE_STATES = Object.freeze({
+    live: { vi: "Hoạt động", en: "Live", symbol: "✓", chip: "ok", rank: 0 },
+    stalled: { vi: "Gián đoạn", en: "Stalled", symbol: "!", chip: "warn", rank: 2 },
+    down: { vi: "Mất kết nối", en: "Down", symbol: "✕", chip: "bad", rank: 3 },
+    unknown: { vi: "Chưa rõ", en: "Unknown", symbol: "?", chip: "muted", rank: 1 },
+  });
+
   const TIME_ZONE = "Asia/Ho_Chi_Minh";
   const timeFormat = new Intl.DateTimeFormat("vi-VN", {
     timeZone: TIME_ZONE, day: "2-digit", month: "2-digit", year: "numeric",
@@ -452,6 +461,6 @@ window.IOC = (() => {
   return {
     $, el, svg, csrfToken, showError, detailOf, messageFor, signIn, signOut, currentUser,
     ApiError, api, fmtTime, fmtNumber, bilingual, shell, unauthorized, PAGES,
-    setText, morph, morphChildren, reconcile, SEVERITY,
+    setText, morph, morphChildren, reconcile, SEVERITY, SOURCE_STATES,
   };
 })();

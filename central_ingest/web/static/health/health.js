@@ -8,12 +8,7 @@
 
 (() => {
   const { $, el, api, fmtTime, fmtNumber, reconcile } = IOC;
-  const STATES = {
-    live: { vi: "Hoạt động", en: "Live", symbol: "✓", chip: "ok", rank: 0 },
-    stalled: { vi: "Gián đoạn", en: "Stalled", symbol: "!", chip: "warn", rank: 2 },
-    down: { vi: "Mất kết nối", en: "Down", symbol: "✕", chip: "bad", rank: 3 },
-    unknown: { vi: "Chưa rõ", en: "Unknown", symbol: "?", chip: "muted", rank: 1 },
-  };
+  const STATES = IOC.SOURCE_STATES;
   const KINDS = { camera: "Camera / Camera", sensor: "Cảm biến / Sensor" };
   const time = (iso) => (iso ? Date.parse(iso) : null);
   const COLUMNS = [

@@ -9,12 +9,7 @@
 
 (() => {
   const { $, el, api, fmtTime, fmtNumber, bilingual, setText, morphChildren, reconcile } = IOC;
-  const STATES = {
-    live: { vi: "Hoạt động", en: "Live", symbol: "✓", chip: "ok" },
-    stalled: { vi: "Gián đoạn", en: "Stalled", symbol: "!", chip: "warn" },
-    down: { vi: "Mất kết nối", en: "Down", symbol: "✕", chip: "bad" },
-    unknown: { vi: "Chưa rõ", en: "Unknown", symbol: "?", chip: "muted" },
-  };
+  const STATES = IOC.SOURCE_STATES;
   const KINDS = { camera: { vi: "Camera", en: "Camera" }, sensor: { vi: "Cảm biến", en: "Sensor" } };
   // A sensor level's chip by the severity of the rule level the reading is in (never by its place in the list).
   const LEVEL_CHIP = { notice: "warn", warning: "bad", critical: "bad" };

@@ -6,10 +6,6 @@
 (() => {
   const { $, el, api, fmtNumber, fmtTime, showError } = window.IOC;
 
-  const STATES = [
-    ["live", "Đang hoạt động", "Live"], ["stalled", "Chậm / gián đoạn", "Stalled"], ["down", "Mất tín hiệu", "Down"],
-    ["unknown", "Chưa có dữ liệu", "Never heard"],
-  ];
   const CLASSES = {
     motorbike: "Xe máy / Motorbike", bicycle: "Xe đạp / Bicycle", car: "Ô tô con / Car", van: "Xe van / Van",
     bus: "Xe buýt / Bus", truck: "Xe tải / Truck", three_wheeler: "Xe ba bánh / Three-wheeler",
@@ -57,7 +53,7 @@
 
   async function loadSites() {
     const sites = await api("/api/v1/map/sites");
-    const rows = STATES.map(([state, vi, en]) => {
+    const rows = Object.entries(window.IOC.SOURCE_STATES).map(([state, { vi, en }]) => {
       const row = el("tr");
       const camera = sites.filter((s) => s.kind === "camera" && s.state === state).length;
       const sensor = sites.filter((s) => s.kind === "sensor" && s.state === state).length;
