@@ -226,6 +226,20 @@ window.IOC = (() => {
     unknown: { vi: "Chưa rõ", en: "Unknown", symbol: "?", chip: "muted", rank: 1 },
   });
 
+  // The event contract's vehicle classes, [Vietnamese, English], in the order tables and legends list them.
+  const VEHICLE_CLASSES = Object.freeze({
+    motorbike: ["Xe máy", "Motorbike"], bicycle: ["Xe đạp", "Bicycle"], car: ["Ô tô con", "Car"],
+    van: ["Xe van", "Van"], bus: ["Xe buýt", "Bus"], truck: ["Xe tải", "Truck"],
+    three_wheeler: ["Xe ba bánh", "Three-wheeler"], other_vehicle: ["Phương tiện khác", "Other vehicle"],
+  });
+
+  function vehicleClass(name) {
+    // "Xe máy / Motorbike" for a contract class; the raw name for anything else; "—" for none.
+    if (!name) return "—";
+    const names = VEHICLE_CLASSES[name];
+    return names ? `${names[0]} / ${names[1]}` : name;
+  }
+
   const TIME_ZONE = "Asia/Ho_Chi_Minh";
   const timeFormat = new Intl.DateTimeFormat("vi-VN", {
     timeZone: TIME_ZONE, day: "2-digit", month: "2-digit", year: "numeric",
@@ -461,6 +475,6 @@ window.IOC = (() => {
   return {
     $, el, svg, csrfToken, showError, detailOf, messageFor, signIn, signOut, currentUser,
     ApiError, api, fmtTime, fmtNumber, bilingual, shell, unauthorized, PAGES,
-    setText, morph, morphChildren, reconcile, SEVERITY, SOURCE_STATES,
+    setText, morph, morphChildren, reconcile, SEVERITY, SOURCE_STATES, VEHICLE_CLASSES, vehicleClass,
   };
 })();

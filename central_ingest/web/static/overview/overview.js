@@ -6,11 +6,6 @@
 (() => {
   const { $, el, api, fmtNumber, fmtTime, showError } = window.IOC;
 
-  const CLASSES = {
-    motorbike: "Xe máy / Motorbike", bicycle: "Xe đạp / Bicycle", car: "Ô tô con / Car", van: "Xe van / Van",
-    bus: "Xe buýt / Bus", truck: "Xe tải / Truck", three_wheeler: "Xe ba bánh / Three-wheeler",
-    other_vehicle: "Phương tiện khác / Other vehicle",
-  };
 
   const ALERTS_PAGE = 200; // alerts counted per status; the API pages beyond (next_cursor)
 
@@ -79,7 +74,7 @@
     const classes = Object.keys(byClass).sort();
     $("traffic-body").replaceChildren(...(classes.length ? classes.map((name) => {
       const row = el("tr");
-      row.append(el("th", { scope: "row" }, CLASSES[name] || name),
+      row.append(el("th", { scope: "row" }, window.IOC.vehicleClass(name)),
         cell(fmtNumber(byClass[name].in), "num"), cell(fmtNumber(byClass[name].out), "num"));
       return row;
     }) : [(() => {

@@ -9,11 +9,6 @@
   const MIN_NOTE = 10;
   const MIN_KNOWN_RUN = 3;
   const DIRECTIONS = { in: "Vào / In", out: "Ra / Out" };
-  const CLASSES = {
-    motorbike: "Xe máy / Motorbike", bicycle: "Xe đạp / Bicycle", car: "Ô tô con / Car", van: "Xe van / Van",
-    bus: "Xe buýt / Bus", truck: "Xe tải / Truck", three_wheeler: "Xe ba bánh / Three-wheeler",
-    other_vehicle: "Phương tiện khác / Other",
-  };
   const timeFormat = new Intl.DateTimeFormat("vi-VN", {
     timeZone: "Asia/Ho_Chi_Minh", year: "numeric", month: "2-digit", day: "2-digit",
     hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
@@ -296,7 +291,7 @@
         el("td", { class: "plate" }, record.plate),
         el("td", { class: "num" }, `${Math.round(record.plate_confidence * 100)}%`),
         el("td", {}, DIRECTIONS[record.direction] || "—"),
-        el("td", {}, CLASSES[record.vehicle_class] || record.vehicle_class || "—"),
+        el("td", {}, window.IOC.vehicleClass(record.vehicle_class)),
         el("td", {}, [record.vehicle_colour, record.plate_colour && `biển / plate: ${record.plate_colour}`]
           .filter(Boolean).join(", ") || "—"),
       );

@@ -8,11 +8,7 @@
   const { $, el, svg, api, fmtNumber, fmtTime, showError } = window.IOC;
   const VN_OFFSET = "+07:00"; // Vietnam keeps UTC+7 all year (no daylight saving)
   const TZ = "Asia/Ho_Chi_Minh";
-  const CLASS_NAMES = {
-    motorbike: ["Xe máy", "Motorbike"], bicycle: ["Xe đạp", "Bicycle"], car: ["Ô tô con", "Car"],
-    van: ["Xe van", "Van"], bus: ["Xe buýt", "Bus"], truck: ["Xe tải", "Truck"],
-    three_wheeler: ["Xe ba bánh", "Three-wheeler"], other_vehicle: ["Phương tiện khác", "Other vehicle"],
-  };
+  const CLASS_NAMES = window.IOC.VEHICLE_CLASSES;
   const CLASS_ORDER = Object.keys(CLASS_NAMES);
   const STATE_CHIPS = {
     breach: ["bad", "Vượt ngưỡng, có cảnh báo", "Above the threshold, alert"],
