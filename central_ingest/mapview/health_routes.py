@@ -19,6 +19,7 @@ from central_ingest.mapview.sources import agent_rows, source_rows
 from central_ingest.mapview.views import health_agents
 from central_ingest.query.routes import HEALTH_ROLES
 from central_ingest.state import AppState, get_app_state
+from central_ingest.store.ingest_status import visible_agents
 
 router = APIRouter(prefix="/api/v1/health", tags=["health"])
 
@@ -32,6 +33,6 @@ async def get_health_agents(
     async with app.pool.connection() as conn:
         visible = await visible_sources(conn, principal.scope)
         sources = await source_rows(conn, visible, now, include_unregistered=visible is None)
-        names = None if visible is None else {row["agent_id"] for row in sources}
+        names = visible_agents(visible)  # the same rule as /api/v1/ingest/agents: an agent of a visible site
         agents = await agent_rows(conn, names, now) if names is None or names else []
     return health_agents(agents, sources, now)
