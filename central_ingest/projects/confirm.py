@@ -26,11 +26,12 @@ import psycopg
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from central_ingest.alerts.scope import PMU_AGENT
 from central_ingest.audit import AuditEntry, append_audit
 from central_ingest.plates.evidence_routes import image_type
 from central_ingest.plates.evidence_store import store_evidence
 from central_ingest.plates.vault import PlateVault
-from central_ingest.projects.views import PMU_AGENT, keyframe_url
+from central_ingest.projects.views import keyframe_url
 from event_contract import EvidenceRef, ProgressEvent
 from event_contract.models import IDENTIFIER_PATTERN
 

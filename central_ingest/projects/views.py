@@ -31,7 +31,7 @@ from central_ingest.access.scope import AreaScope, Source, source_condition, vis
 from central_ingest.alerts import inputs
 from central_ingest.alerts.evaluate import ProgressRow, planned_at
 from central_ingest.alerts.plans import StoredPlan, load_plan
-from central_ingest.alerts.scope import visible_projects
+from central_ingest.alerts.scope import PMU_AGENT, visible_projects
 from central_ingest.live.upstream import upstream_url
 from central_ingest.projects.actual import (
     ActualPoint,
@@ -45,8 +45,6 @@ from central_ingest.projects.actual import (
 from central_ingest.sites.store import project_sites, sites_by_key
 
 Conn = psycopg.AsyncConnection[Any]
-PMU_AGENT = "central"
-"""The agent_id of figures entered at central (a PMU's confirmations), never a camera."""
 UNKNOWN_PROJECT = "Không có dự án này. / No such project (no plan, progress or site activity)."
 
 

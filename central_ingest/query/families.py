@@ -31,7 +31,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from central_ingest.access.dependencies import require_role
 from central_ingest.access.principal import Principal
 from central_ingest.access.scope import visible_sources
-from central_ingest.projects.views import PMU_AGENT, require_visible_project
+from central_ingest.alerts.scope import PMU_AGENT
+from central_ingest.projects.views import require_visible_project
 from central_ingest.query.export import ExportFormat, export_response, filename_stem, row_as_json
 from central_ingest.query.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor, Page, decode_cursor
 from central_ingest.query.params import (
