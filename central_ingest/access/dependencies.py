@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from starlette.requests import HTTPConnection
 
 from central_ingest.access.principal import Principal
 from central_ingest.access.roles import ROLES, Role, parse_role
@@ -47,6 +48,20 @@ def client_address(request: Request) -> str | None:
     return request.client.host if request.client is not None else None
 
 
+def cookie_session_token(connection: HTTPConnection) -> str | None:
+    """The ``ioc_session`` cookie's token when present and not oversized."""
+    token = connection.cookies.get(SESSION_COOKIE)
+    return token if token and len(token) <= MAX_COOKIE_TOKEN_CHARS else None
+
+
+def session_token(connection: HTTPConnection) -> str | None:
+    """The session token a request or WebSocket presents: ``Authorization: Bearer`` first, else the cookie.
+
+    For a re-check of a connection already authenticated (streams); ``authenticate`` also checks the CSRF
+    header of a cookie on unsafe methods."""
+    return bearer_token(connection.headers.get("authorization")) or cookie_session_token(connection)
+
+
 def _unauthenticated(runtime: AccessRuntime) -> HTTPException:
     runtime.stats.unauthenticated += 1
     return HTTPException(401, UNAUTHENTICATED, headers={"WWW-Authenticate": 'Bearer realm="ioc-central"'})
@@ -71,8 +86,8 @@ async def authenticate(request: Request, state: AppState, runtime: AccessRuntime
     """The principal of the request's session; HTTPException 401 (no session) or 403 (CSRF)."""
     token = bearer_token(request.headers.get("authorization"))
     if token is None:
-        token = request.cookies.get(SESSION_COOKIE)
-        if not token or len(token) > MAX_COOKIE_TOKEN_CHARS:
+        token = cookie_session_token(request)
+        if token is None:
             raise _unauthenticated(runtime)
         _check_csrf(request, token, runtime)
     async with state.pool.connection() as conn:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import anyio
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from central_ingest.access.passwords import KdfParams, dummy_hash
 from central_ingest.access.ratelimit import LoginRateLimiter
@@ -96,9 +97,14 @@ class AccessRuntime:
         return self._dummy_hash
 
 
-def get_access_runtime(request: Request, state: Annotated[AppState, Depends(get_app_state)]) -> AccessRuntime:
-    runtime = getattr(request.app.state, "ioc_access", None)
+def access_runtime(connection: HTTPConnection, state: AppState) -> AccessRuntime:
+    """The app's sign-in runtime (``app.state.ioc_access``), made on first use; for requests and WebSockets."""
+    runtime = getattr(connection.app.state, "ioc_access", None)
     if not isinstance(runtime, AccessRuntime):
         runtime = AccessRuntime.create(access_settings(state.settings))
-        request.app.state.ioc_access = runtime
+        connection.app.state.ioc_access = runtime
     return runtime
+
+
+def get_access_runtime(request: Request, state: Annotated[AppState, Depends(get_app_state)]) -> AccessRuntime:
+    return access_runtime(request, state)

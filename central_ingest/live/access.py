@@ -21,7 +21,6 @@ from central_ingest.access.principal import Principal
 from central_ingest.access.roles import Role
 from central_ingest.access.runtime import AccessRuntime
 from central_ingest.access.sessions import session_principal
-from central_ingest.access.settings import access_settings
 from central_ingest.auth_tokens import bearer_token
 from central_ingest.state import AppState
 
@@ -34,8 +33,6 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_TRY_LATER = 1013
 """The standard "try again later" code: a bound of the proxy is reached."""
 
-SESSION_COOKIE = "ioc_session"
-MAX_COOKIE_TOKEN_CHARS = 256
 MAX_REASON_BYTES = 123
 """A WebSocket close reason must fit in a control frame."""
 
@@ -62,23 +59,6 @@ def origin_allowed(websocket: WebSocket, extra_origins: tuple[str, ...]) -> bool
         return bearer_token(websocket.headers.get("authorization")) is not None
     allowed = {own_origin(websocket), *(o.rstrip("/").lower() for o in extra_origins)}
     return origin.rstrip("/").lower() in allowed
-
-
-def access_runtime(websocket: WebSocket, state: AppState) -> AccessRuntime:
-    """The app's sign-in runtime (``app.state.ioc_access``), made like ``get_access_runtime`` does."""
-    runtime = getattr(websocket.app.state, "ioc_access", None)
-    if not isinstance(runtime, AccessRuntime):
-        runtime = AccessRuntime.create(access_settings(state.settings))
-        websocket.app.state.ioc_access = runtime
-    return runtime
-
-
-def session_token(websocket: WebSocket) -> str | None:
-    token = bearer_token(websocket.headers.get("authorization"))
-    if token is not None:
-        return token
-    cookie = websocket.cookies.get(SESSION_COOKIE)
-    return cookie if cookie and len(cookie) <= MAX_COOKIE_TOKEN_CHARS else None
 
 
 async def websocket_principal(token: str | None, state: AppState, runtime: AccessRuntime) -> Principal | None:

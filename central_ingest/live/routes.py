@@ -21,9 +21,9 @@ from fastapi import APIRouter, Depends, FastAPI, Request, WebSocket
 from psycopg_pool import PoolTimeout
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from central_ingest.access.dependencies import require_role
+from central_ingest.access.dependencies import require_role, session_token
 from central_ingest.access.principal import Principal
-from central_ingest.access.runtime import AccessRuntime
+from central_ingest.access.runtime import AccessRuntime, access_runtime
 from central_ingest.access.scope import visible_sources
 from central_ingest.audit import AuditEntry, append_audit
 from central_ingest.live.access import (
@@ -33,10 +33,8 @@ from central_ingest.live.access import (
     CLOSE_UNAUTHENTICATED,
     LIVE_ROLES,
     STATS_ROLES,
-    access_runtime,
     close_reason,
     origin_allowed,
-    session_token,
     site_visible,
     websocket_principal,
 )

@@ -30,7 +30,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from psycopg_pool import PoolTimeout
 
-from central_ingest.access.dependencies import MAX_COOKIE_TOKEN_CHARS, SESSION_COOKIE
+from central_ingest.access.dependencies import session_token
 from central_ingest.access.principal import Principal
 from central_ingest.access.runtime import AccessRuntime, get_access_runtime
 from central_ingest.access.sessions import session_principal
@@ -39,7 +39,6 @@ from central_ingest.alerts.routes import ALERT_READ_ROLES, alert_reader, get_ale
 from central_ingest.alerts.scope import subject_visible, visible_subjects
 from central_ingest.alerts.service import AlertService
 from central_ingest.alerts.sinks.sse import HEARTBEAT_FRAME, SseBroker, StreamFilter, alert_frame
-from central_ingest.auth_tokens import bearer_token
 from central_ingest.state import AppState, get_app_state
 
 log = logging.getLogger(__name__)
@@ -80,15 +79,6 @@ def get_sse_broker(request: Request) -> SseBroker:
     return broker
 
 
-def request_session_token(request: Request) -> str | None:
-    """The session token the request was authenticated with, taken as ``authenticate`` takes it."""
-    token = bearer_token(request.headers.get("authorization"))
-    if token is not None:
-        return token
-    cookie = request.cookies.get(SESSION_COOKIE)
-    return cookie if cookie and len(cookie) <= MAX_COOKIE_TOKEN_CHARS else None
-
-
 async def stream_scope(
     request: Request,
     principal: Annotated[Principal, Depends(alert_reader)],
@@ -97,7 +87,7 @@ async def stream_scope(
     service: Annotated[AlertService, Depends(get_alert_service)],
 ) -> StreamScope:
     """The signed-in reader's visible subjects now, and the recheck of its session, roles and areas."""
-    token = request_session_token(request)
+    token = session_token(request)
 
     async def refresh() -> frozenset[str] | None:
         if token is None:  # cannot happen after alert_reader; fail closed all the same
